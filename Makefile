@@ -1,0 +1,35 @@
+# tlsreply: `make run` serves on port 4433, `make test` runs the test suite.
+# Both create the virtual environment in .venv on first use.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORT ?= 4433
+
+.PHONY: run test lint typecheck check clean
+
+# compat mode: with this flat layout the default (lenient) editable install
+# hides twisted/plugins/ from Twisted's plugin scan, and twistd would not
+# find tlsreply. The last line refreshes Twisted's plugin cache.
+$(BIN)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --config-settings editable_mode=compat -e '.[dev]'
+	$(BIN)/python -c "from twisted.plugin import IPlugin, getPlugins; list(getPlugins(IPlugin))"
+	touch $@
+
+run: $(BIN)/.installed
+	$(BIN)/twistd -n tlsreply --port $(PORT)
+
+test: $(BIN)/.installed
+	$(BIN)/trial tests
+	$(BIN)/pytest
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check tlsreply tests twisted
+	$(BIN)/mypy
+
+check: lint test
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info _trial_temp* .mypy_cache .ruff_cache

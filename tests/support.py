@@ -1,0 +1,242 @@
+"""
+Shared test helpers: a test CA, a real tlsreply server on 127.0.0.1, and
+blocking TLS clients (Python's C{ssl}, C{openssl}, C{curl}) that the
+asynchronous tests run in a thread or a subprocess.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import trustme
+from twisted.internet import reactor
+from twisted.internet.threads import deferToThread
+from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
+from twisted.trial.unittest import TestCase
+from zope.interface import provider
+
+from tlsreply import (
+    ReplyFactory,
+    TLSPolicy,
+    TLSReplyService,
+    buildCertificateOptions,
+    loadCredentials,
+    parseListenAddress,
+)
+
+LOOPBACK = "127.0.0.1"
+
+
+@dataclass
+class TestCertificates:
+    """
+    A fresh CA and a server certificate it issued, written to files.
+    """
+
+    ca: trustme.CA
+    caPath: Path
+    certificatePath: Path
+    keyPath: Path
+
+
+def temporaryDirectory(testCase: TestCase) -> Path:
+    """
+    A new directory, removed at the end of the test. (trial's C{mktemp}
+    makes paths relative to the working directory, which under pytest is
+    the checkout.)
+    """
+    path = Path(tempfile.mkdtemp(prefix="tlsreply-test-"))
+    testCase.addCleanup(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
+def makeCertificates(directory: Path, *names: str) -> TestCertificates:
+    """
+    Make a test CA and a server certificate for C{names} (default:
+    localhost, 127.0.0.1, ::1) in C{directory}.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = trustme.CA()
+    server = ca.issue_cert(*(names or ("localhost", "127.0.0.1", "::1")))
+    caPath = directory / "ca.pem"
+    certificatePath = directory / "server.pem"
+    keyPath = directory / "server.key"
+    ca.cert_pem.write_to_path(str(caPath))
+    certificatePath.write_bytes(b"".join(p.bytes() for p in server.cert_chain_pems))
+    server.private_key_pem.write_to_path(str(keyPath))
+    return TestCertificates(ca, caPath, certificatePath, keyPath)
+
+
+@dataclass
+class RunningServer:
+    """
+    A tlsreply server listening on 127.0.0.1 in this process.
+    """
+
+    port: int
+    certificates: TestCertificates
+    service: TLSReplyService
+    factory: ReplyFactory
+    events: list[LogEvent] = field(default_factory=list)
+
+    @property
+    def caPath(self) -> str:
+        return str(self.certificates.caPath)
+
+    def connectionEvents(self) -> list[LogEvent]:
+        """
+        The per-connection log events so far.
+        """
+        return [e for e in self.events if "outcome" in e]
+
+
+def captureLogEvents(testCase: TestCase) -> list[LogEvent]:
+    """
+    Collect every log event emitted until the end of the test.
+    """
+    events: list[LogEvent] = []
+
+    @provider(ILogObserver)
+    def observe(event: LogEvent) -> None:
+        events.append(event)
+
+    globalLogPublisher.addObserver(observe)
+    testCase.addCleanup(globalLogPublisher.removeObserver, observe)
+    return events
+
+
+async def startServer(
+    testCase: TestCase,
+    reply: bytes = b"test\n",
+    policy: TLSPolicy | None = None,
+    **factoryArguments: Any,
+) -> RunningServer:
+    """
+    Start tlsreply on an ephemeral 127.0.0.1 port with a certificate from a
+    fresh test CA; stop it (and wait for its connections) at test end.
+    """
+    events = captureLogEvents(testCase)
+    certificates = makeCertificates(temporaryDirectory(testCase))
+    credentials = loadCredentials(certificates.certificatePath, certificates.keyPath)
+    factory = ReplyFactory(reply, clock=reactor, **factoryArguments)
+    description = f"tcp:0:interface={LOOPBACK}"
+    service = TLSReplyService(
+        [(description, parseListenAddress(reactor, description))],
+        buildCertificateOptions(credentials, policy),
+        factory,
+        policy=policy,
+    )
+    service.startService()
+    testCase.addCleanup(service.stopService)
+    port = service.listeningPorts[0].getHost().port  # type: ignore[attr-defined]
+    return RunningServer(port, certificates, service, factory, events)
+
+
+def clientContext(
+    caPath: str,
+    configure: Callable[[ssl.SSLContext], None] | None = None,
+) -> ssl.SSLContext:
+    """
+    A verifying Python C{ssl} client context that trusts the test CA.
+    """
+    context = ssl.create_default_context(cafile=caPath)
+    if configure is not None:
+        configure(context)
+    return context
+
+
+@dataclass
+class SSLResult:
+    """
+    What a Python C{ssl} client saw.
+    """
+
+    data: bytes
+    version: str | None
+    cipher: str | None
+    sessionReused: bool
+    session: ssl.SSLSession | None
+    alpnProtocol: str | None
+
+
+def fetchWithSSL(
+    port: int,
+    context: ssl.SSLContext,
+    session: ssl.SSLSession | None = None,
+    sendFirst: bytes = b"",
+    serverName: str = "localhost",
+    timeout: float = 10.0,
+) -> SSLResult:
+    """
+    Connect, optionally send something first, then read until the server's
+    close_notify. Ragged EOFs are not suppressed: a server that closes TCP
+    without close_notify makes this raise C{ssl.SSLEOFError}.
+    """
+    with socket.create_connection((LOOPBACK, port), timeout=timeout) as raw:
+        with context.wrap_socket(
+            raw,
+            server_hostname=serverName,
+            session=session,
+            suppress_ragged_eofs=False,
+        ) as tls:
+            if sendFirst:
+                tls.sendall(sendFirst)
+            chunks = []
+            while chunk := tls.recv(65536):
+                chunks.append(chunk)
+            cipher = tls.cipher()
+            return SSLResult(
+                b"".join(chunks),
+                tls.version(),
+                cipher[0] if cipher else None,
+                bool(tls.session_reused),
+                tls.session,
+                tls.selected_alpn_protocol(),
+            )
+
+
+def inThread(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """
+    Run a blocking client in the reactor's thread pool, so that the server
+    in this process keeps running meanwhile.
+    """
+    return deferToThread(function, *args, **kwargs)
+
+
+def runCommand(
+    arguments: Sequence[str],
+    input: bytes = b"",
+    timeout: float = 30.0,
+    **kwargs: Any,
+) -> subprocess.CompletedProcess[bytes]:
+    """
+    Run a command (a real TLS client, or twistd) to completion.
+    """
+    return subprocess.run(
+        list(arguments),
+        input=input,
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+        **kwargs,
+    )
+
+
+def requireCommand(testCase: TestCase, name: str) -> str:
+    """
+    The path of a command-line tool, or skip the test if it is missing
+    (.ci/run installs every tool the suite uses).
+    """
+    path = shutil.which(name)
+    if path is None:
+        testCase.skipTest(f"{name} is not installed")
+    assert path is not None
+    return path

@@ -1,0 +1,385 @@
+"""
+tlsreply as clients see it on the wire: a real server on 127.0.0.1 and real
+TLS clients (Python's C{ssl}, C{openssl s_client}, C{curl}).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+import struct
+import time
+import warnings
+
+from twisted.trial.unittest import TestCase
+
+from tests.support import (
+    LOOPBACK,
+    RunningServer,
+    SSLResult,
+    clientContext,
+    fetchWithSSL,
+    inThread,
+    requireCommand,
+    runCommand,
+    startServer,
+    temporaryDirectory,
+)
+
+
+class ReplyTests(TestCase):
+    """
+    The reply arrives whole and the connection ends with close_notify.
+    """
+
+    async def test_replyIsByteExactAndEndsWithCloseNotify(self) -> None:
+        """
+        A Python C{ssl} client that does not suppress ragged EOFs reads the
+        reply byte for byte and then a clean TLS EOF (close_notify), and the
+        server logs one event for the connection.
+        """
+        server = await startServer(self, reply=b"hello\x00\xff world\r\n")
+        result: SSLResult = await inThread(
+            fetchWithSSL, server.port, clientContext(server.caPath)
+        )
+        self.assertEqual(result.data, b"hello\x00\xff world\r\n")
+        await server.service.stopService()
+        [event] = server.connectionEvents()
+        self.assertEqual(event["outcome"], "replied")
+        self.assertEqual(event["serverName"], "localhost")
+        self.assertEqual(event["tlsVersion"], "TLSv1.3")
+        self.assertTrue(event["peer"].startswith("127.0.0.1:"))
+        self.assertIsNotNone(event["group"])
+        self.assertGreater(event["duration"], 0)
+
+    async def test_opensslSClientPrintsReply(self) -> None:
+        """
+        C{openssl s_client} verifies the certificate and prints the reply.
+        """
+        openssl = requireCommand(self, "openssl")
+        server = await startServer(self)
+        result = await inThread(
+            runCommand,
+            [openssl, "s_client", "-connect", f"{LOOPBACK}:{server.port}",
+             "-servername", "localhost", "-CAfile", server.caPath,
+             "-verify_return_error", "-ign_eof"],
+        )
+        output = result.stdout.decode()
+        self.assertIn("\ntest\n", output)
+        self.assertIn("Verify return code: 0 (ok)", output)
+        self.assertEqual(result.returncode, 0, result.stderr)
+
+    async def test_requestSentFirstStillGetsWholeReply(self) -> None:
+        """
+        A client that sends an HTTP request right after the handshake, and
+        only then reads, still receives the whole reply followed by
+        close_notify: the server reads what was sent instead of racing the
+        reply with a TCP reset.
+        """
+        server = await startServer(self, reply=b"x" * 100_000 + b"\n")
+        request = b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n" * 50
+
+        def slowReader() -> SSLResult:
+            with socket.create_connection((LOOPBACK, server.port)) as raw:
+                with clientContext(server.caPath).wrap_socket(
+                    raw, server_hostname="localhost", suppress_ragged_eofs=False
+                ) as tls:
+                    tls.sendall(request)
+                    time.sleep(0.3)  # the reply and close_notify are sent now
+                    tls.sendall(request)
+                    chunks = []
+                    while chunk := tls.recv(65536):
+                        chunks.append(chunk)
+                    return SSLResult(b"".join(chunks), tls.version(), None, False, None, None)
+
+        result = await inThread(slowReader)
+        self.assertEqual(result.data, b"x" * 100_000 + b"\n")
+
+    async def test_curlWithALPN(self) -> None:
+        """
+        curl offers ALPN (h2, http/1.1); with no protocol configured the
+        server declines ALPN instead of failing the handshake, and curl
+        prints the reply.
+        """
+        curl = requireCommand(self, "curl")
+        server = await startServer(self)
+        result = await inThread(
+            runCommand,
+            [curl, "--silent", "--show-error", "--http0.9", "--noproxy", "*",
+             "--cacert", server.caPath, f"https://localhost:{server.port}/"],
+        )
+        self.assertEqual((result.returncode, result.stdout), (0, b"test\n"), result.stderr)
+
+    async def test_pythonClientOfferingALPN(self) -> None:
+        """
+        A Python client offering C{h2} and C{http/1.1} gets the reply and no
+        negotiated protocol.
+        """
+        server = await startServer(self)
+        context = clientContext(
+            server.caPath, lambda c: c.set_alpn_protocols(["h2", "http/1.1"])
+        )
+        result = await inThread(fetchWithSSL, server.port, context)
+        self.assertEqual((result.data, result.alpnProtocol), (b"test\n", None))
+
+
+class VersionTests(TestCase):
+    """
+    The highest version the client offers, from TLS 1.2 to 1.3.
+    """
+
+    async def _versionFor(
+        self, minimum: ssl.TLSVersion, maximum: ssl.TLSVersion
+    ) -> tuple[RunningServer, SSLResult]:
+        server = await startServer(self)
+
+        def configure(context: ssl.SSLContext) -> None:
+            context.minimum_version = minimum
+            context.maximum_version = maximum
+
+        result = await inThread(
+            fetchWithSSL, server.port, clientContext(server.caPath, configure)
+        )
+        self.assertEqual(result.data, b"test\n")
+        return server, result
+
+    async def test_tls13Client(self) -> None:
+        """
+        A client that offers TLS 1.2 and 1.3 gets TLS 1.3.
+        """
+        _, result = await self._versionFor(
+            ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.MAXIMUM_SUPPORTED
+        )
+        self.assertEqual(result.version, "TLSv1.3")
+
+    async def test_tls12OnlyClient(self) -> None:
+        """
+        A TLS 1.2-only client gets TLS 1.2 with a forward-secret AEAD suite.
+        """
+        _, result = await self._versionFor(ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_2)
+        self.assertEqual(result.version, "TLSv1.2")
+        assert result.cipher is not None
+        self.assertTrue(result.cipher.startswith("ECDHE-"), result.cipher)
+        self.assertRegex(result.cipher, "GCM|CHACHA20")
+
+    async def test_tls11OnlyClientIsRefused(self) -> None:
+        """
+        A client that offers only TLS 1.1 is refused with a protocol_version
+        alert, the server logs why, and keeps serving.
+        """
+        server = await startServer(self)
+
+        def configure(context: ssl.SSLContext) -> None:
+            # Let the client's own OpenSSL offer TLS 1.1 at all.
+            context.set_ciphers("DEFAULT:@SECLEVEL=0")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                context.minimum_version = ssl.TLSVersion.TLSv1_1
+                context.maximum_version = ssl.TLSVersion.TLSv1_1
+
+        with self.assertRaises(ssl.SSLError) as caught:
+            await inThread(
+                fetchWithSSL, server.port, clientContext(server.caPath, configure)
+            )
+        self.assertIn("PROTOCOL_VERSION", str(caught.exception).upper())
+        result = await inThread(fetchWithSSL, server.port, clientContext(server.caPath))
+        self.assertEqual(result.data, b"test\n")
+        await server.service.stopService()
+        failed = [e for e in server.connectionEvents() if e["outcome"] == "handshake-failed"]
+        self.assertEqual(len(failed), 1)
+        self.assertIn("unsupported protocol", failed[0]["reason"])
+
+    async def test_staticRSACipherIsRefused(self) -> None:
+        """
+        A TLS 1.2 client that offers only static-RSA key exchange finds no
+        shared cipher: the defaults admit forward-secret suites only.
+        """
+        server = await startServer(self)
+
+        def configure(context: ssl.SSLContext) -> None:
+            context.maximum_version = ssl.TLSVersion.TLSv1_2
+            context.set_ciphers("AES128-GCM-SHA256:AES256-SHA")
+
+        with self.assertRaises(ssl.SSLError):
+            await inThread(
+                fetchWithSSL, server.port, clientContext(server.caPath, configure)
+            )
+        await server.service.stopService()
+        [event] = server.connectionEvents()
+        self.assertIn("no shared cipher", event["reason"])
+
+
+class ResumptionTests(TestCase):
+    """
+    With the defaults, clients resume sessions.
+    """
+
+    async def _resume(self, configure: object) -> tuple[SSLResult, SSLResult, RunningServer]:
+        server = await startServer(self)
+        context = clientContext(server.caPath, configure)  # type: ignore[arg-type]
+        first = await inThread(fetchWithSSL, server.port, context)
+        second = await inThread(
+            fetchWithSSL, server.port, context, session=first.session
+        )
+        self.assertEqual((first.data, second.data), (b"test\n", b"test\n"))
+        self.assertFalse(first.sessionReused)
+        await server.service.stopService()
+        self.assertEqual(
+            [e["resumed"] for e in server.connectionEvents()], [False, True]
+        )
+        return first, second, server
+
+    async def test_tls13Ticket(self) -> None:
+        """
+        A TLS 1.3 client resumes with the ticket it was sent.
+        """
+        first, second, _ = await self._resume(None)
+        self.assertEqual(second.version, "TLSv1.3")
+        self.assertTrue(second.sessionReused)
+
+    async def test_tls12Ticket(self) -> None:
+        """
+        A TLS 1.2 client resumes with a session ticket.
+        """
+
+        def configure(context: ssl.SSLContext) -> None:
+            context.maximum_version = ssl.TLSVersion.TLSv1_2
+
+        _, second, _ = await self._resume(configure)
+        self.assertEqual(second.version, "TLSv1.2")
+        self.assertTrue(second.sessionReused)
+
+    async def test_tls12SessionID(self) -> None:
+        """
+        A TLS 1.2 client with tickets disabled resumes by session ID, from
+        the server-side session cache.
+        """
+
+        def configure(context: ssl.SSLContext) -> None:
+            context.maximum_version = ssl.TLSVersion.TLSv1_2
+            context.options |= ssl.OP_NO_TICKET
+
+        _, second, _ = await self._resume(configure)
+        self.assertEqual(second.version, "TLSv1.2")
+        self.assertTrue(second.sessionReused)
+
+    async def test_earlyDataIsRejected(self) -> None:
+        """
+        The server's tickets allow no early data, so C{openssl s_client
+        -early_data} resumes without sending it (1-RTT) and gets the reply
+        through the normal path.
+        """
+        openssl = requireCommand(self, "openssl")
+        server = await startServer(self)
+        directory = temporaryDirectory(self)
+        sessionPath = directory / "session.pem"
+        earlyPath = directory / "early.txt"
+        earlyPath.write_bytes(b"GET /replayable HTTP/1.1\r\n\r\n")
+        base = [openssl, "s_client", "-connect", f"{LOOPBACK}:{server.port}",
+                "-servername", "localhost", "-CAfile", server.caPath, "-ign_eof"]
+        first = await inThread(runCommand, base + ["-sess_out", str(sessionPath)])
+        self.assertEqual(first.returncode, 0, first.stderr)
+        session = await inThread(
+            runCommand, [openssl, "sess_id", "-in", str(sessionPath), "-noout", "-text"]
+        )
+        self.assertIn("Max Early Data: 0", session.stdout.decode())
+        second = await inThread(
+            runCommand,
+            base + ["-sess_in", str(sessionPath), "-early_data", str(earlyPath)],
+        )
+        output = second.stdout.decode()
+        self.assertEqual(second.returncode, 0, second.stderr)
+        self.assertIn("Reused, TLSv1.3", output)
+        self.assertRegex(output, "Early data was (not sent|rejected)")
+        self.assertNotIn("Early data was accepted", output)
+        self.assertIn("\ntest\n", output)
+
+
+class MisbehavingClientTests(TestCase):
+    """
+    Clients that stop half-way never hold the server or its descriptors.
+    """
+
+    async def test_idleClientIsClosedAfterCloseTimeout(self) -> None:
+        """
+        A client that reads the reply and then neither answers close_notify
+        nor closes sees the server close TCP within the close timeout
+        (3 seconds by default).
+        """
+        server = await startServer(self)
+
+        def readThenIdle() -> tuple[bytes, float, bytes]:
+            raw = socket.create_connection((LOOPBACK, server.port))
+            tls = clientContext(server.caPath).wrap_socket(
+                raw, server_hostname="localhost", suppress_ragged_eofs=False
+            )
+            try:
+                reply = tls.recv(100)
+                self.assertEqual(tls.recv(100), b"")  # close_notify
+                started = time.monotonic()
+                # Watch the TCP socket itself: it ends when the server closes.
+                watcher = socket.socket(fileno=os.dup(tls.fileno()))
+                watcher.settimeout(10)
+                try:
+                    tail = watcher.recv(100)
+                except ConnectionResetError:
+                    tail = b"<reset>"
+                finally:
+                    watcher.close()
+                return reply, time.monotonic() - started, tail
+            finally:
+                tls.close()
+
+        reply, waited, tail = await inThread(readThenIdle)
+        self.assertEqual(reply, b"test\n")
+        self.assertIn(tail, (b"", b"<reset>"))
+        self.assertLess(waited, 3.0 + 1.5)
+        self.assertGreater(waited, 2.0)
+        await server.service.stopService()
+        [event] = server.connectionEvents()
+        self.assertIn("did not close within 3s", event["closed"])
+
+    async def test_abortMidHandshakeIsLoggedAndNextClientServed(self) -> None:
+        """
+        A client that sends half a ClientHello and resets is logged as a
+        failed handshake, and the next client is served.
+        """
+        server = await startServer(self)
+
+        def abortMidHandshake() -> None:
+            raw = socket.create_connection((LOOPBACK, server.port))
+            # A TLS record header announcing 512 bytes, then only a few.
+            raw.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+            time.sleep(0.1)
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            raw.close()
+
+        await inThread(abortMidHandshake)
+        result = await inThread(fetchWithSSL, server.port, clientContext(server.caPath))
+        self.assertEqual(result.data, b"test\n")
+        await server.service.stopService()
+        outcomes = [e["outcome"] for e in server.connectionEvents()]
+        self.assertEqual(outcomes, ["handshake-failed", "replied"])
+        failed = server.connectionEvents()[0]
+        self.assertTrue(failed["peer"].startswith("127.0.0.1:"))
+
+    async def test_plainHTTPIsRefusedWithReason(self) -> None:
+        """
+        Plain-text HTTP sent to the TLS port fails the handshake with
+        OpenSSL's reason in the log, and the server keeps serving.
+        """
+        server = await startServer(self)
+
+        def plainHTTP() -> bytes:
+            with socket.create_connection((LOOPBACK, server.port), timeout=5) as raw:
+                raw.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                return raw.recv(100)
+
+        await inThread(plainHTTP)
+        result = await inThread(fetchWithSSL, server.port, clientContext(server.caPath))
+        self.assertEqual(result.data, b"test\n")
+        await server.service.stopService()
+        failed = server.connectionEvents()[0]
+        self.assertEqual(failed["outcome"], "handshake-failed")
+        self.assertIn("http request", failed["reason"])

@@ -1,0 +1,45 @@
+"""
+tlsreply: a TLS reply server built on Twisted.
+
+For every connection it completes the TLS server handshake, writes a fixed
+reply, sends close_notify and closes. The public API below is what an
+application needs to embed it::
+
+    from tlsreply import (
+        ReplyFactory, TLSReplyService, buildCertificateOptions,
+        loadCredentials, parseListenAddress,
+    )
+
+    credentials = loadCredentials("cert.pem", "key.pem")
+    service = TLSReplyService(
+        [("tcp:4433", parseListenAddress(reactor, "tcp:4433"))],
+        buildCertificateOptions(credentials),
+        ReplyFactory(b"hello\\n", clock=reactor),
+    )
+    service.setServiceParent(application)
+"""
+
+from tlsreply._version import __version__
+from tlsreply.credentials import ServerCredentials, loadCredentials
+from tlsreply.devcert import ensureDevelopmentCertificate
+from tlsreply.errors import ConfigurationError
+from tlsreply.handshake import HandshakeInfo
+from tlsreply.protocol import ReplyFactory, ReplyProtocol, wrapWithTLS
+from tlsreply.service import TLSReplyService, parseListenAddress
+from tlsreply.tlscontext import TLSPolicy, buildCertificateOptions
+
+__all__ = [
+    "ConfigurationError",
+    "HandshakeInfo",
+    "ReplyFactory",
+    "ReplyProtocol",
+    "ServerCredentials",
+    "TLSPolicy",
+    "TLSReplyService",
+    "__version__",
+    "buildCertificateOptions",
+    "ensureDevelopmentCertificate",
+    "loadCredentials",
+    "parseListenAddress",
+    "wrapWithTLS",
+]

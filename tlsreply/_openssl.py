@@ -1,0 +1,64 @@
+# -*- test-case-name: tests.test_openssl_binding -*-
+"""
+The one place where tlsreply uses pyOpenSSL's private binding.
+
+pyOpenSSL has no public API for two things tlsreply needs:
+
+  - whether a connection resumed a session (C{SSL_session_reused}), which
+    the connection log reports;
+  - a context's early-data limit (C{SSL_CTX_set_max_early_data}), which
+    tlsreply pins to zero so that 0-RTT is never accepted, whatever a
+    future OpenSSL default might be.
+
+Everything that touches C{OpenSSL._util.lib} lives here, so that a pyOpenSSL
+release that drops one of these symbols fails loudly at start-up (through
+L{checkBinding}) and in this module's test, not quietly at the first
+connection.
+"""
+
+from typing import Final
+
+from OpenSSL import SSL
+from OpenSSL._util import lib as _lib
+
+REQUIRED_SYMBOLS: Final = ("SSL_session_reused", "SSL_CTX_set_max_early_data")
+
+
+class MissingBindingError(RuntimeError):
+    """
+    The installed pyOpenSSL lacks a private binding that tlsreply needs.
+    """
+
+
+def checkBinding() -> None:
+    """
+    Fail at start-up, not at the first connection, if pyOpenSSL's private
+    binding lost a symbol tlsreply depends on.
+
+    @raise MissingBindingError: naming the missing symbols.
+    """
+    missing = [name for name in REQUIRED_SYMBOLS if not hasattr(_lib, name)]
+    if missing:
+        raise MissingBindingError(
+            "pyOpenSSL's private binding lacks " + ", ".join(missing)
+            + "; install a pyOpenSSL release that has them"
+        )
+
+
+def sessionReused(connection: SSL.Connection) -> bool:
+    """
+    Did this connection resume an earlier session (by ticket or session ID)?
+    """
+    return bool(_lib.SSL_session_reused(connection._ssl))
+
+
+def refuseEarlyData(context: SSL.Context) -> None:
+    """
+    Make the context advertise, and accept, no TLS 1.3 early data at all.
+
+    OpenSSL's server default is already zero; setting it explicitly keeps the
+    guarantee independent of that default. A client that offers 0-RTT then
+    gets an ordinary 1-RTT handshake.
+    """
+    if _lib.SSL_CTX_set_max_early_data(context._context, 0) != 1:
+        raise MissingBindingError("SSL_CTX_set_max_early_data(ctx, 0) failed")

@@ -1,0 +1,156 @@
+# -*- test-case-name: tests.test_devcert -*-
+"""
+A self-signed development certificate, so that C{twistd -n tlsreply} serves
+TLS with no set-up at all.
+
+It is made once in a folder (C{./certs/} of the working directory when run
+from the command line) and reused on later runs until it nears expiry, so
+that a client can pin or trust it (C{curl --cacert certs/dev-cert.pem}).
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from tlsreply.credentials import ServerCredentials, loadCredentials
+from tlsreply.errors import ConfigurationError
+
+CERTIFICATE_NAME = "dev-cert.pem"
+PRIVATE_KEY_NAME = "dev-key.pem"
+DNS_NAMES = ("localhost",)
+IP_ADDRESSES = ("127.0.0.1", "::1")
+LIFETIME = datetime.timedelta(days=365)
+RENEW_BEFORE = datetime.timedelta(days=14)
+
+
+@dataclass(frozen=True)
+class DevelopmentCertificate:
+    """
+    Where the development certificate is and whether this run made it.
+    """
+
+    certificatePath: Path
+    privateKeyPath: Path
+    credentials: ServerCredentials
+    created: bool
+
+
+def ensureDevelopmentCertificate(
+    directory: Path, now: datetime.datetime | None = None
+) -> DevelopmentCertificate:
+    """
+    Reuse the development certificate in C{directory}, or make a new one if
+    there is none, it cannot be loaded, or it expires within 14 days.
+
+    @param directory: created if missing.
+    @param now: the current time (UTC); for tests.
+    @raise ConfigurationError: if the folder or files cannot be written.
+    """
+    if now is None:
+        now = datetime.datetime.now(datetime.UTC)
+    certificatePath = directory / CERTIFICATE_NAME
+    keyPath = directory / PRIVATE_KEY_NAME
+    if certificatePath.exists() and keyPath.exists():
+        try:
+            credentials = loadCredentials(certificatePath, keyPath)
+        except ConfigurationError:
+            pass  # ours and unusable: make a new one below
+        else:
+            if credentials.certificate.not_valid_after_utc - now > RENEW_BEFORE:
+                return DevelopmentCertificate(certificatePath, keyPath, credentials, False)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        key = ec.generate_private_key(ec.SECP256R1())
+        certificate = _selfSigned(key, now)
+        # The key first: a certificate without its key must never be left.
+        _writeAtomically(
+            keyPath,
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            ),
+            mode=0o600,
+        )
+        _writeAtomically(
+            certificatePath,
+            certificate.public_bytes(serialization.Encoding.PEM),
+            mode=0o644,
+        )
+    except OSError as e:
+        raise ConfigurationError(
+            f"cannot create the development certificate in {directory}: "
+            f"{e.strerror or e}"
+        ) from None
+    credentials = ServerCredentials(certificate, key, (), certificatePath)
+    return DevelopmentCertificate(certificatePath, keyPath, credentials, True)
+
+
+def _selfSigned(key: ec.EllipticCurvePrivateKey, now: datetime.datetime) -> x509.Certificate:
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "tlsreply"),
+            x509.NameAttribute(NameOID.COMMON_NAME, "tlsreply development certificate"),
+        ]
+    )
+    sans: list[x509.GeneralName] = [x509.DNSName(n) for n in DNS_NAMES]
+    sans += [x509.IPAddress(ipaddress.ip_address(a)) for a in IP_ADDRESSES]
+    publicKey = key.public_key()
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(publicKey)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + LIFETIME)
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+        )
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(publicKey), critical=False
+        )
+        .sign(key, hashes.SHA256())
+    )
+
+
+def _writeAtomically(path: Path, data: bytes, mode: int) -> None:
+    """
+    Write a file under a temporary name and rename it into place, so that a
+    concurrent start never reads half a key.
+    """
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise

@@ -1,0 +1,273 @@
+# -*- test-case-name: tests.test_protocol,tests.test_wire -*-
+"""
+The reply protocol: write the reply, send close_notify, close.
+
+The protocol knows nothing about certificates or listening: it runs inside
+L{TLSMemoryBIOProtocol} (see L{wrapWithTLS}), so any stream endpoint can
+carry it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from OpenSSL import SSL
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.error import ConnectionAborted, ConnectionDone, ConnectionLost
+from twisted.internet.interfaces import (
+    IAddress,
+    IDelayedCall,
+    IHandshakeListener,
+    IReactorTime,
+)
+from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.logger import Logger
+from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from tlsreply.handshake import HandshakeInfo, describeHandshake
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
+
+DEFAULT_REPLY = b"test\n"
+DEFAULT_HANDSHAKE_TIMEOUT = 10.0
+DEFAULT_CLOSE_TIMEOUT = 3.0
+
+
+def formatAddress(address: IAddress) -> str:
+    """
+    Render a peer or listening address the way operators write them:
+    C{127.0.0.1:4433}, C{[::1]:4433}, C{unix:/run/tlsreply.sock}.
+    """
+    host = getattr(address, "host", None)
+    port = getattr(address, "port", None)
+    if host is not None and port is not None:
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    name = getattr(address, "name", None)
+    if name is not None:
+        path = name.decode("utf-8", "replace") if isinstance(name, bytes) else name
+        return f"unix:{path}"
+    return str(address)
+
+
+def describeFailure(reason: Failure) -> str:
+    """
+    One line saying why a connection ended, with OpenSSL's own reason
+    strings for TLS errors (C{"no shared cipher"}, C{"wrong version
+    number"}, ...).
+    """
+    error = reason.value
+    if isinstance(error, SSL.Error):
+        details = error.args[0] if error.args else []
+        if isinstance(details, list) and details:
+            return "; ".join(str(entry[-1]) for entry in details)
+        return f"TLS error: {error}"
+    if isinstance(error, ConnectionDone):
+        return "peer closed the connection"
+    if isinstance(error, ConnectionAborted):
+        return "connection aborted"
+    if isinstance(error, ConnectionLost):
+        return "connection lost (reset by peer)"
+    return f"{type(error).__name__}: {error}"
+
+
+@implementer(IHandshakeListener)
+class ReplyProtocol(Protocol):
+    """
+    Send the factory's reply to one client, then close the connection
+    cleanly.
+
+    C{connectionMade} writes the reply and calls C{loseConnection()} at
+    once; the TLS layer holds both until the handshake completes, then sends
+    the reply, then close_notify, then waits for the client's close_notify
+    before closing TCP. Reading goes on until then, so that a client which
+    sent something first (an HTTP request) is never answered with a TCP
+    reset that could destroy the reply in flight.
+
+    Two timers bound a connection's life, both on the factory's clock: the
+    handshake timer, from accept to handshake completion; and the close
+    timer, from handshake completion (when the reply and close_notify are
+    sent) to the client closing. When either expires the connection is
+    aborted: Twisted's TLS transport would otherwise wait for the client's
+    close_notify for ever, holding its descriptor.
+
+    @ivar handshake: what the handshake negotiated, once it has completed.
+    """
+
+    factory: ReplyFactory
+    # A TLSMemoryBIOProtocol in practice: ISSLTransport and ITCPTransport.
+    transport: Any
+    handshake: HandshakeInfo | None = None
+    _log = Logger()
+    _timer: IDelayedCall | None = None
+    _timeoutReason: str | None = None
+
+    def connectionMade(self) -> None:
+        """
+        Queue the reply and the close; the TLS layer sends them as soon as
+        the handshake allows.
+        """
+        factory = self.factory
+        self._acceptedAt = factory.clock.seconds()
+        self._peer = formatAddress(self.transport.getPeer())
+        factory.connections.add(self)
+        if factory.handshakeTimeout:
+            self._startTimer(
+                factory.handshakeTimeout,
+                f"handshake not completed within {factory.handshakeTimeout:g}s",
+            )
+        self.transport.write(factory.reply)
+        self.transport.loseConnection()
+
+    def handshakeCompleted(self) -> None:
+        """
+        Record what was negotiated and give the client
+        C{factory.closeTimeout} seconds to read the reply and close.
+        """
+        factory = self.factory
+        self.handshake = describeHandshake(
+            self.transport.getHandle(), factory.clock.seconds() - self._acceptedAt
+        )
+        self._cancelTimer()
+        if factory.closeTimeout:
+            self._startTimer(
+                factory.closeTimeout,
+                f"peer did not close within {factory.closeTimeout:g}s "
+                "of the reply and close_notify",
+            )
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Discard what the client sends: the reply does not depend on it.
+        Reading it still matters, see the class docstring.
+        """
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        """
+        Log the connection's one event and forget it.
+        """
+        self._cancelTimer()
+        self.factory.connections.discard(self)
+        closed = self._timeoutReason or describeFailure(reason)
+        if self.handshake is None:
+            self._log.info(
+                "handshake failed with {peer}: {reason}",
+                peer=self._peer,
+                reason=closed,
+                outcome="handshake-failed",
+            )
+        else:
+            self._log.info(
+                "replied to {peer}: {tlsVersion} {cipher} group={group} "
+                "resumed={resumed} sni={serverName} alpn={alpnProtocol} "
+                "handshake={handshakeMilliseconds:.1f}ms; {closed}",
+                peer=self._peer,
+                outcome="replied",
+                closed=closed,
+                handshakeMilliseconds=self.handshake.duration * 1000,
+                **self.handshake.asLogFields(),
+            )
+        self.factory.connectionEnded(self)
+
+    def _startTimer(self, seconds: float, why: str) -> None:
+        self._timer = self.factory.clock.callLater(seconds, self._timeOut, why)
+
+    def _cancelTimer(self) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+
+    def _timeOut(self, why: str) -> None:
+        self._timer = None
+        self._timeoutReason = why
+        self.transport.abortConnection()
+
+
+class ReplyFactory(Factory[ReplyProtocol]):
+    """
+    Makes a L{ReplyProtocol} for every connection and keeps the settings
+    they share.
+
+    @ivar reply: the bytes every client receives.
+    @ivar clock: the time source for timers and handshake durations.
+    @ivar handshakeTimeout: seconds from accept to a completed handshake;
+        C{0} for no limit.
+    @ivar closeTimeout: seconds the client has, after the reply and
+        close_notify were sent, to close; C{0} for no limit.
+    @ivar connections: the connections in progress.
+    """
+
+    protocol = ReplyProtocol
+    noisy = False
+
+    def __init__(
+        self,
+        reply: bytes = DEFAULT_REPLY,
+        clock: IReactorTime | None = None,
+        handshakeTimeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+        closeTimeout: float = DEFAULT_CLOSE_TIMEOUT,
+    ) -> None:
+        """
+        @raise ValueError: for an empty reply (TLS would then have nothing
+            to wait for and drop the connection mid-handshake) or a negative
+            timeout.
+        """
+        if not isinstance(reply, bytes) or not reply:
+            raise ValueError("the reply must be at least one byte")
+        if handshakeTimeout < 0 or closeTimeout < 0:
+            raise ValueError("timeouts must be zero (no limit) or positive")
+        if clock is None:
+            from twisted.internet import reactor
+
+            clock = reactor
+        self.reply = reply
+        self.clock: IReactorTime = clock
+        self.handshakeTimeout = handshakeTimeout
+        self.closeTimeout = closeTimeout
+        self.connections: set[ReplyProtocol] = set()
+        self._idleWaiters: list[Deferred[None]] = []
+
+    def connectionEnded(self, protocol: ReplyProtocol) -> None:
+        """
+        Called by each protocol as it goes; wakes L{whenIdle} waiters.
+        """
+        if not self.connections:
+            waiters, self._idleWaiters = self._idleWaiters, []
+            for waiter in waiters:
+                waiter.callback(None)
+
+    def whenIdle(self) -> Deferred[None]:
+        """
+        @return: a L{Deferred} that fires once no connection is in progress.
+        """
+        if not self.connections:
+            return succeed(None)
+        waiter: Deferred[None] = Deferred()
+        self._idleWaiters.append(waiter)
+        return waiter
+
+    def abortAll(self) -> int:
+        """
+        Abort every connection in progress.
+
+        @return: how many were aborted.
+        """
+        protocols = list(self.connections)
+        for protocol in protocols:
+            protocol.transport.abortConnection()
+        return len(protocols)
+
+
+def wrapWithTLS(
+    contextFactory: IOpenSSLServerConnectionCreator,
+    factory: ReplyFactory,
+) -> TLSMemoryBIOFactory:
+    """
+    Put TLS around a L{ReplyFactory}, so that any stream endpoint
+    (C{tcp:}, C{unix:}, C{haproxy:}, C{systemd:}) can carry it.
+
+    @param contextFactory: usually from L{buildCertificateOptions}.
+    """
+    return TLSMemoryBIOFactory(contextFactory, False, factory, clock=factory.clock)

@@ -1,0 +1,216 @@
+# -*- test-case-name: tests.test_service,tests.test_wire -*-
+"""
+The listening service: a L{ReplyFactory} wrapped in TLS on one or more
+endpoints, with a fail-fast start and a graceful stop.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from tlsreply.errors import ConfigurationError
+from tlsreply.protocol import ReplyFactory, formatAddress, wrapWithTLS
+from tlsreply.tlscontext import TLSPolicy
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
+
+DEFAULT_SHUTDOWN_GRACE = 5.0
+
+
+def parseListenAddress(reactor: object, description: str) -> IStreamServerEndpoint:
+    """
+    Turn a listening address into an endpoint.
+
+    A bare port number means C{tcp:N}; anything else is a Twisted server
+    endpoint description (C{tcp:4433:interface=::}, C{unix:/run/t.sock},
+    C{haproxy:tcp:4433}, C{systemd:domain=INET:index=0}). TLS is not part of
+    the description: tlsreply wraps the factory, so every kind carries it.
+
+    @raise ConfigurationError: for a description Twisted cannot parse.
+    """
+    description = description.strip()
+    if re.fullmatch(r"\d+", description):
+        description = f"tcp:{description}"
+    if description.split(":", 1)[0] in ("ssl", "tls"):
+        raise ConfigurationError(
+            f"listen address {description!r}: tlsreply adds TLS itself; "
+            "use a plain stream endpoint such as tcp:4433"
+        )
+    try:
+        return serverFromString(reactor, description)
+    except (ValueError, TypeError, KeyError, IndexError) as e:
+        raise ConfigurationError(
+            f"bad listen address {description!r}: {e or type(e).__name__}"
+        ) from None
+
+
+class TLSReplyService(Service):
+    """
+    Serve a L{ReplyFactory} over TLS on every given endpoint.
+
+    Listening happens in C{privilegedStartService} (so twistd binds before
+    dropping privileges) and a failure to listen is raised there, at
+    start-up, as a L{ConfigurationError}. Stopping stops listening at once,
+    lets connections in progress finish for up to C{shutdownGrace} seconds,
+    then aborts the rest.
+
+    @ivar listeningPorts: the ports, once listening.
+    """
+
+    _log = Logger()
+
+    def __init__(
+        self,
+        endpoints: Sequence[tuple[str, IStreamServerEndpoint]],
+        contextFactory: IOpenSSLServerConnectionCreator,
+        replyFactory: ReplyFactory,
+        policy: TLSPolicy | None = None,
+        shutdownGrace: float = DEFAULT_SHUTDOWN_GRACE,
+    ) -> None:
+        """
+        @param endpoints: (description, endpoint) pairs; the description is
+            used in messages.
+        @param contextFactory: usually from L{buildCertificateOptions}.
+        @param replyFactory: makes the protocol for each connection.
+        @param policy: the TLS policy, only to report it at start-up.
+        @param shutdownGrace: seconds that connections in progress get to
+            finish when the service stops.
+        """
+        if not endpoints:
+            raise ConfigurationError("no listen address given")
+        self.endpoints = list(endpoints)
+        self.replyFactory = replyFactory
+        self.tlsFactory = wrapWithTLS(contextFactory, replyFactory)
+        self.policy = policy if policy is not None else TLSPolicy()
+        self.shutdownGrace = shutdownGrace
+        self.listeningPorts: list[IListeningPort] = []
+        self._listening: Deferred[None] | None = None
+
+    def privilegedStartService(self) -> None:
+        super().privilegedStartService()
+        self._listen()
+
+    def startService(self) -> None:
+        super().startService()
+        self._listen()
+
+    def _listen(self) -> None:
+        if self._listening is not None:
+            return
+        pending: list[Deferred[None]] = []
+        for description, endpoint in self.endpoints:
+            errors: list[ConfigurationError] = []
+            listening = endpoint.listen(self.tlsFactory)
+            listening.addCallbacks(
+                self.listeningPorts.append,
+                self._listenFailed,
+                errbackArgs=(description, errors),
+            )
+            if errors:
+                # Most endpoints fail synchronously (address in use,
+                # permission denied): fail the start, leave nothing bound.
+                self._stopListening()
+                raise errors[0]
+            pending.append(listening.addCallback(self._logLateErrors, errors))
+        self._listening = DeferredList(pending).addCallback(
+            lambda _: self._logStarted()
+        )
+
+    @staticmethod
+    def _listenFailed(
+        failure: Failure, description: str, errors: list[ConfigurationError]
+    ) -> None:
+        errors.append(_listenError(description, failure))
+
+    def _logLateErrors(self, _: object, errors: list[ConfigurationError]) -> None:
+        """
+        Report listening failures of endpoints that fail asynchronously.
+        """
+        for error in errors:
+            self._log.error("{error}", error=str(error))
+
+    def _logStarted(self) -> None:
+        self._log.info(
+            "tlsreply listening on {addresses}; TLS policy: {policyText}",
+            addresses=self.addresses,
+            policy=self.policy.describe(),
+            policyText=", ".join(f"{k}={v}" for k, v in self.policy.describe().items()),
+            reply=self.replyFactory.reply,
+            handshakeTimeout=self.replyFactory.handshakeTimeout,
+            closeTimeout=self.replyFactory.closeTimeout,
+        )
+
+    @property
+    def addresses(self) -> list[str]:
+        """
+        The addresses listened on, e.g. C{["127.0.0.1:4433"]}.
+        """
+        return [formatAddress(port.getHost()) for port in self.listeningPorts]
+
+    def _stopListening(self) -> Deferred[None]:
+        ports, self.listeningPorts = self.listeningPorts, []
+        stopped = DeferredList([maybeDeferred(port.stopListening) for port in ports])
+        return stopped.addCallback(lambda _: None)
+
+    def stopService(self) -> Deferred[None]:
+        """
+        Stop listening, then wait up to C{shutdownGrace} seconds for the
+        connections in progress before aborting the rest.
+        """
+        super().stopService()
+        self._listening = None
+        factory = self.replyFactory
+        clock = factory.clock
+        stopped = self._stopListening()
+
+        def drain(_: object) -> Deferred[None]:
+            inProgress = len(factory.connections)
+            if not inProgress:
+                self._log.info("tlsreply stopped; no connection was in progress")
+                return succeed(None)
+            self._log.info(
+                "tlsreply stopped listening; waiting up to {grace:g}s for "
+                "{inProgress} connection(s) in progress",
+                grace=self.shutdownGrace,
+                inProgress=inProgress,
+            )
+            idle = factory.whenIdle()
+            timer = clock.callLater(self.shutdownGrace, abortStragglers)
+
+            def done(result: None) -> None:
+                if timer.active():
+                    timer.cancel()
+                    self._log.info("all connections finished")
+
+            return idle.addCallback(done)
+
+        def abortStragglers() -> None:
+            aborted = factory.abortAll()
+            self._log.warn(
+                "aborted {aborted} connection(s) still open after {grace:g}s",
+                aborted=aborted,
+                grace=self.shutdownGrace,
+            )
+
+        return stopped.addCallback(drain)
+
+
+def _listenError(description: str, failure: Failure) -> ConfigurationError:
+    error = failure.value
+    if isinstance(error, CannotListenError) and error.socketError is not None:
+        socketError = error.socketError
+        why = getattr(socketError, "strerror", None) or str(socketError)
+    else:
+        why = str(error) or type(error).__name__
+    return ConfigurationError(f"cannot listen on {description}: {why}")
