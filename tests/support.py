@@ -20,7 +20,7 @@ import trustme
 from twisted.internet import reactor
 from twisted.internet.threads import deferToThread
 from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import provider
 
 from tlsreply import (
@@ -47,7 +47,7 @@ class TestCertificates:
     keyPath: Path
 
 
-def temporaryDirectory(testCase: TestCase) -> Path:
+def temporaryDirectory(testCase: SynchronousTestCase) -> Path:
     """
     A new directory, removed at the end of the test. (trial's C{mktemp}
     makes paths relative to the working directory, which under pytest is
@@ -98,7 +98,7 @@ class RunningServer:
         return [e for e in self.events if "outcome" in e]
 
 
-def captureLogEvents(testCase: TestCase) -> list[LogEvent]:
+def captureLogEvents(testCase: SynchronousTestCase) -> list[LogEvent]:
     """
     Collect every log event emitted until the end of the test.
     """
@@ -230,7 +230,7 @@ def runCommand(
     )
 
 
-def requireCommand(testCase: TestCase, name: str) -> str:
+def requireCommand(testCase: SynchronousTestCase, name: str) -> str:
     """
     The path of a command-line tool, or skip the test if it is missing
     (.ci/run installs every tool the suite uses).

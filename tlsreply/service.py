@@ -6,6 +6,7 @@ endpoints, with a fail-fast start and a graceful stop.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -39,7 +40,7 @@ def parseListenAddress(reactor: object, description: str) -> IStreamServerEndpoi
 
     @raise ConfigurationError: for a description Twisted cannot parse.
     """
-    description = description.strip()
+    description = _escapeIPv6Interface(description.strip())
     if re.fullmatch(r"\d+", description):
         description = f"tcp:{description}"
     if description.split(":", 1)[0] in ("ssl", "tls"):
@@ -53,6 +54,28 @@ def parseListenAddress(reactor: object, description: str) -> IStreamServerEndpoi
         raise ConfigurationError(
             f"bad listen address {description!r}: {e or type(e).__name__}"
         ) from None
+
+
+_BARE_IPV6_INTERFACE = re.compile(
+    r"(?<=interface=)((?:[0-9A-Fa-f]*:)+[0-9A-Fa-f.]*)(?=$|:[A-Za-z]+=)"
+)
+
+
+def _escapeIPv6Interface(description: str) -> str:
+    """
+    Accept C{tcp:4433:interface=::} as people write it: Twisted's syntax
+    wants the address's colons escaped (C{interface=\\:\\:}).
+    """
+
+    def escape(match: re.Match[str]) -> str:
+        address = match.group(1)
+        try:
+            ipaddress.IPv6Address(address)
+        except ValueError:
+            return address
+        return address.replace(":", "\\:")
+
+    return _BARE_IPV6_INTERFACE.sub(escape, description)
 
 
 class TLSReplyService(Service):

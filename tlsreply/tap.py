@@ -245,18 +245,24 @@ def _reply(options: Options) -> bytes:
 class _ExitOnConfigurationError(MultiService):
     """
     The top service of the command line: a failure to listen (address in
-    use, permission denied) ends the program with one line instead of a
-    traceback.
+    use, permission denied) ends the program with exit status 1 and one
+    critical log line instead of a traceback.
+
+    By the time twistd starts services its log has replaced stdout and
+    stderr, so the message goes to the log, where the operator of a daemon
+    will look for it.
     """
 
     def privilegedStartService(self) -> None:
         try:
             super().privilegedStartService()
         except ConfigurationError as e:
-            raise SystemExit(f"tlsreply: {e}") from None
+            _log.critical("tlsreply: {error}", error=str(e))
+            raise SystemExit(1) from None
 
     def startService(self) -> None:
         try:
             super().startService()
         except ConfigurationError as e:
-            raise SystemExit(f"tlsreply: {e}") from None
+            _log.critical("tlsreply: {error}", error=str(e))
+            raise SystemExit(1) from None

@@ -1,0 +1,247 @@
+"""
+L{ReplyProtocol} and L{ReplyFactory} over real OpenSSL on an in-memory
+transport (L{twisted.test.iosim}), with a fake clock for the timers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionAborted, ConnectionDone
+from twisted.internet.interfaces import IHandshakeListener
+from twisted.internet.protocol import ClientFactory, Protocol
+from twisted.internet.ssl import Certificate, optionsForClientTLS
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
+from twisted.python.failure import Failure
+from twisted.test.iosim import FakeTransport, IOPump, connectedServerAndClient
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+
+from tests.support import captureLogEvents, makeCertificates, temporaryDirectory
+from tlsreply import ReplyFactory, buildCertificateOptions, loadCredentials, wrapWithTLS
+from tlsreply.protocol import ReplyProtocol
+
+PEER = IPv4Address("TCP", "192.0.2.7", 50000)
+SERVER = IPv4Address("TCP", "192.0.2.1", 4433)
+
+
+@implementer(IHandshakeListener)
+class RecordingClient(Protocol):
+    """
+    A TLS client that records what it receives and how the connection ended.
+    """
+
+    def __init__(self) -> None:
+        self.received = b""
+        self.handshook = False
+        self.lostReason: Failure | None = None
+
+    def handshakeCompleted(self) -> None:
+        self.handshook = True
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received += data
+
+    def connectionLost(self, reason: Failure = Failure(ConnectionDone())) -> None:  # noqa: B008
+        self.lostReason = reason
+
+
+class InMemoryServerTests(SynchronousTestCase):
+    """
+    The protocol's behaviour, driven step by step.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.events = captureLogEvents(self)
+        self.certificates = makeCertificates(temporaryDirectory(self))
+        self.options = buildCertificateOptions(
+            loadCredentials(
+                self.certificates.certificatePath, self.certificates.keyPath
+            )
+        )
+
+    def _connect(
+        self, **factoryArguments: Any
+    ) -> tuple[RecordingClient, ReplyProtocol, IOPump]:
+        factory = ReplyFactory(clock=self.clock, **factoryArguments)
+        serverFactory = wrapWithTLS(self.options, factory)
+        client = RecordingClient()
+        trustRoot = Certificate.loadPEM(self.certificates.ca.cert_pem.bytes())
+        clientFactory = TLSMemoryBIOFactory(
+            optionsForClientTLS("localhost", trustRoot=trustRoot),
+            True,
+            ClientFactory.forProtocol(lambda: client),
+            clock=self.clock,
+        )
+        clientTLS, serverTLS, pump = connectedServerAndClient(
+            lambda: serverFactory.buildProtocol(PEER),
+            lambda: clientFactory.buildProtocol(PEER),
+            serverTransportFactory=lambda p: FakeTransport(p, True, SERVER, PEER),
+            clientTransportFactory=lambda p: FakeTransport(p, False, PEER, SERVER),
+            greet=False,
+            clock=self.clock,
+        )
+        server = serverTLS.wrappedProtocol
+        assert isinstance(server, ReplyProtocol)
+        return client, server, pump
+
+    def _connectionEvents(self) -> list[dict[str, Any]]:
+        return [e for e in self.events if "outcome" in e]
+
+    def test_replyThenCloseNotify(self) -> None:
+        """
+        The client receives the reply after the handshake, then the
+        server's close_notify ends the connection cleanly for both sides,
+        and the server logs one event with what was negotiated.
+        """
+        client, server, pump = self._connect()
+        pump.flush()
+        self.assertTrue(client.handshook)
+        self.assertEqual(client.received, b"test\n")
+        assert client.lostReason is not None
+        client.lostReason.trap(ConnectionDone)
+        [event] = self._connectionEvents()
+        self.assertEqual(event["outcome"], "replied")
+        self.assertEqual(event["peer"], "192.0.2.7:50000")
+        self.assertEqual(event["serverName"], "localhost")
+        self.assertFalse(event["resumed"])
+        self.assertIn("peer closed the connection", event["closed"])
+        self.assertEqual(server.factory.connections, set())
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_nothingIsSentBeforeTheHandshake(self) -> None:
+        """
+        The reply is queued in connectionMade but goes out only once the
+        handshake has completed: the first server flight holds no
+        application data a passive observer could read.
+        """
+        client, server, pump = self._connect(reply=b"SECRET-REPLY")
+        pump.pump()
+        pump.pump()
+        self.assertIsNone(server.handshake)
+        self.assertEqual(client.received, b"")
+        pump.flush()
+        self.assertEqual(client.received, b"SECRET-REPLY")
+
+    def test_closeTimeoutAbortsSilentClient(self) -> None:
+        """
+        A client that never answers the server's close_notify is cut off
+        C{closeTimeout} seconds after the handshake, and the log says why.
+        """
+        client, server, pump = self._connect(closeTimeout=3)
+        for _ in range(10):
+            if server.handshake is not None:
+                break
+            pump.pump()
+        self.assertIsNotNone(server.handshake)
+        # The client stops reading here: nothing more is pumped to it.
+        self.clock.advance(2.9)
+        self.assertFalse(pump.serverIO.disconnecting)
+        self.clock.advance(0.2)
+        self.assertTrue(pump.serverIO.disconnecting)
+        pump.flush()
+        [event] = self._connectionEvents()
+        self.assertEqual(event["outcome"], "replied")
+        self.assertIn("did not close within 3s", event["closed"])
+        self.assertEqual(server.factory.connections, set())
+
+    def test_handshakeTimeoutAbortsSilentClient(self) -> None:
+        """
+        A client that connects and sends nothing is aborted after
+        C{handshakeTimeout} seconds and logged as a failed handshake.
+        """
+        factory = ReplyFactory(clock=self.clock, handshakeTimeout=10)
+        tls = wrapWithTLS(self.options, factory).buildProtocol(PEER)
+        assert isinstance(tls, TLSMemoryBIOProtocol)
+        transport = StringTransport(peerAddress=PEER)
+        tls.makeConnection(transport)
+        self.clock.advance(9.9)
+        self.assertFalse(transport.disconnecting)
+        self.clock.advance(0.2)
+        self.assertTrue(transport.disconnecting)
+        tls.connectionLost(Failure(ConnectionAborted()))
+        [event] = self._connectionEvents()
+        self.assertEqual(event["outcome"], "handshake-failed")
+        self.assertEqual(event["reason"], "handshake not completed within 10s")
+        self.assertEqual(factory.connections, set())
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_zeroTimeoutsMeanNoTimers(self) -> None:
+        """
+        With both timeouts set to 0 no timer is ever scheduled.
+        """
+        client, server, pump = self._connect(handshakeTimeout=0, closeTimeout=0)
+        for _ in range(10):
+            # Only TLS's own zero-delay write aggregation may be pending.
+            self.assertEqual(
+                [c for c in self.clock.getDelayedCalls() if c.getTime() > 0], []
+            )
+            pump.pump()
+        pump.flush()
+        self.assertEqual(client.received, b"test\n")
+
+    def test_clientDataIsReadAndIgnored(self) -> None:
+        """
+        What the client sends after the handshake is read and discarded; it
+        does not change the reply or the clean close.
+        """
+        client, server, pump = self._connect()
+        for _ in range(10):
+            if client.handshook:
+                break
+            pump.pump()
+        assert client.handshook
+        # The client's TLS transport is the protocol's transport.
+        clientTransport: Any = client.transport
+        clientTransport.write(b"GET / HTTP/1.1\r\n\r\n")
+        pump.flush()
+        self.assertEqual(client.received, b"test\n")
+        assert client.lostReason is not None
+        client.lostReason.trap(ConnectionDone)
+
+
+class ReplyFactoryTests(SynchronousTestCase):
+    """
+    L{ReplyFactory}'s arguments and connection bookkeeping.
+    """
+
+    def test_emptyReplyIsRefused(self) -> None:
+        """
+        An empty reply would leave TLS nothing to wait for (Twisted then
+        aborts the connection mid-handshake), so it is refused up front.
+        """
+        self.assertRaises(ValueError, ReplyFactory, b"", clock=Clock())
+
+    def test_negativeTimeoutIsRefused(self) -> None:
+        """
+        A negative timeout is an error, not "no limit".
+        """
+        self.assertRaises(ValueError, ReplyFactory, clock=Clock(), handshakeTimeout=-1)
+        self.assertRaises(ValueError, ReplyFactory, clock=Clock(), closeTimeout=-0.5)
+
+    def test_whenIdleAndAbortAll(self) -> None:
+        """
+        L{ReplyFactory.whenIdle} fires once the last connection is gone;
+        L{ReplyFactory.abortAll} aborts every connection in progress.
+        """
+        clock = Clock()
+        factory = ReplyFactory(clock=clock)
+        self.assertIsNone(self.successResultOf(factory.whenIdle()))
+        transports = []
+        for port in (1, 2):
+            protocol = factory.buildProtocol(PEER)
+            assert protocol is not None
+            transport = StringTransport(peerAddress=IPv4Address("TCP", "10.0.0.1", port))
+            protocol.makeConnection(transport)
+            transports.append((protocol, transport))
+        idle = factory.whenIdle()
+        self.assertNoResult(idle)
+        self.assertEqual(factory.abortAll(), 2)
+        self.assertTrue(all(t.disconnecting for _, t in transports))
+        for protocol, _ in transports:
+            protocol.connectionLost(Failure(ConnectionAborted()))
+        self.assertIsNone(self.successResultOf(idle))

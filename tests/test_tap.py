@@ -1,0 +1,416 @@
+"""
+The command line (L{tlsreply.tap}): parsing, wiring onto a reactor, and one
+readable line for every bad setting.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from twisted.application.service import IService
+from twisted.internet import reactor
+from twisted.internet.testing import MemoryReactor
+from twisted.logger import LogLevel
+from twisted.protocols.haproxy._wrapper import HAProxyWrappingFactory
+from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests.support import captureLogEvents, makeCertificates, temporaryDirectory
+from tlsreply.protocol import ReplyFactory
+from tlsreply.service import TLSReplyService
+from tlsreply.tap import Options, makeService
+
+
+def parse(*arguments: str) -> Options:
+    """
+    Parse a command line the way twistd does.
+    """
+    options = Options()
+    options.parseOptions(list(arguments))
+    return options
+
+
+class OptionsTests(SynchronousTestCase):
+    """
+    What the options parse to.
+    """
+
+    def test_defaults(self) -> None:
+        """
+        With no options tlsreply listens on tcp:4433 with the development
+        certificate and replies C{test\\n}, with the documented timeouts.
+        """
+        options = parse()
+        self.assertEqual(
+            {k: options[k] for k in options if k != "help" and k != "version"},
+            {
+                "port": None,
+                "listen": ["tcp:4433"],
+                "cert": None,
+                "key": None,
+                "chain": None,
+                "reply": None,
+                "reply-file": None,
+                "handshake-timeout": 10.0,
+                "close-timeout": 3.0,
+                "shutdown-grace": 5.0,
+            },
+        )
+
+    def test_portAndRepeatedListen(self) -> None:
+        """
+        C{--port} and every C{--listen} each add a listening address, in
+        order.
+        """
+        options = parse("--port", "4433", "--listen", "tcp:8443:interface=::1",
+                        "--listen", "unix:/tmp/t.sock")
+        self.assertEqual(
+            options["listen"], ["4433", "tcp:8443:interface=::1", "unix:/tmp/t.sock"]
+        )
+
+    def test_replyEscapesAreDecoded(self) -> None:
+        """
+        C{--reply} decodes backslash escapes into the exact bytes sent.
+        """
+        self.assertEqual(parse("--reply", "OK\\r\\n\\x00").get("reply"), b"OK\r\n\x00")
+
+    def test_timeouts(self) -> None:
+        """
+        The timeouts parse as seconds.
+        """
+        options = parse("--handshake-timeout", "2.5", "--close-timeout", "0",
+                        "--shutdown-grace", "30")
+        self.assertEqual(
+            (options["handshake-timeout"], options["close-timeout"],
+             options["shutdown-grace"]),
+            (2.5, 0.0, 30.0),
+        )
+
+    def assertUsageError(self, message: str, *arguments: str) -> None:
+        """
+        Parsing C{arguments} exits with one line that contains C{message}.
+        """
+        with self.assertRaises(SystemExit) as caught:
+            parse(*arguments)
+        text = str(caught.exception.code)
+        self.assertIn(message, text)
+        self.assertNotIn("\n", text)
+        self.assertTrue(text.startswith("tlsreply: "), text)
+
+    def test_badEscape(self) -> None:
+        """
+        An unknown escape names itself and its position.
+        """
+        self.assertUsageError("bad escape \\q at position 2", "--reply", "ab\\q")
+
+    def test_emptyReply(self) -> None:
+        """
+        An empty reply is refused.
+        """
+        self.assertUsageError("the reply is empty", "--reply", "")
+
+    def test_replyAndReplyFile(self) -> None:
+        """
+        C{--reply} and C{--reply-file} exclude each other.
+        """
+        self.assertUsageError("not both", "--reply", "x", "--reply-file", "/etc/hosts")
+
+    def test_keyWithoutCertificate(self) -> None:
+        """
+        C{--key} alone would be ignored silently; it is an error.
+        """
+        self.assertUsageError("--key and --chain need --cert", "--key", "k.pem")
+
+    def test_badTimeout(self) -> None:
+        """
+        A timeout must be a non-negative number.
+        """
+        self.assertUsageError("expected seconds", "--handshake-timeout", "soon")
+        self.assertUsageError("expected seconds", "--close-timeout", "-1")
+
+    def test_unknownOption(self) -> None:
+        """
+        An unknown option is one line too, not the whole help text.
+        """
+        self.assertUsageError("--bogus", "--bogus")
+
+
+class MakeServiceTests(SynchronousTestCase):
+    """
+    L{makeService} wires the parsed options onto a reactor.
+    """
+
+    def setUp(self) -> None:
+        self.directory = temporaryDirectory(self)
+        self.certificates = makeCertificates(self.directory)
+        self.events = captureLogEvents(self)
+
+    def serve(self, *arguments: str, reactor: Any = None) -> IService:
+        """
+        Build and start the service for a command line that uses the test
+        certificate.
+        """
+        options = parse(
+            "--cert", str(self.certificates.certificatePath),
+            "--key", str(self.certificates.keyPath),
+            *arguments,
+        )
+        service = makeService(options, reactor=reactor or MemoryReactor())
+        service.privilegedStartService()
+        service.startService()
+        self.addCleanup(service.stopService)
+        return service
+
+    def assertExits(self, message: str, *arguments: str, withCertificate: bool = True) -> None:
+        """
+        Making the service for this command line exits with one line that
+        contains C{message}.
+        """
+        if withCertificate:
+            arguments = ("--cert", str(self.certificates.certificatePath),
+                         "--key", str(self.certificates.keyPath)) + arguments
+        with self.assertRaises(SystemExit) as caught:
+            service = makeService(parse(*arguments), reactor=MemoryReactor())
+            service.privilegedStartService()
+        text = str(caught.exception.code)
+        self.assertIn(message, text)
+        self.assertNotIn("\n", text)
+        self.assertTrue(text.startswith("tlsreply: "), text)
+
+    def test_listensWhereAsked(self) -> None:
+        """
+        A port number listens with TCP on every interface, with TLS wrapped
+        around the reply factory.
+        """
+        memory = MemoryReactor()
+        self.serve("--port", "4433", "--reply", "hi\\n", reactor=memory)
+        [(port, factory, backlog, interface)] = memory.tcpServers
+        self.assertEqual((port, interface), (4433, ""))
+        assert isinstance(factory, TLSMemoryBIOFactory)
+        replyFactory = factory.wrappedFactory
+        assert isinstance(replyFactory, ReplyFactory)
+        self.assertEqual(replyFactory.reply, b"hi\n")
+        self.assertEqual(replyFactory.handshakeTimeout, 10.0)
+        self.assertEqual(replyFactory.closeTimeout, 3.0)
+
+    def test_everyEndpointKindCarriesTLS(self) -> None:
+        """
+        tcp (with an interface), unix and haproxy descriptions all listen,
+        each with TLS around the reply factory.
+        """
+        memory = MemoryReactor()
+        socketPath = str(self.directory / "t.sock")
+        self.serve("--port", "tcp:8443:interface=::1", "--listen", f"unix:{socketPath}",
+                   "--listen", "haproxy:tcp:9443", "--listen", r"tcp:443:interface=\:\:",
+                   "--listen", "tcp:444:interface=::ffff:127.0.0.1:backlog=7",
+                   reactor=memory)
+        (p1, f1, _, i1), (p2, f2, _, i2), (p3, _, _, i3), (p4, _, b4, i4) = (
+            memory.tcpServers
+        )
+        self.assertEqual(
+            [(p1, i1), (p2, i2), (p3, i3), (p4, i4, b4)],
+            [(8443, "::1"), (9443, ""), (443, "::"), (444, "::ffff:127.0.0.1", 7)],
+        )
+        self.assertIsInstance(f1, TLSMemoryBIOFactory)
+        assert isinstance(f2, HAProxyWrappingFactory)
+        self.assertIsInstance(f2.wrappedFactory, TLSMemoryBIOFactory)
+        [(path, f3, _, _, _)] = memory.unixServers
+        self.assertEqual(path, socketPath)
+        self.assertIsInstance(f3, TLSMemoryBIOFactory)
+
+    def test_startupEventNamesPolicyAndAddresses(self) -> None:
+        """
+        Start-up logs one event with every listening address and the
+        effective TLS policy.
+        """
+        service = self.serve("--port", "tcp:0:interface=127.0.0.1", reactor=reactor)
+        [event] = [e for e in self.events if "policy" in e]
+        [inner] = list(service)  # type: ignore[call-overload]
+        assert isinstance(inner, TLSReplyService)
+        self.assertEqual(event["addresses"], inner.addresses)
+        self.assertTrue(event["addresses"][0].startswith("127.0.0.1:"))
+        self.assertEqual(event["policy"]["versions"], "TLSv1.2-TLSv1.3")
+        self.assertEqual(event["policy"]["earlyData"], "refused")
+        self.assertTrue(event["policy"]["sessionCache"])
+        self.assertTrue(event["policy"]["sessionTickets"])
+
+    def test_developmentCertificate(self) -> None:
+        """
+        Without C{--cert}, a development certificate is made under
+        C{./certs/} of the working directory, reused on the next start, and
+        its path and SHA-256 fingerprint are logged.
+        """
+        workdir = temporaryDirectory(self)
+        self.addCleanup(os.chdir, os.getcwd())
+        os.chdir(workdir)
+        for _ in range(2):
+            service = makeService(parse(), reactor=MemoryReactor())
+            self.assertTrue(IService.providedBy(service))
+        certificate = x509.load_pem_x509_certificate(
+            (workdir / "certs" / "dev-cert.pem").read_bytes()
+        )
+        fingerprint = certificate.fingerprint(hashes.SHA256()).hex(":").upper()
+        messages = [e for e in self.events if "fingerprint" in e]
+        self.assertEqual([e["action"] for e in messages], ["created", "using"])
+        for event in messages:
+            self.assertEqual(event["fingerprint"], fingerprint)
+            self.assertEqual(event["path"], str(workdir / "certs" / "dev-cert.pem"))
+        self.assertEqual(os.stat(workdir / "certs" / "dev-key.pem").st_mode & 0o777, 0o600)
+
+    def test_missingCertificateIsNeverGenerated(self) -> None:
+        """
+        An explicit C{--cert} that does not exist is an error; no
+        development certificate is made in its place.
+        """
+        workdir = temporaryDirectory(self)
+        self.addCleanup(os.chdir, os.getcwd())
+        os.chdir(workdir)
+        self.assertExits(
+            f"certificate file not found: {workdir}/nope.pem",
+            "--cert", str(workdir / "nope.pem"), withCertificate=False,
+        )
+        self.assertFalse((workdir / "certs").exists())
+
+    def test_badFiles(self) -> None:
+        """
+        Files that are not what they should be each give one line naming
+        the file.
+        """
+        notPEM = self.directory / "not.pem"
+        notPEM.write_bytes(b"hello\n")
+        otherKey = self.directory / "other.key"
+        otherKey.write_bytes(
+            ec.generate_private_key(ec.SECP256R1()).private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.BestAvailableEncryption(b"secret"),
+            )
+        )
+        cert = str(self.certificates.certificatePath)
+        self.assertExits(f"certificate file {notPEM} holds no PEM certificate",
+                         "--cert", str(notPEM), withCertificate=False)
+        self.assertExits(f"private key file {otherKey} is encrypted",
+                         "--cert", cert, "--key", str(otherKey), withCertificate=False)
+        unencrypted = self.directory / "plain.key"
+        unencrypted.write_bytes(
+            ec.generate_private_key(ec.SECP256R1()).private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        self.assertExits(f"private key {unencrypted} does not match certificate {cert}",
+                         "--cert", cert, "--key", str(unencrypted), withCertificate=False)
+        self.assertExits(f"chain file {notPEM} holds no PEM certificate",
+                         "--chain", str(notPEM))
+
+    def test_badReplyFile(self) -> None:
+        """
+        A missing or empty reply file is an error.
+        """
+        empty = self.directory / "empty"
+        empty.write_bytes(b"")
+        self.assertExits(f"cannot read reply file {self.directory}/missing",
+                         "--reply-file", str(self.directory / "missing"))
+        self.assertExits(f"reply file {empty} is empty", "--reply-file", str(empty))
+
+    def test_replyFile(self) -> None:
+        """
+        C{--reply-file} sends the file's bytes exactly.
+        """
+        path = self.directory / "reply.bin"
+        path.write_bytes(b"\x00binary\r\n\xff")
+        memory = MemoryReactor()
+        self.serve("--reply-file", str(path), reactor=memory)
+        factory = memory.tcpServers[0][1]
+        assert isinstance(factory, TLSMemoryBIOFactory)
+        assert isinstance(factory.wrappedFactory, ReplyFactory)
+        self.assertEqual(factory.wrappedFactory.reply, b"\x00binary\r\n\xff")
+
+    def test_badEndpoints(self) -> None:
+        """
+        A description Twisted cannot parse, or one that would add a second
+        TLS layer, is one line naming it.
+        """
+        self.assertExits("bad listen address 'bogus:1'", "--port", "bogus:1")
+        self.assertExits("bad listen address 'tcp:port=x'", "--port", "tcp:port=x")
+        self.assertExits("tlsreply adds TLS itself", "--port", "ssl:443")
+
+    def test_portInUse(self) -> None:
+        """
+        A port that is already taken is one line at start-up, and nothing
+        stays bound.
+        """
+        taken = socket.socket()
+        self.addCleanup(taken.close)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        description = f"tcp:{port}:interface=127.0.0.1"
+        options = parse("--cert", str(self.certificates.certificatePath),
+                        "--key", str(self.certificates.keyPath),
+                        "--port", "tcp:0:interface=127.0.0.1",
+                        "--listen", description)
+        service = makeService(options, reactor=reactor)
+        with self.assertRaises(SystemExit) as caught:
+            service.privilegedStartService()
+        self.assertEqual(caught.exception.code, 1)
+        [event] = [e for e in self.events if e["log_level"] == LogLevel.critical]
+        self.assertEqual(
+            event["error"], f"cannot listen on {description}: Address already in use"
+        )
+        # The first listener was closed again: trial would call the reactor
+        # dirty otherwise.
+
+    def test_expiredCertificateIsALoudWarning(self) -> None:
+        """
+        An expired certificate is served, with an error-level event saying
+        it expired; a not-yet-valid one gets a warning.
+        """
+        now = datetime.datetime.now(datetime.UTC)
+        for name, notBefore, notAfter, level, words in [
+            ("expired", now - datetime.timedelta(days=10), now - datetime.timedelta(days=1),
+             LogLevel.error, "EXPIRED"),
+            ("future", now + datetime.timedelta(days=1), now + datetime.timedelta(days=10),
+             LogLevel.warn, "NOT YET VALID"),
+        ]:
+            path = _selfSigned(self.directory / f"{name}.pem", notBefore, notAfter)
+            del self.events[:]
+            makeService(parse("--cert", str(path)), reactor=MemoryReactor())
+            [event] = [e for e in self.events if "problem" in e]
+            self.assertEqual(event["log_level"], level)
+            self.assertIn(words, event["problem"])
+
+
+def _selfSigned(path: Path, notBefore: datetime.datetime, notAfter: datetime.datetime) -> Path:
+    """
+    Write a combined certificate-and-key file with the given validity.
+    """
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "localhost")])
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(notBefore)
+        .not_valid_after(notAfter)
+        .sign(key, hashes.SHA256())
+    )
+    path.write_bytes(
+        certificate.public_bytes(serialization.Encoding.PEM)
+        + key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return path
