@@ -33,8 +33,17 @@ def decodeReplyText(text: str) -> bytes:
     Recognised: C{\\\\ \\n \\r \\t \\0 \\a \\b \\f \\v \\e \\xHH}.
 
     @raise ConfigurationError: for an unknown or incomplete escape (naming
-        it and its position), or an empty result.
+        it and its position), text that cannot be UTF-8 encoded (bytes on
+        the command line that are not UTF-8 arrive as lone surrogates), or
+        an empty result.
     """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ConfigurationError(
+            f"reply text {text!r} is not valid UTF-8 at position {e.start}; "
+            "write raw bytes as \\xHH"
+        ) from None
     out = bytearray()
     position = 0
     for match in _ESCAPE.finditer(text):
