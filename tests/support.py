@@ -29,7 +29,6 @@ from tlsreply import (
     TLSReplyService,
     buildCertificateOptions,
     loadCredentials,
-    parseListenAddress,
 )
 
 LOOPBACK = "127.0.0.1"
@@ -117,6 +116,7 @@ async def startServer(
     testCase: TestCase,
     reply: bytes = b"test\n",
     policy: TLSPolicy | None = None,
+    listen: str = f"tcp:0:interface={LOOPBACK}",
     **factoryArguments: Any,
 ) -> RunningServer:
     """
@@ -127,16 +127,16 @@ async def startServer(
     certificates = makeCertificates(temporaryDirectory(testCase))
     credentials = loadCredentials(certificates.certificatePath, certificates.keyPath)
     factory = ReplyFactory(reply, clock=reactor, **factoryArguments)
-    description = f"tcp:0:interface={LOOPBACK}"
-    service = TLSReplyService(
-        [(description, parseListenAddress(reactor, description))],
+    service = TLSReplyService.fromDescriptions(
+        reactor,
+        [listen],
         buildCertificateOptions(credentials, policy),
         factory,
         policy=policy,
     )
     service.startService()
     testCase.addCleanup(service.stopService)
-    port = service.listeningPorts[0].getHost().port  # type: ignore[attr-defined]
+    port = getattr(service.listeningPorts[0].getHost(), "port", 0)
     return RunningServer(port, certificates, service, factory, events)
 
 

@@ -22,7 +22,12 @@ from twisted.application.service import IServiceMaker
 from twisted.plugin import getPlugins
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.support import clientContext, fetchWithSSL, temporaryDirectory
+from tests.support import (
+    clientContext,
+    fetchWithSSL,
+    makeCertificates,
+    temporaryDirectory,
+)
 from tlsreply import tap
 
 SCRIPTS = Path(sys.executable).parent
@@ -39,9 +44,13 @@ class Daemon:
         self.process = subprocess.Popen(
             arguments,
             cwd=cwd,
+            # twist writes its log through a buffered stdout.
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
+            # Unbuffered: readline() must not hide lines from select().
+            bufsize=0,
         )
 
     def waitFor(self, pattern: str, timeout: float = 20.0) -> re.Match[str]:
@@ -158,8 +167,6 @@ class DaemonTests(SynchronousTestCase):
         C{twist tlsreply} works too, with an explicit certificate and reply.
         """
         workdir = temporaryDirectory(self)
-        from tests.support import makeCertificates
-
         certificates = makeCertificates(workdir)
         daemon, port = startDaemon(
             self,
@@ -169,6 +176,41 @@ class DaemonTests(SynchronousTestCase):
         )
         result = fetchWithSSL(port, clientContext(str(certificates.caPath)))
         self.assertEqual(result.data, b"pong\r\n")
+        self.assertIn(daemon.stop(), (0, -signal.SIGTERM))
+
+
+    def test_systemdSocketActivation(self) -> None:
+        """
+        With C{--port systemd:domain=INET:index=0} tlsreply serves on a
+        socket it inherited the way systemd passes one (descriptor 3,
+        C{LISTEN_FDS}, C{LISTEN_PID}, C{LISTEN_FDNAMES}), with TLS.
+        """
+        workdir = temporaryDirectory(self)
+        certificates = makeCertificates(workdir)
+        launcher = (
+            "import os, socket, sys\n"
+            "s = socket.socket()\n"
+            "s.bind(('127.0.0.1', 0))\n"
+            "s.listen()\n"
+            "os.dup2(s.fileno(), 3)\n"
+            "os.set_inheritable(3, True)\n"
+            "print('inherited port', s.getsockname()[1], flush=True)\n"
+            "os.environ.update(LISTEN_FDS='1', LISTEN_PID=str(os.getpid()),\n"
+            "                  LISTEN_FDNAMES='tlsreply.socket')\n"
+            "os.execv(sys.argv[1], sys.argv[1:])\n"
+        )
+        daemon = Daemon(
+            [sys.executable, "-c", launcher, str(SCRIPTS / "twistd"), "-n",
+             "--pidfile=", "tlsreply", "--cert", str(certificates.certificatePath),
+             "--key", str(certificates.keyPath),
+             "--port", "systemd:domain=INET:index=0"],
+            workdir,
+        )
+        self.addCleanup(lambda: daemon.process.poll() is None and daemon.stop())
+        port = int(daemon.waitFor(r"inherited port (\d+)").group(1))
+        daemon.waitFor(rf"listening on \['127\.0\.0\.1:{port}'\]")
+        result = fetchWithSSL(port, clientContext(str(certificates.caPath)))
+        self.assertEqual(result.data, b"test\n")
         self.assertIn(daemon.stop(), (0, -signal.SIGTERM))
 
 

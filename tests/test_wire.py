@@ -383,3 +383,46 @@ class MisbehavingClientTests(TestCase):
         failed = server.connectionEvents()[0]
         self.assertEqual(failed["outcome"], "handshake-failed")
         self.assertIn("http request", failed["reason"])
+
+
+class EndpointTests(TestCase):
+    """
+    TLS wraps the factory, so endpoint kinds other than plain TCP carry it.
+    """
+
+    async def test_unixSocket(self) -> None:
+        """
+        A C{unix:} listener serves TLS.
+        """
+        path = temporaryDirectory(self) / "tlsreply.sock"
+        server = await startServer(self, listen=f"unix:{path}")
+
+        def overUnixSocket() -> bytes:
+            with socket.socket(socket.AF_UNIX) as raw:
+                raw.connect(str(path))
+                with clientContext(server.caPath).wrap_socket(
+                    raw, server_hostname="localhost", suppress_ragged_eofs=False
+                ) as tls:
+                    return tls.recv(100) + tls.recv(100)
+
+        self.assertEqual(await inThread(overUnixSocket), b"test\n")
+
+    async def test_haproxyProtocol(self) -> None:
+        """
+        Behind a C{haproxy:} listener the PROXY header is read before the
+        TLS handshake, and the log names the original client.
+        """
+        server = await startServer(self, listen=f"haproxy:tcp:0:interface={LOOPBACK}")
+
+        def throughProxy() -> bytes:
+            with socket.create_connection((LOOPBACK, server.port)) as raw:
+                raw.sendall(b"PROXY TCP4 198.51.100.7 192.0.2.1 5555 443\r\n")
+                with clientContext(server.caPath).wrap_socket(
+                    raw, server_hostname="localhost", suppress_ragged_eofs=False
+                ) as tls:
+                    return tls.recv(100) + tls.recv(100)
+
+        self.assertEqual(await inThread(throughProxy), b"test\n")
+        await server.service.stopService()
+        [event] = server.connectionEvents()
+        self.assertEqual(event["peer"], "198.51.100.7:5555")

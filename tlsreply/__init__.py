@@ -6,13 +6,13 @@ reply, sends close_notify and closes. The public API below is what an
 application needs to embed it::
 
     from tlsreply import (
-        ReplyFactory, TLSReplyService, buildCertificateOptions,
-        loadCredentials, parseListenAddress,
+        ReplyFactory, TLSReplyService, buildCertificateOptions, loadCredentials,
     )
 
     credentials = loadCredentials("cert.pem", "key.pem")
-    service = TLSReplyService(
-        [("tcp:4433", parseListenAddress(reactor, "tcp:4433"))],
+    service = TLSReplyService.fromDescriptions(
+        reactor,
+        ["tcp:4433"],
         buildCertificateOptions(credentials),
         ReplyFactory(b"hello\\n", clock=reactor),
     )

@@ -111,7 +111,6 @@ class ReplyProtocol(Protocol):
         """
         factory = self.factory
         self._acceptedAt = factory.clock.seconds()
-        self._peer = formatAddress(self.transport.getPeer())
         factory.connections.add(self)
         if factory.handshakeTimeout:
             self._startTimer(
@@ -150,11 +149,14 @@ class ReplyProtocol(Protocol):
         """
         self._cancelTimer()
         self.factory.connections.discard(self)
+        # Read only now: behind haproxy: the client's address is known once
+        # the PROXY header has arrived, after connectionMade.
+        peer = formatAddress(self.transport.getPeer())
         closed = self._timeoutReason or describeFailure(reason)
         if self.handshake is None:
             self._log.info(
                 "handshake failed with {peer}: {reason}",
-                peer=self._peer,
+                peer=peer,
                 reason=closed,
                 outcome="handshake-failed",
             )
@@ -163,7 +165,7 @@ class ReplyProtocol(Protocol):
                 "replied to {peer}: {tlsVersion} {cipher} group={group} "
                 "resumed={resumed} sni={serverName} alpn={alpnProtocol} "
                 "handshake={handshakeMilliseconds:.1f}ms; {closed}",
-                peer=self._peer,
+                peer=peer,
                 outcome="replied",
                 closed=closed,
                 handshakeMilliseconds=self.handshake.duration * 1000,

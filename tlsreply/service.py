@@ -120,6 +120,25 @@ class TLSReplyService(Service):
         self.listeningPorts: list[IListeningPort] = []
         self._listening: Deferred[None] | None = None
 
+    @classmethod
+    def fromDescriptions(
+        cls,
+        reactor: object,
+        descriptions: Sequence[str],
+        contextFactory: IOpenSSLServerConnectionCreator,
+        replyFactory: ReplyFactory,
+        policy: TLSPolicy | None = None,
+        shutdownGrace: float = DEFAULT_SHUTDOWN_GRACE,
+    ) -> TLSReplyService:
+        """
+        Build the service from listening addresses as the command line takes
+        them (see L{parseListenAddress}).
+
+        @raise ConfigurationError: for an address that cannot be parsed.
+        """
+        endpoints = [(d, parseListenAddress(reactor, d)) for d in descriptions]
+        return cls(endpoints, contextFactory, replyFactory, policy, shutdownGrace)
+
     def privilegedStartService(self) -> None:
         super().privilegedStartService()
         self._listen()

@@ -27,11 +27,7 @@ from tlsreply.protocol import (
     ReplyFactory,
 )
 from tlsreply.replytext import decodeReplyText
-from tlsreply.service import (
-    DEFAULT_SHUTDOWN_GRACE,
-    TLSReplyService,
-    parseListenAddress,
-)
+from tlsreply.service import DEFAULT_SHUTDOWN_GRACE, TLSReplyService
 from tlsreply.tlscontext import TLSPolicy, buildCertificateOptions
 
 DEFAULT_LISTEN = "tcp:4433"
@@ -48,9 +44,6 @@ def _seconds(value: str) -> float:
     if not seconds >= 0 or seconds == float("inf"):
         raise ValueError(f"expected seconds (a number >= 0), got {value!r}")
     return seconds
-
-
-_seconds.coerceDoc = "Seconds; 0 disables."  # type: ignore[attr-defined]
 
 
 class Options(usage.Options):
@@ -96,22 +89,24 @@ class Options(usage.Options):
             "handshake-timeout",
             None,
             DEFAULT_HANDSHAKE_TIMEOUT,
-            "Abort a connection whose handshake is not done after this long.",
+            "Seconds from accept to a completed handshake before the "
+            "connection is aborted; 0 for no limit.",
             _seconds,
         ],
         [
             "close-timeout",
             None,
             DEFAULT_CLOSE_TIMEOUT,
-            "After the reply and close_notify, close TCP if the client has "
-            "not closed within this long.",
+            "Seconds the client has, after the reply and close_notify, to "
+            "close before tlsreply closes TCP itself; 0 for no limit.",
             _seconds,
         ],
         [
             "shutdown-grace",
             None,
             DEFAULT_SHUTDOWN_GRACE,
-            "On stop, let connections in progress finish for this long.",
+            "Seconds that connections in progress get to finish on stop "
+            "(SIGTERM, SIGINT) before they are aborted.",
             _seconds,
         ],
     ]
@@ -174,7 +169,6 @@ def makeService(options: Options, reactor: Any = None) -> IService:
 
 
 def _makeService(options: Options, reactor: Any) -> TLSReplyService:
-    endpoints = [(d, parseListenAddress(reactor, d)) for d in options["listen"]]
     credentials = _credentials(options)
     problem = validityProblem(
         credentials, datetime.datetime.now(datetime.UTC)
@@ -193,8 +187,9 @@ def _makeService(options: Options, reactor: Any) -> TLSReplyService:
         handshakeTimeout=options["handshake-timeout"],
         closeTimeout=options["close-timeout"],
     )
-    return TLSReplyService(
-        endpoints,
+    return TLSReplyService.fromDescriptions(
+        reactor,
+        options["listen"],
         buildCertificateOptions(credentials, policy),
         factory,
         policy=policy,
