@@ -27,7 +27,7 @@ from tlsreply import (
     ReplyFactory,
     TLSPolicy,
     TLSReplyService,
-    buildCertificateOptions,
+    buildServerContexts,
     loadCredentials,
 )
 
@@ -130,7 +130,7 @@ async def startServer(
     service = TLSReplyService.fromDescriptions(
         reactor,
         [listen],
-        buildCertificateOptions(credentials, policy),
+        buildServerContexts(credentials, policy),
         factory,
         policy=policy,
     )

@@ -25,7 +25,22 @@ from twisted.trial.unittest import SynchronousTestCase
 from tests.support import captureLogEvents, makeCertificates, temporaryDirectory
 from tlsreply.protocol import ReplyFactory
 from tlsreply.service import TLSReplyService
+from tlsreply.tlscontext import TLSPolicy
 from tlsreply.tap import Options, makeService
+from tlsreply.transport import ClientHelloFirstFactory
+
+
+def replyFactoryOf(factory: object) -> ReplyFactory:
+    """
+    The L{ReplyFactory} under the layers tlsreply listens with: the
+    ClientHello reader, then TLS.
+    """
+    assert isinstance(factory, ClientHelloFirstFactory)
+    tls = factory.wrappedFactory
+    assert isinstance(tls, TLSMemoryBIOFactory)
+    reply = tls.wrappedFactory
+    assert isinstance(reply, ReplyFactory)
+    return reply
 
 
 def parse(*arguments: str) -> Options:
@@ -45,24 +60,28 @@ class OptionsTests(SynchronousTestCase):
     def test_defaults(self) -> None:
         """
         With no options tlsreply listens on tcp:4433 with the development
-        certificate and replies C{test\\n}, with the documented timeouts.
+        certificate and replies C{test\\n}, with the documented timeouts and
+        the seed's TLS policy.
         """
         options = parse()
         self.assertEqual(
-            {k: options[k] for k in options if k != "help" and k != "version"},
+            {k: options[k] for k in ("port", "listen", "certificates", "cert-dir",
+                                     "reply", "reply-file", "handshake-timeout",
+                                     "close-timeout", "shutdown-grace", "show-config")},
             {
                 "port": None,
                 "listen": ["tcp:4433"],
-                "cert": None,
-                "key": None,
-                "chain": None,
+                "certificates": [],
+                "cert-dir": None,
                 "reply": None,
                 "reply-file": None,
                 "handshake-timeout": 10.0,
                 "close-timeout": 3.0,
                 "shutdown-grace": 5.0,
+                "show-config": 0,
             },
         )
+        self.assertEqual(options["policy"], TLSPolicy())
 
     def test_portAndRepeatedListen(self) -> None:
         """
@@ -124,9 +143,13 @@ class OptionsTests(SynchronousTestCase):
 
     def test_keyWithoutCertificate(self) -> None:
         """
-        C{--key} alone would be ignored silently; it is an error.
+        C{--key}, C{--chain} and C{--ocsp-response} belong to the C{--cert}
+        before them; without one, or twice for one, they are an error.
         """
-        self.assertUsageError("--key and --chain need --cert", "--key", "k.pem")
+        for option in ("--key", "--chain", "--ocsp-response"):
+            self.assertUsageError(f"{option} must follow the --cert", option, "x.pem")
+        self.assertUsageError("--key given twice for --cert c.pem",
+                              "--cert", "c.pem", "--key", "a", "--key", "b")
 
     def test_badTimeout(self) -> None:
         """
@@ -193,9 +216,7 @@ class MakeServiceTests(SynchronousTestCase):
         self.serve("--port", "4433", "--reply", "hi\\n", reactor=memory)
         [(port, factory, backlog, interface)] = memory.tcpServers
         self.assertEqual((port, interface), (4433, ""))
-        assert isinstance(factory, TLSMemoryBIOFactory)
-        replyFactory = factory.wrappedFactory
-        assert isinstance(replyFactory, ReplyFactory)
+        replyFactory = replyFactoryOf(factory)
         self.assertEqual(replyFactory.reply, b"hi\n")
         self.assertEqual(replyFactory.handshakeTimeout, 10.0)
         self.assertEqual(replyFactory.closeTimeout, 3.0)
@@ -218,12 +239,12 @@ class MakeServiceTests(SynchronousTestCase):
             [(p1, i1), (p2, i2), (p3, i3), (p4, i4, b4)],
             [(8443, "::1"), (9443, ""), (443, "::"), (444, "::ffff:127.0.0.1", 7)],
         )
-        self.assertIsInstance(f1, TLSMemoryBIOFactory)
+        replyFactoryOf(f1)
         assert isinstance(f2, HAProxyWrappingFactory)
-        self.assertIsInstance(f2.wrappedFactory, TLSMemoryBIOFactory)
+        replyFactoryOf(f2.wrappedFactory)
         [(path, f3, _, _, _)] = memory.unixServers
         self.assertEqual(path, socketPath)
-        self.assertIsInstance(f3, TLSMemoryBIOFactory)
+        replyFactoryOf(f3)
 
     def test_startupEventNamesPolicyAndAddresses(self) -> None:
         """
@@ -329,10 +350,8 @@ class MakeServiceTests(SynchronousTestCase):
         path.write_bytes(b"\x00binary\r\n\xff")
         memory = MemoryReactor()
         self.serve("--reply-file", str(path), reactor=memory)
-        factory = memory.tcpServers[0][1]
-        assert isinstance(factory, TLSMemoryBIOFactory)
-        assert isinstance(factory.wrappedFactory, ReplyFactory)
-        self.assertEqual(factory.wrappedFactory.reply, b"\x00binary\r\n\xff")
+        factory = replyFactoryOf(memory.tcpServers[0][1])
+        self.assertEqual(factory.reply, b"\x00binary\r\n\xff")
 
     def test_badEndpoints(self) -> None:
         """

@@ -6,14 +6,14 @@ reply, sends close_notify and closes. The public API below is what an
 application needs to embed it::
 
     from tlsreply import (
-        ReplyFactory, TLSReplyService, buildCertificateOptions, loadCredentials,
+        ReplyFactory, TLSReplyService, buildServerContexts, loadCredentials,
     )
 
     credentials = loadCredentials("cert.pem", "key.pem")
     service = TLSReplyService.fromDescriptions(
         reactor,
         ["tcp:4433"],
-        buildCertificateOptions(credentials),
+        buildServerContexts(credentials),
         ReplyFactory(b"hello\\n", clock=reactor),
     )
     service.setServiceParent(application)
@@ -26,18 +26,19 @@ from tlsreply.errors import ConfigurationError
 from tlsreply.handshake import HandshakeInfo
 from tlsreply.protocol import ReplyFactory, ReplyProtocol, wrapWithTLS
 from tlsreply.service import TLSReplyService, parseListenAddress
-from tlsreply.tlscontext import TLSPolicy, buildCertificateOptions
+from tlsreply.tlscontext import ServerContexts, TLSPolicy, buildServerContexts
 
 __all__ = [
     "ConfigurationError",
     "HandshakeInfo",
     "ReplyFactory",
     "ReplyProtocol",
+    "ServerContexts",
     "ServerCredentials",
     "TLSPolicy",
     "TLSReplyService",
     "__version__",
-    "buildCertificateOptions",
+    "buildServerContexts",
     "ensureDevelopmentCertificate",
     "loadCredentials",
     "parseListenAddress",

@@ -2,13 +2,17 @@
 """
 The one place where tlsreply uses pyOpenSSL's private binding.
 
-pyOpenSSL has no public API for two things tlsreply needs:
+pyOpenSSL has no public API for these things tlsreply needs:
 
   - whether a connection resumed a session (C{SSL_session_reused}), which
     the connection log reports;
   - a context's early-data limit (C{SSL_CTX_set_max_early_data}), which
     tlsreply pins to zero so that 0-RTT is never accepted, whatever a
-    future OpenSSL default might be.
+    future OpenSSL default might be;
+  - the key-exchange groups (C{SSL_CTX_set1_curves_list}, which OpenSSL
+    1.1.1 and later also call C{SSL_CTX_set1_groups_list});
+  - the result of verifying a client certificate (C{SSL_get_verify_result}
+    and C{X509_verify_cert_error_string}).
 
 Everything that touches C{OpenSSL._util.lib} lives here, so that a pyOpenSSL
 release that drops one of these symbols fails loudly at start-up (through
@@ -19,9 +23,18 @@ connection.
 from typing import Final
 
 from OpenSSL import SSL
+from OpenSSL._util import ffi as _ffi
 from OpenSSL._util import lib as _lib
 
-REQUIRED_SYMBOLS: Final = ("SSL_session_reused", "SSL_CTX_set_max_early_data")
+from tlsreply.errors import ConfigurationError
+
+REQUIRED_SYMBOLS: Final = (
+    "SSL_session_reused",
+    "SSL_CTX_set_max_early_data",
+    "SSL_CTX_set1_curves_list",
+    "SSL_get_verify_result",
+    "X509_verify_cert_error_string",
+)
 
 
 class MissingBindingError(RuntimeError):
@@ -62,3 +75,32 @@ def refuseEarlyData(context: SSL.Context) -> None:
     """
     if _lib.SSL_CTX_set_max_early_data(context._context, 0) != 1:
         raise MissingBindingError("SSL_CTX_set_max_early_data(ctx, 0) failed")
+
+
+def setGroups(context: SSL.Context, groups: str) -> None:
+    """
+    Set the key-exchange groups, in preference order (C{"X25519:P-256"}).
+
+    @raise ConfigurationError: naming the first group OpenSSL does not know.
+    """
+    names = [g for g in groups.split(":") if g]
+    if not names:
+        raise ConfigurationError("--groups needs at least one group")
+    probe = SSL.Context(SSL.TLS_METHOD)
+    for name in names:
+        if _lib.SSL_CTX_set1_curves_list(probe._context, name.encode()) != 1:
+            raise ConfigurationError(f"unknown key-exchange group {name!r}")
+    if _lib.SSL_CTX_set1_curves_list(context._context, ":".join(names).encode()) != 1:
+        raise ConfigurationError(f"OpenSSL refused the groups {groups!r}")
+
+
+def verificationResult(connection: SSL.Connection) -> str:
+    """
+    How the peer's certificate verified: C{"ok"} or OpenSSL's reason.
+    """
+    code = _lib.SSL_get_verify_result(connection._ssl)
+    if code == 0:
+        return "ok"
+    return _ffi.string(_lib.X509_verify_cert_error_string(code)).decode(
+        "ascii", "replace"
+    )

@@ -20,6 +20,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+from cryptography.x509 import ocsp
 
 from tlsreply.errors import ConfigurationError
 
@@ -48,6 +49,34 @@ class ServerCredentials:
     privateKey: ServerPrivateKey
     chain: tuple[x509.Certificate, ...] = ()
     certificatePath: Path | None = None
+    ocspResponse: bytes | None = None
+
+    @property
+    def keyDescription(self) -> str:
+        """
+        The key's type and size, e.g. C{"RSA-2048"} or C{"ECDSA-P-256"}.
+        """
+        key = self.privateKey
+        if isinstance(key, rsa.RSAPrivateKey):
+            return f"RSA-{key.key_size}"
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            return {"secp256r1": "ECDSA-P-256", "secp384r1": "ECDSA-P-384",
+                    "secp521r1": "ECDSA-P-521"}.get(key.curve.name, f"ECDSA-{key.curve.name}")
+        return type(key).__name__.replace("PrivateKey", "")
+
+    def describe(self) -> dict[str, object]:
+        """
+        The certificate's facts as plain values, for C{--show-config}.
+        """
+        return {
+            "path": str(self.certificatePath) if self.certificatePath else None,
+            "names": list(self.subjectNames),
+            "key": self.keyDescription,
+            "sha256": self.fingerprint,
+            "notAfter": self.certificate.not_valid_after_utc.isoformat(),
+            "chainLength": len(self.chain),
+            "ocspStapling": self.ocspResponse is not None,
+        }
 
     @property
     def fingerprint(self) -> str:
@@ -156,13 +185,16 @@ def loadCredentials(
     certificatePath: Path | str,
     privateKeyPath: Path | str | None = None,
     chainPath: Path | str | None = None,
+    ocspResponsePath: Path | str | None = None,
 ) -> ServerCredentials:
     """
     Load a certificate, its private key and an optional chain.
 
     Like nginx's C{ssl_certificate}, the certificate file may carry the
     intermediates after the leaf; a separate chain file is appended after
-    those. With no key path the key is read from the certificate file.
+    those. With no key path the key is read from the certificate file. An
+    OCSP response file (DER, as C{openssl ocsp -respout} writes it) is
+    stapled to handshakes whose client asks for it.
 
     @raise ConfigurationError: for a missing, unreadable or malformed file,
         or a key that does not match the certificate.
@@ -178,7 +210,62 @@ def loadCredentials(
         raise ConfigurationError(
             f"private key {keyPath} does not match certificate {certificatePath}"
         )
-    return ServerCredentials(leaf, key, tuple(chain), certificatePath)
+    ocspResponse = None
+    if ocspResponsePath is not None:
+        ocspResponse = _readFile(Path(ocspResponsePath), "OCSP response")
+        try:
+            ocsp.load_der_ocsp_response(ocspResponse)
+        except ValueError:
+            raise ConfigurationError(
+                f"OCSP response file {ocspResponsePath} is not a DER OCSP response"
+            ) from None
+    return ServerCredentials(leaf, key, tuple(chain), certificatePath, ocspResponse)
+
+
+_CERTIFICATE_SUFFIXES = (".pem", ".crt", ".cer")
+
+
+def loadCertificateDirectory(directory: Path | str) -> list[ServerCredentials]:
+    """
+    Load every certificate in a folder, in name order.
+
+    Each certificate file (C{*.pem}, C{*.crt}, C{*.cer} holding a
+    certificate) pairs with a key in the same file or in C{NAME.key}, and
+    optionally an OCSP response in C{NAME.ocsp}. Files holding only a key
+    are keys, not certificates.
+
+    @raise ConfigurationError: if the folder cannot be read, holds no
+        certificate, or a certificate has no key.
+    """
+    directory = Path(directory)
+    try:
+        entries = sorted(p for p in directory.iterdir() if p.is_file())
+    except OSError as e:
+        raise ConfigurationError(
+            f"cannot read certificate directory {directory}: {e.strerror or e}"
+        ) from None
+    found = []
+    for path in entries:
+        if path.suffix.lower() not in _CERTIFICATE_SUFFIXES:
+            continue
+        data = _readFile(path, "certificate")
+        if b"-----BEGIN CERTIFICATE-----" not in data:
+            continue
+        keyPath = path
+        if not _PRIVATE_KEY_PEM.search(data):
+            keyPath = path.with_suffix(".key")
+            if not keyPath.exists():
+                raise ConfigurationError(
+                    f"certificate {path} in {directory} has no key (in the same "
+                    f"file or in {keyPath.name})"
+                )
+        ocspPath = path.with_suffix(".ocsp")
+        found.append(
+            loadCredentials(path, keyPath, None, ocspPath if ocspPath.exists() else None)
+        )
+    if not found:
+        raise ConfigurationError(f"certificate directory {directory} holds no certificate")
+    return found
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from typing import Any
 from OpenSSL import SSL
 
 from tlsreply import _openssl
+from tlsreply.clienthello import ClientHello
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,12 @@ class HandshakeInfo:
     @ivar alpnProtocol: the negotiated ALPN protocol, if any.
     @ivar duration: seconds from accepting the connection to the end of the
         handshake.
+    @ivar earlyDataOffered: the client offered 0-RTT data (which tlsreply
+        never accepts: it got a full handshake).
+    @ivar clientCertificate: the subject of the client's certificate, if it
+        sent one.
+    @ivar clientVerification: C{"ok"}, or why the client's certificate did
+        not verify; L{None} without a client certificate.
     """
 
     tlsVersion: str
@@ -37,6 +44,9 @@ class HandshakeInfo:
     serverName: str | None
     alpnProtocol: str | None
     duration: float
+    earlyDataOffered: bool = False
+    clientCertificate: str | None = None
+    clientVerification: str | None = None
 
     def asLogFields(self) -> dict[str, Any]:
         """
@@ -45,15 +55,21 @@ class HandshakeInfo:
         return asdict(self)
 
 
-def describeHandshake(connection: SSL.Connection, duration: float) -> HandshakeInfo:
+def describeHandshake(
+    connection: SSL.Connection,
+    duration: float,
+    clientHello: ClientHello | None = None,
+) -> HandshakeInfo:
     """
     Read what a connection negotiated, right after its handshake completed.
 
     @param connection: a server connection whose handshake has completed.
     @param duration: seconds the handshake took, measured by the caller.
+    @param clientHello: what the client offered, if known.
     """
     serverName = connection.get_servername()
     alpn = connection.get_alpn_proto_negotiated()
+    peerCertificate = connection.get_peer_certificate(as_cryptography=True)
     return HandshakeInfo(
         tlsVersion=connection.get_protocol_version_name(),
         cipher=connection.get_cipher_name(),
@@ -62,4 +78,11 @@ def describeHandshake(connection: SSL.Connection, duration: float) -> HandshakeI
         serverName=serverName.decode("ascii", "replace") if serverName else None,
         alpnProtocol=alpn.decode("ascii", "replace") if alpn else None,
         duration=duration,
+        earlyDataOffered=clientHello.earlyDataOffered if clientHello else False,
+        clientCertificate=(
+            peerCertificate.subject.rfc4514_string() if peerCertificate else None
+        ),
+        clientVerification=(
+            _openssl.verificationResult(connection) if peerCertificate else None
+        ),
     )

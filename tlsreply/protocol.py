@@ -22,11 +22,14 @@ from twisted.internet.interfaces import (
 )
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
-from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from tlsreply.handshake import HandshakeInfo, describeHandshake
+from tlsreply.transport import (
+    ClientHelloFirstFactory,
+    ReplyTLSFactory,
+)
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
@@ -69,7 +72,9 @@ def describeFailure(reason: Failure) -> str:
     if isinstance(error, ConnectionAborted):
         return "connection aborted"
     if isinstance(error, ConnectionLost):
-        return "connection lost (reset by peer)"
+        # Twisted's TLS layer reports a TCP close without close_notify as
+        # ConnectionLost too, so this covers both.
+        return "peer closed TCP without close_notify, or reset it"
     return f"{type(error).__name__}: {error}"
 
 
@@ -110,11 +115,14 @@ class ReplyProtocol(Protocol):
         the handshake allows.
         """
         factory = self.factory
-        self._acceptedAt = factory.clock.seconds()
+        now = factory.clock.seconds()
+        # Accepted earlier if the ClientHello was read first (ReplyTLSProtocol).
+        acceptedAt = getattr(self.transport, "acceptedAt", None)
+        self._acceptedAt = now if acceptedAt is None else acceptedAt
         factory.connections.add(self)
         if factory.handshakeTimeout:
             self._startTimer(
-                factory.handshakeTimeout,
+                max(0.0, factory.handshakeTimeout - (now - self._acceptedAt)),
                 f"handshake not completed within {factory.handshakeTimeout:g}s",
             )
         self.transport.write(factory.reply)
@@ -127,7 +135,9 @@ class ReplyProtocol(Protocol):
         """
         factory = self.factory
         self.handshake = describeHandshake(
-            self.transport.getHandle(), factory.clock.seconds() - self._acceptedAt
+            self.transport.getHandle(),
+            factory.clock.seconds() - self._acceptedAt,
+            getattr(self.transport, "clientHello", None),
         )
         self._cancelTimer()
         if factory.closeTimeout:
@@ -164,11 +174,21 @@ class ReplyProtocol(Protocol):
             self._log.info(
                 "replied to {peer}: {tlsVersion} {cipher} group={group} "
                 "resumed={resumed} sni={serverName} alpn={alpnProtocol} "
-                "handshake={handshakeMilliseconds:.1f}ms; {closed}",
+                "handshake={handshakeMilliseconds:.1f}ms"
+                "{earlyDataNote}{clientCertificateNote}; {closed}",
                 peer=peer,
                 outcome="replied",
                 closed=closed,
                 handshakeMilliseconds=self.handshake.duration * 1000,
+                earlyDataNote=(
+                    " early-data-offered=refused" if self.handshake.earlyDataOffered else ""
+                ),
+                clientCertificateNote=(
+                    f" client-cert={self.handshake.clientCertificate!r} "
+                    f"verify={self.handshake.clientVerification}"
+                    if self.handshake.clientCertificate
+                    else ""
+                ),
                 **self.handshake.asLogFields(),
             )
         self.factory.connectionEnded(self)
@@ -265,11 +285,17 @@ class ReplyFactory(Factory[ReplyProtocol]):
 def wrapWithTLS(
     contextFactory: IOpenSSLServerConnectionCreator,
     factory: ReplyFactory,
-) -> TLSMemoryBIOFactory:
+) -> ClientHelloFirstFactory:
     """
     Put TLS around a L{ReplyFactory}, so that any stream endpoint
     (C{tcp:}, C{unix:}, C{haproxy:}, C{systemd:}) can carry it.
 
-    @param contextFactory: usually from L{buildCertificateOptions}.
+    The ClientHello is read before TLS starts (L{ClientHelloFirstFactory}),
+    so that a L{ServerContexts} can create each connection from the context
+    for the name the client asked for.
+
+    @param contextFactory: usually from L{buildServerContexts}; any
+        L{IOpenSSLServerConnectionCreator} (a L{CertificateOptions}) works.
     """
-    return TLSMemoryBIOFactory(contextFactory, False, factory, clock=factory.clock)
+    tls = ReplyTLSFactory(contextFactory, False, factory, clock=factory.clock)
+    return ClientHelloFirstFactory(tls, factory.clock, factory.handshakeTimeout)

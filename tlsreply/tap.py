@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_tap -*-
+# -*- test-case-name: tests.test_tap,tests.test_policy -*-
 """
 The command line: C{twistd -n tlsreply ...} and C{twist tlsreply ...}.
 
@@ -10,6 +10,8 @@ naming the problem and a non-zero exit status, never a traceback.
 from __future__ import annotations
 
 import datetime
+import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,12 @@ from twisted.application.service import IService, MultiService
 from twisted.logger import Logger, LogLevel
 from twisted.python import usage
 
-from tlsreply.credentials import ServerCredentials, loadCredentials, validityProblem
+from tlsreply.credentials import (
+    ServerCredentials,
+    loadCertificateDirectory,
+    loadCredentials,
+    validityProblem,
+)
 from tlsreply.devcert import ensureDevelopmentCertificate
 from tlsreply.errors import ConfigurationError
 from tlsreply.protocol import (
@@ -28,7 +35,12 @@ from tlsreply.protocol import (
 )
 from tlsreply.replytext import decodeReplyText
 from tlsreply.service import DEFAULT_SHUTDOWN_GRACE, TLSReplyService
-from tlsreply.tlscontext import TLSPolicy, buildCertificateOptions
+from tlsreply.tlscontext import (
+    DEFAULT_SESSION_TIMEOUT,
+    VERSIONS,
+    TLSPolicy,
+    buildServerContexts,
+)
 
 DEFAULT_LISTEN = "tcp:4433"
 DEVELOPMENT_CERTIFICATE_DIRECTORY = Path("certs")
@@ -46,6 +58,31 @@ def _seconds(value: str) -> float:
     return seconds
 
 
+def _positiveInteger(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"expected a whole number of seconds >= 1, got {value!r}")
+    return int(value)
+
+
+def _choice(*choices: str) -> Any:
+    def coerce(value: str) -> str:
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    coerce.coerceDoc = "One of: " + ", ".join(choices) + "."  # type: ignore[attr-defined]
+    return coerce
+
+
+def _onOff(value: str) -> bool:
+    if value not in ("on", "off"):
+        raise ValueError(f"expected on or off, got {value!r}")
+    return value == "on"
+
+
+_onOff.coerceDoc = "on or off."  # type: ignore[attr-defined]
+
+
 class Options(usage.Options):
     """
     Options for C{twistd tlsreply}.
@@ -58,6 +95,10 @@ class Options(usage.Options):
         "self-signed development certificate made in ./certs/."
     )
 
+    optFlags = [
+        ["show-config", None, "Print the effective settings as JSON and exit."],
+    ]
+
     optParameters: list[list[Any]] = [
         [
             "port",
@@ -68,15 +109,7 @@ class Options(usage.Options):
             "haproxy:tcp:4433, systemd:domain=INET:index=0). "
             f"[default: {DEFAULT_LISTEN}]",
         ],
-        [
-            "cert",
-            "c",
-            None,
-            "PEM certificate, optionally followed by its chain. "
-            "[default: a development certificate in ./certs/]",
-        ],
-        ["key", "k", None, "PEM private key. [default: read from --cert]"],
-        ["chain", None, None, "PEM intermediate certificates, leaf's issuer first."],
+        ["cert-dir", None, None, "Serve every certificate (and key) in this folder."],
         [
             "reply",
             "r",
@@ -85,6 +118,66 @@ class Options(usage.Options):
             "and \\xHH are decoded. [default: test\\n]",
         ],
         ["reply-file", None, None, "Send this file's bytes as the reply."],
+        ["min-tls", None, "1.2", "Lowest TLS version.", _choice("1.2", "1.3")],
+        ["max-tls", None, "1.3", "Highest TLS version.", _choice("1.2", "1.3")],
+        [
+            "insecure-min-tls",
+            None,
+            None,
+            "INSECURE: also allow this old TLS version (logs a warning).",
+            _choice("1.0", "1.1"),
+        ],
+        [
+            "ciphers",
+            None,
+            None,
+            "OpenSSL cipher string for TLS 1.2, server's order first. "
+            "[default: ECDHE with AES-GCM or ChaCha20-Poly1305]",
+        ],
+        [
+            "ciphersuites",
+            None,
+            None,
+            "OpenSSL TLS 1.3 ciphersuites. [default: OpenSSL's]",
+        ],
+        [
+            "groups",
+            None,
+            None,
+            "Key-exchange groups in preference order, e.g. X25519:P-256:P-384. "
+            "[default: OpenSSL's automatic choice]",
+        ],
+        ["session-cache", None, True, "Server-side session cache.", _onOff],
+        [
+            "session-timeout",
+            None,
+            DEFAULT_SESSION_TIMEOUT,
+            "Seconds a session or ticket can be resumed.",
+            _positiveInteger,
+        ],
+        ["session-tickets", None, True, "Issue session tickets.", _onOff],
+        [
+            "alpn",
+            None,
+            None,
+            "ALPN protocols to negotiate, server's order, e.g. h2,http/1.1. "
+            "Clients with none in common get no ALPN, not an error.",
+        ],
+        ["client-ca", None, None, "PEM CA certificates for client certificates."],
+        [
+            "verify-client",
+            None,
+            "none",
+            "Ask for a client certificate: none, optional (verify and log), "
+            "require (refuse without a valid one).",
+            _choice("none", "optional", "require"),
+        ],
+        [
+            "keylog",
+            None,
+            None,
+            "INSECURE: append NSS key-log lines (for Wireshark) to this file.",
+        ],
         [
             "handshake-timeout",
             None,
@@ -114,12 +207,53 @@ class Options(usage.Options):
     def __init__(self) -> None:
         super().__init__()
         self["listen"] = []
+        self["certificates"] = []
 
     def opt_listen(self, description: str) -> None:
         """
         Add a listening address, like --port; may be repeated.
         """
         self["listen"].append(description)
+
+    def opt_cert(self, path: str) -> None:
+        """
+        PEM certificate, optionally followed by its chain; may be repeated
+        (an RSA and an ECDSA certificate, or certificates for other names
+        chosen by SNI; the first also serves unknown names). --key,
+        --chain and --ocsp-response that follow apply to it.
+        [default: a development certificate in ./certs/]
+        """
+        self["certificates"].append({"cert": path})
+
+    opt_c = opt_cert
+
+    def _forLastCertificate(self, option: str, path: str) -> None:
+        if not self["certificates"]:
+            raise usage.UsageError(f"--{option} must follow the --cert it belongs to")
+        last = self["certificates"][-1]
+        if option in last:
+            raise usage.UsageError(f"--{option} given twice for --cert {last['cert']}")
+        last[option] = path
+
+    def opt_key(self, path: str) -> None:
+        """
+        PEM private key of the preceding --cert. [default: read from --cert]
+        """
+        self._forLastCertificate("key", path)
+
+    opt_k = opt_key
+
+    def opt_chain(self, path: str) -> None:
+        """
+        PEM intermediates of the preceding --cert, leaf's issuer first.
+        """
+        self._forLastCertificate("chain", path)
+
+    def opt_ocsp_response(self, path: str) -> None:
+        """
+        DER OCSP response to staple for the preceding --cert.
+        """
+        self._forLastCertificate("ocsp-response", path)
 
     def parseOptions(self, options: list[str] | None = None) -> None:
         """
@@ -136,7 +270,7 @@ class Options(usage.Options):
 
     def postOptions(self) -> None:
         """
-        Settle the listening addresses and the reply text.
+        Settle the listening addresses, the reply text and the TLS policy.
         """
         addresses = ([self["port"]] if self["port"] else []) + self["listen"]
         self["listen"] = addresses or [DEFAULT_LISTEN]
@@ -147,8 +281,35 @@ class Options(usage.Options):
                 self["reply"] = decodeReplyText(self["reply"])
             except ConfigurationError as e:
                 raise usage.UsageError(f"--reply: {e}") from None
-        if self["cert"] is None and (self["key"] or self["chain"]):
-            raise usage.UsageError("--key and --chain need --cert")
+        try:
+            self["policy"] = self._policy()
+        except ConfigurationError as e:
+            raise usage.UsageError(str(e)) from None
+
+    def _policy(self) -> TLSPolicy:
+        alpn = tuple(p.strip() for p in (self["alpn"] or "").split(",") if p.strip())
+        if self["alpn"] is not None and not alpn:
+            raise ConfigurationError("--alpn needs at least one protocol name")
+        if self["client-ca"] is not None and self["verify-client"] == "none":
+            raise ConfigurationError(
+                "--client-ca needs --verify-client optional or require"
+            )
+        insecure = self["insecure-min-tls"]
+        return TLSPolicy(
+            minimumVersion=VERSIONS[self["min-tls"]],
+            maximumVersion=VERSIONS[self["max-tls"]],
+            insecureMinimumVersion=VERSIONS[insecure] if insecure else None,
+            tls12Ciphers=self["ciphers"],
+            tls13Ciphersuites=self["ciphersuites"],
+            groups=self["groups"],
+            sessionCache=self["session-cache"],
+            sessionTimeout=self["session-timeout"],
+            sessionTickets=self["session-tickets"],
+            alpnProtocols=alpn,
+            clientCAPath=Path(self["client-ca"]) if self["client-ca"] else None,
+            verifyClient=self["verify-client"],
+            keyLogPath=Path(self["keylog"]) if self["keylog"] else None,
+        )
 
 
 def makeService(options: Options, reactor: Any = None) -> IService:
@@ -170,53 +331,90 @@ def makeService(options: Options, reactor: Any = None) -> IService:
 
 def _makeService(options: Options, reactor: Any) -> TLSReplyService:
     credentials = _credentials(options)
-    problem = validityProblem(
-        credentials, datetime.datetime.now(datetime.UTC)
-    )
-    if problem is not None:
-        _log.emit(
-            LogLevel.levelWithName(problem.severity),
-            "{problem}; serving it anyway",
-            problem=problem.message,
-        )
     reply = _reply(options)
-    policy = TLSPolicy()
+    policy: TLSPolicy = options["policy"]
+    contexts = buildServerContexts(credentials, policy)
     factory = ReplyFactory(
         reply,
         clock=reactor,
         handshakeTimeout=options["handshake-timeout"],
         closeTimeout=options["close-timeout"],
     )
-    return TLSReplyService.fromDescriptions(
+    service = TLSReplyService.fromDescriptions(
         reactor,
         options["listen"],
-        buildCertificateOptions(credentials, policy),
+        contexts,
         factory,
         policy=policy,
         shutdownGrace=options["shutdown-grace"],
     )
+    if options["show-config"]:
+        _showConfig(options, credentials, policy, reply)
+    for warning in policy.warnings():
+        _log.warn("{warning}", warning=warning)
+    now = datetime.datetime.now(datetime.UTC)
+    for each in credentials:
+        problem = validityProblem(each, now)
+        if problem is not None:
+            _log.emit(
+                LogLevel.levelWithName(problem.severity),
+                "{problem}; serving it anyway",
+                problem=problem.message,
+            )
+    return service
 
 
-def _credentials(options: Options) -> ServerCredentials:
-    if options["cert"] is not None:
-        credentials = loadCredentials(options["cert"], options["key"], options["chain"])
-        _log.info(
-            "serving certificate {path} (SHA-256 {fingerprint}) for {names}",
-            path=str(options["cert"]),
-            fingerprint=credentials.fingerprint,
-            names=", ".join(credentials.subjectNames) or "(no subjectAltName)",
+def _showConfig(
+    options: Options,
+    credentials: list[ServerCredentials],
+    policy: TLSPolicy,
+    reply: bytes,
+) -> None:
+    """
+    Print the effective settings and end the program (C{--show-config}).
+    """
+    settings = {
+        "listen": options["listen"],
+        "certificates": [c.describe() for c in credentials],
+        "tls": policy.describe(),
+        "reply": reply.decode("utf-8", "backslashreplace"),
+        "handshakeTimeout": options["handshake-timeout"],
+        "closeTimeout": options["close-timeout"],
+        "shutdownGrace": options["shutdown-grace"],
+    }
+    sys.stdout.write(json.dumps(settings, indent=2) + "\n")
+    raise SystemExit(0)
+
+
+def _credentials(options: Options) -> list[ServerCredentials]:
+    found = [
+        loadCredentials(
+            entry["cert"], entry.get("key"), entry.get("chain"), entry.get("ocsp-response")
         )
-        return credentials
-    dev = ensureDevelopmentCertificate(DEVELOPMENT_CERTIFICATE_DIRECTORY.absolute())
-    _log.info(
-        "{action} development certificate {path} (SHA-256 {fingerprint}) for "
-        "{names}; clients can trust it with e.g. curl --cacert {path}",
-        action="created" if dev.created else "using",
-        path=str(dev.certificatePath),
-        fingerprint=dev.credentials.fingerprint,
-        names=", ".join(dev.credentials.subjectNames),
-    )
-    return dev.credentials
+        for entry in options["certificates"]
+    ]
+    if options["cert-dir"] is not None:
+        found += loadCertificateDirectory(options["cert-dir"])
+    if not found:
+        dev = ensureDevelopmentCertificate(DEVELOPMENT_CERTIFICATE_DIRECTORY.absolute())
+        _log.info(
+            "{action} development certificate {path} (SHA-256 {fingerprint}) for "
+            "{names}; clients can trust it with e.g. curl --cacert {path}",
+            action="created" if dev.created else "using",
+            path=str(dev.certificatePath),
+            fingerprint=dev.credentials.fingerprint,
+            names=", ".join(dev.credentials.subjectNames),
+        )
+        return [dev.credentials]
+    for each in found:
+        _log.info(
+            "serving certificate {path} ({key}, SHA-256 {fingerprint}) for {names}",
+            path=str(each.certificatePath),
+            key=each.keyDescription,
+            fingerprint=each.fingerprint,
+            names=", ".join(each.subjectNames) or "(no subjectAltName)",
+        )
+    return found
 
 
 def _reply(options: Options) -> bytes:

@@ -1,27 +1,41 @@
-# -*- test-case-name: tests.test_wire -*-
+# -*- test-case-name: tests.test_wire,tests.test_policy -*-
 """
-The server's TLS context: Twisted's L{CertificateOptions}, finished with the
-seed's defaults where they differ from Twisted's.
+The server's TLS contexts: Twisted's L{CertificateOptions}, finished with
+the seed's defaults where they differ from Twisted's, one per server name.
 
-The context is built once, completely, before the first connection:
+Every context is built once, completely, before the first connection:
 pyOpenSSL refuses to change a context once a connection has been made from
 it, and every connection must see the same policy.
+
+Each configured server name gets a context of its own, and so a session
+cache and session-ticket keys of its own: a session made under one name can
+only ever be resumed under that name. The context is chosen from the server
+name in the client's ClientHello (read by L{tlsreply.transport}) when the
+connection is created; a missing or unknown name gets the fallback context,
+which serves the first certificate.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Final
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Final, Literal
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from OpenSSL import SSL
-from twisted.internet.ssl import (
-    AcceptableCiphers,
-    CertificateOptions,
-    TLSVersion,
-)
+from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
+from twisted.internet.ssl import CertificateOptions, TLSVersion
+from twisted.logger import Logger
+from zope.interface import implementer
 
 from tlsreply import _openssl
-from tlsreply.credentials import ServerCredentials
+from tlsreply.credentials import ServerCredentials, loadCertificates
+from tlsreply.errors import ConfigurationError
 
 #: The TLS 1.2 cipher suites offered by default, in the server's order of
 #: preference: forward-secret ECDHE key exchange with AEAD ciphers only
@@ -39,16 +53,34 @@ DEFAULT_TLS12_CIPHERS: Final = ":".join(
     ]
 )
 
-#: The session ID context: a session is only resumed by a context with the
-#: same value. Twisted picks a random one for every context; a fixed one says
-#: plainly what may resume what.
-SESSION_ID_CONTEXT: Final = b"tlsreply"
+#: Added to the defaults when TLS 1.0 or 1.1 is allowed: those versions have
+#: no AEAD suites, and OpenSSL's security level 1 forbids their SHA-1 based
+#: handshake signatures.
+LEGACY_TLS_CIPHERS: Final = (
+    "ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA:"
+    "ECDHE-ECDSA-AES256-SHA:ECDHE-RSA-AES256-SHA:@SECLEVEL=0"
+)
 
+#: OpenSSL's server default.
+DEFAULT_SESSION_TIMEOUT: Final = 300
 
-_VERSION_NAMES: Final = {
-    TLSVersion.TLSv1_2: "TLSv1.2",
-    TLSVersion.TLSv1_3: "TLSv1.3",
+#: Up to this many configured names, each gets a context (and session
+#: cache) of its own; beyond it (a certificate with 1,000 names), names on
+#: the same certificates share one, to bound start-up time and memory.
+MAXIMUM_NAME_CONTEXTS: Final = 64
+
+VERSIONS: Final = {
+    "1.0": TLSVersion.TLSv1_0,
+    "1.1": TLSVersion.TLSv1_1,
+    "1.2": TLSVersion.TLSv1_2,
+    "1.3": TLSVersion.TLSv1_3,
 }
+_VERSION_NAMES: Final = {version: f"TLSv{name}" for name, version in VERSIONS.items()}
+_LEGACY = (TLSVersion.TLSv1_0, TLSVersion.TLSv1_1)
+
+VerifyClient = Literal["none", "optional", "require"]
+
+_log = Logger()
 
 
 @dataclass(frozen=True)
@@ -61,87 +93,406 @@ class TLSPolicy:
     session cache and session tickets so that clients can resume, no early
     data, no compression, no renegotiation.
 
+    @ivar minimumVersion: lowest version offered, TLS 1.2 or 1.3.
+    @ivar maximumVersion: highest version offered, TLS 1.2 or 1.3.
+    @ivar insecureMinimumVersion: TLS 1.0 or 1.1, to allow those broken
+        versions (and the CBC suites and security level 0 they need); wins
+        over C{minimumVersion}; a warning is logged.
+    @ivar tls12Ciphers: OpenSSL cipher string for TLS 1.2 and below, in the
+        server's preference order.
+    @ivar tls13Ciphersuites: OpenSSL TLS 1.3 ciphersuites string, or
+        L{None} for OpenSSL's default.
+    @ivar groups: key-exchange groups in preference order (C{"X25519:P-256"}),
+        or L{None} for OpenSSL's automatic choice.
     @ivar sessionCache: keep a server-side session cache (resumption by
         session ID in TLS 1.2; Twisted's default is off).
-    @ivar sessionTickets: issue session tickets (stateless resumption; off
-        by default in Twisted).
-    @ivar tls12Ciphers: OpenSSL cipher string for TLS 1.2, in preference
-        order.
+    @ivar sessionTimeout: seconds a session (or ticket) can be resumed.
+    @ivar sessionTickets: issue session tickets (off by default in Twisted).
+    @ivar alpnProtocols: application protocols to negotiate, in the
+        server's preference order; with no overlap the handshake goes on
+        without ALPN.
+    @ivar clientCAPath: PEM file of CAs that client certificates are
+        verified against, and whose names are sent in the certificate
+        request.
+    @ivar verifyClient: C{"none"}: never ask for a client certificate;
+        C{"optional"}: ask, verify, log the result, serve anyway;
+        C{"require"}: refuse a client without a valid certificate.
+    @ivar keyLogPath: append NSS key-log lines for every connection here
+        (this breaks confidentiality: for debugging only).
     """
 
-    sessionCache: bool = True
-    sessionTickets: bool = True
-    tls12Ciphers: str = DEFAULT_TLS12_CIPHERS
     minimumVersion: TLSVersion = TLSVersion.TLSv1_2
     maximumVersion: TLSVersion = TLSVersion.TLSv1_3
+    insecureMinimumVersion: TLSVersion | None = None
+    tls12Ciphers: str | None = None
+    tls13Ciphersuites: str | None = None
+    groups: str | None = None
+    sessionCache: bool = True
+    sessionTimeout: int = DEFAULT_SESSION_TIMEOUT
+    sessionTickets: bool = True
+    alpnProtocols: tuple[str, ...] = ()
+    clientCAPath: Path | None = None
+    verifyClient: VerifyClient = "none"
+    keyLogPath: Path | None = None
+
+    def __post_init__(self) -> None:
+        for version in (self.minimumVersion, self.maximumVersion):
+            if version in _LEGACY:
+                raise ConfigurationError(
+                    f"{_VERSION_NAMES[version]} is insecure; allow it only with "
+                    "insecureMinimumVersion (--insecure-min-tls)"
+                )
+        if self.insecureMinimumVersion not in (None, *_LEGACY):
+            raise ConfigurationError("insecureMinimumVersion must be TLS 1.0 or 1.1")
+        if self.effectiveMinimumVersion > self.maximumVersion:
+            raise ConfigurationError(
+                f"minimum TLS version {_VERSION_NAMES[self.effectiveMinimumVersion]} "
+                f"is above the maximum {_VERSION_NAMES[self.maximumVersion]}"
+            )
+        if self.verifyClient not in ("none", "optional", "require"):
+            raise ConfigurationError(
+                f"verify-client must be none, optional or require, not {self.verifyClient!r}"
+            )
+        if self.verifyClient != "none" and self.clientCAPath is None:
+            raise ConfigurationError(
+                f"verify-client {self.verifyClient} needs a client CA file (--client-ca)"
+            )
+        if self.sessionTimeout <= 0:
+            raise ConfigurationError("the session timeout must be at least 1 second")
+        for protocol in self.alpnProtocols:
+            if not 0 < len(protocol.encode()) < 256:
+                raise ConfigurationError(f"bad ALPN protocol name {protocol!r}")
+
+    @property
+    def effectiveMinimumVersion(self) -> TLSVersion:
+        return self.insecureMinimumVersion or self.minimumVersion
+
+    @property
+    def effectiveTLS12Ciphers(self) -> str:
+        if self.tls12Ciphers is not None:
+            return self.tls12Ciphers
+        if self.insecureMinimumVersion is not None:
+            return DEFAULT_TLS12_CIPHERS + ":" + LEGACY_TLS_CIPHERS
+        return DEFAULT_TLS12_CIPHERS
 
     def describe(self) -> dict[str, Any]:
         """
-        The effective settings as plain values, for the start-up log.
+        The effective settings as plain values, for the start-up log and
+        C{--show-config}.
         """
         return {
-            "versions": f"{_VERSION_NAMES[self.minimumVersion]}"
+            "versions": f"{_VERSION_NAMES[self.effectiveMinimumVersion]}"
             f"-{_VERSION_NAMES[self.maximumVersion]}",
-            "groups": "OpenSSL automatic",
+            "tls12Ciphers": self.effectiveTLS12Ciphers,
+            "tls13Ciphersuites": self.tls13Ciphersuites or "OpenSSL default",
+            "groups": self.groups or "OpenSSL automatic",
             "sessionCache": self.sessionCache,
+            "sessionTimeout": self.sessionTimeout,
             "sessionTickets": self.sessionTickets,
-            "tls12Ciphers": self.tls12Ciphers,
+            "alpn": ",".join(self.alpnProtocols) or "none",
+            "verifyClient": self.verifyClient,
+            "clientCA": str(self.clientCAPath) if self.clientCAPath else None,
+            "keyLog": str(self.keyLogPath) if self.keyLogPath else None,
             "earlyData": "refused",
             "compression": "off",
             "renegotiation": "off",
         }
 
+    def warnings(self) -> list[str]:
+        """
+        What this policy does that lowers security, one line each.
+        """
+        found = []
+        if self.insecureMinimumVersion is not None:
+            found.append(
+                f"INSECURE: {_VERSION_NAMES[self.insecureMinimumVersion]} is allowed "
+                "(with CBC cipher suites and OpenSSL security level 0)"
+            )
+        if self.keyLogPath is not None:
+            found.append(
+                f"INSECURE: TLS session keys are written to {self.keyLogPath}; anyone "
+                "who can read it can decrypt the traffic"
+            )
+        return found
 
-def _selectNoProtocol(connection: SSL.Connection, offered: list[bytes]) -> Any:
+
+def _selectALPN(preferred: tuple[bytes, ...]) -> Callable[[SSL.Connection, list[bytes]], Any]:
     """
-    ALPN selection for a server that speaks no application protocol.
+    ALPN selection: the server's first preference that the client offers.
 
-    Twisted's own callback answers a client that offers ALPN (curl, browsers,
-    every HTTP library) with an empty protocol name when nothing overlaps,
-    and OpenSSL then aborts the handshake with C{internal_error}. Declining
-    to acknowledge ALPN is what RFC 7301 allows and what OpenSSL does with no
-    callback at all: the handshake goes on with no protocol negotiated.
+    With no overlap (or no protocol configured) the callback declines to
+    acknowledge ALPN, which is what OpenSSL does without a callback and what
+    RFC 7301 permits: the handshake goes on with no protocol. Twisted's own
+    callback answers with an empty protocol name instead, and OpenSSL then
+    aborts the handshake with C{internal_error}, which breaks every curl,
+    browser and HTTP library client.
     """
-    return SSL.NO_OVERLAPPING_PROTOCOLS
+
+    def select(connection: SSL.Connection, offered: list[bytes]) -> Any:
+        for protocol in preferred:
+            if protocol in offered:
+                return protocol
+        return SSL.NO_OVERLAPPING_PROTOCOLS
+
+    return select
 
 
-def buildCertificateOptions(
-    credentials: ServerCredentials, policy: TLSPolicy | None = None
-) -> CertificateOptions:
+def _keyLogger(stream: IO[bytes]) -> Callable[[SSL.Connection, bytes], None]:
+    def log(connection: SSL.Connection, line: bytes) -> None:
+        stream.write(line + b"\n")
+        stream.flush()
+
+    return log
+
+
+def _ocspStapler(
+    responses: dict[bytes, bytes],
+) -> Callable[[SSL.Connection, object], bytes]:
     """
-    Build the L{CertificateOptions} for a tlsreply server, with its context
-    already made and finished.
-
-    Twisted's C{CertificateOptions} has no argument for several of the
-    settings (early data, renegotiation, ALPN without protocols, the session
-    ID context), so they are applied to its context right after it is made
-    and before any connection uses it; C{getContext()} then keeps returning
-    that same finished context.
-
-    @param credentials: the certificate, key and chain to serve.
-    @param policy: protocol choices; the seed's defaults when L{None}.
-    @return: options ready to hand to L{TLSMemoryBIOFactory}.
+    Staple the OCSP response of whichever certificate this connection is
+    served (RSA or ECDSA), or nothing.
     """
-    if policy is None:
-        policy = TLSPolicy()
-    _openssl.checkBinding()
+
+    def staple(connection: SSL.Connection, data: object) -> bytes:
+        certificate = connection.get_certificate(as_cryptography=True)
+        if certificate is None:
+            return b""
+        return responses.get(certificate.fingerprint(hashes.SHA256()), b"")
+
+    return staple
+
+
+def _acceptAnyClientCertificate(
+    connection: SSL.Connection, certificate: object, error: int, depth: int, ok: int
+) -> bool:
+    """
+    For C{verify-client optional}: keep the handshake going whatever the
+    verification result; OpenSSL still records the result, which the
+    connection log reports.
+    """
+    return True
+
+
+def _requireValidClientCertificate(
+    connection: SSL.Connection, certificate: object, error: int, depth: int, ok: int
+) -> bool:
+    return bool(ok)
+
+
+def _useCertificate(context: SSL.Context, credentials: ServerCredentials) -> None:
+    """
+    Load one certificate, its own chain and its key into a context.
+
+    A context can hold one certificate per key type (RSA and ECDSA side by
+    side, each client getting the one it can verify); each needs its own
+    chain, which only OpenSSL's chain-file call sets.
+    """
+    pem = b"".join(
+        c.public_bytes(serialization.Encoding.PEM)
+        for c in (credentials.certificate, *credentials.chain)
+    )
+    with tempfile.NamedTemporaryFile(suffix=".pem") as chainFile:
+        chainFile.write(pem)
+        chainFile.flush()
+        context.use_certificate_chain_file(chainFile.name.encode())
+    context.use_privatekey(credentials.privateKey)
+    context.check_privatekey()
+
+
+def _sessionIDContext(name: str) -> bytes:
+    """
+    A short, fixed session ID context per server name (at most 32 bytes,
+    as OpenSSL requires).
+    """
+    return b"tlsreply:" + hashlib.sha256(name.encode()).digest()[:8].hex().encode()
+
+
+def _buildContext(
+    credentials: Sequence[ServerCredentials],
+    policy: TLSPolicy,
+    name: str,
+    keyLog: IO[bytes] | None,
+) -> SSL.Context:
+    """
+    One finished context serving C{credentials} under C{name}.
+    """
+    minimum = policy.effectiveMinimumVersion
+    versionArguments: dict[str, Any] = {"lowerMaximumSecurityTo": policy.maximumVersion}
+    if minimum in _LEGACY:
+        versionArguments["insecurelyLowerMinimumTo"] = minimum
+    else:
+        versionArguments["raiseMinimumTo"] = minimum
     options = CertificateOptions(
-        # pyOpenSSL accepts cryptography's key and certificate objects;
-        # Twisted's annotations still name pyOpenSSL's deprecated wrappers.
-        privateKey=credentials.privateKey,  # type: ignore[arg-type]
-        certificate=credentials.certificate,  # type: ignore[arg-type]
-        extraCertChain=list(credentials.chain),  # type: ignore[arg-type]
-        raiseMinimumTo=policy.minimumVersion,
-        lowerMaximumSecurityTo=policy.maximumVersion,
         enableSessions=policy.sessionCache,
         enableSessionTickets=policy.sessionTickets,
-        acceptableCiphers=AcceptableCiphers.fromOpenSSLCipherString(
-            policy.tls12Ciphers
-        ),
+        **versionArguments,
     )
     context = options.getContext()
     context.set_options(SSL.OP_NO_RENEGOTIATION)
-    context.set_session_id(SESSION_ID_CONTEXT)
+    try:
+        context.set_cipher_list(policy.effectiveTLS12Ciphers.encode())
+    except SSL.Error:
+        raise ConfigurationError(
+            f"cipher string {policy.effectiveTLS12Ciphers!r} selects no cipher"
+        ) from None
+    if policy.tls13Ciphersuites is not None:
+        try:
+            context.set_tls13_ciphersuites(policy.tls13Ciphersuites.encode())
+        except SSL.Error:
+            raise ConfigurationError(
+                f"TLS 1.3 ciphersuites {policy.tls13Ciphersuites!r} select no suite"
+            ) from None
+    if policy.groups is not None:
+        _openssl.setGroups(context, policy.groups)
+    context.set_session_id(_sessionIDContext(name))
+    context.set_timeout(policy.sessionTimeout)
     _openssl.refuseEarlyData(context)
-    context.set_alpn_select_callback(_selectNoProtocol)
-    return options
+    context.set_alpn_select_callback(
+        _selectALPN(tuple(p.encode() for p in policy.alpnProtocols))
+    )
+    if policy.verifyClient != "none":
+        assert policy.clientCAPath is not None
+        path = str(policy.clientCAPath).encode()
+        context.load_verify_locations(path)
+        context.load_client_ca(path)
+        if policy.verifyClient == "require":
+            context.set_verify(
+                SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT,
+                _requireValidClientCertificate,
+            )
+        else:
+            context.set_verify(SSL.VERIFY_PEER, _acceptAnyClientCertificate)
+    if keyLog is not None:
+        context.set_keylog_callback(_keyLogger(keyLog))
+    staples = {
+        c.certificate.fingerprint(hashes.SHA256()): c.ocspResponse
+        for c in credentials
+        if c.ocspResponse
+    }
+    if staples:
+        context.set_ocsp_server_callback(_ocspStapler(staples))
+    for each in credentials:
+        _useCertificate(context, each)
+    return context
+
+
+def _names(credentials: ServerCredentials) -> list[str]:
+    """
+    The server names a certificate is for, lower-cased: its DNS names (and
+    IP addresses) or, with no subjectAltName, its common name.
+    """
+    names = [n.lower() for n in credentials.subjectNames]
+    if names:
+        return names
+    return [
+        str(a.value).lower()
+        for a in credentials.certificate.subject.get_attributes_for_oid(
+            x509.NameOID.COMMON_NAME
+        )
+    ]
+
+
+@implementer(IOpenSSLServerConnectionCreator)
+@dataclass
+class ServerContexts:
+    """
+    The finished contexts of a tlsreply server, one per configured server
+    name, and the choice among them for each connection.
+
+    @ivar credentials: every certificate served, the fallback's first.
+    @ivar policy: the policy every context follows.
+    @ivar fallback: the context for a missing or unknown server name.
+    @ivar byName: exact names (and wildcard patterns like
+        C{*.example.com}) to their contexts.
+    """
+
+    credentials: tuple[ServerCredentials, ...]
+    policy: TLSPolicy
+    fallback: SSL.Context
+    byName: dict[str, SSL.Context] = field(default_factory=dict)
+
+    def contextFor(self, serverName: str | None) -> SSL.Context:
+        """
+        The context for a server name: an exact match, else a wildcard
+        match of the first label, else the fallback.
+        """
+        if serverName:
+            name = serverName.lower().rstrip(".")
+            if name in self.byName:
+                return self.byName[name]
+            _, dot, parent = name.partition(".")
+            if dot and f"*.{parent}" in self.byName:
+                return self.byName[f"*.{parent}"]
+        return self.fallback
+
+    def serverConnectionForTLS(self, tlsProtocol: Any) -> SSL.Connection:
+        """
+        Create the connection from the context for the server name the
+        client asked for (see L{tlsreply.transport.ClientHelloFirst}).
+        """
+        hello = getattr(tlsProtocol, "clientHello", None)
+        return SSL.Connection(self.contextFor(hello.serverName if hello else None), None)
+
+
+def buildServerContexts(
+    credentials: ServerCredentials | Iterable[ServerCredentials],
+    policy: TLSPolicy | None = None,
+) -> ServerContexts:
+    """
+    Build every context a tlsreply server needs, finished and ready.
+
+    Certificates for the same names (an RSA and an ECDSA one, say) share a
+    context, and each client gets the one it can use; certificates for
+    other names are chosen by SNI. The first certificate also serves
+    clients that send no name or an unknown one.
+
+    @param credentials: one certificate, or several (the first is the
+        fallback).
+    @param policy: protocol choices; the seed's defaults when L{None}.
+    @raise ConfigurationError: for a setting OpenSSL refuses (an unknown
+        group, a cipher string that selects nothing, an unreadable client CA
+        or key-log file).
+    """
+    if isinstance(credentials, ServerCredentials):
+        credentials = [credentials]
+    credentials = tuple(credentials)
+    if not credentials:
+        raise ConfigurationError("no certificate to serve")
+    if policy is None:
+        policy = TLSPolicy()
+    _openssl.checkBinding()
+    if policy.clientCAPath is not None:
+        loadCertificates(policy.clientCAPath, "client CA")
+    keyLog = _openKeyLog(policy.keyLogPath)
+    namesToCredentials: dict[str, list[ServerCredentials]] = {}
+    for each in credentials:
+        for name in _names(each):
+            namesToCredentials.setdefault(name, []).append(each)
+    fallbackNames = set(_names(credentials[0]))
+    fallbackGroup = [c for c in credentials if set(_names(c)) == fallbackNames]
+    contexts = ServerContexts(
+        credentials,
+        policy,
+        fallback=_buildContext(fallbackGroup, policy, "*", keyLog),
+    )
+    perName = len(namesToCredentials) <= MAXIMUM_NAME_CONTEXTS
+    shared: dict[tuple[int, ...], SSL.Context] = {}
+    for name, group in namesToCredentials.items():
+        if perName:
+            contexts.byName[name] = _buildContext(group, policy, name, keyLog)
+            continue
+        key = tuple(id(c) for c in group)
+        if key not in shared:
+            shared[key] = _buildContext(group, policy, name, keyLog)
+        contexts.byName[name] = shared[key]
+    return contexts
+
+
+def _openKeyLog(path: Path | None) -> IO[bytes] | None:
+    if path is None:
+        return None
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    except OSError as e:
+        raise ConfigurationError(f"cannot open key-log file {path}: {e.strerror}") from None
+    return os.fdopen(descriptor, "ab")

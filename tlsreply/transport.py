@@ -1,0 +1,137 @@
+# -*- test-case-name: tests.test_protocol,tests.test_policy -*-
+"""
+The layers between a stream endpoint and L{ReplyProtocol}:
+
+    endpoint -> L{ClientHelloFirst} -> L{ReplyTLSProtocol} -> ReplyProtocol
+
+L{ClientHelloFirst} holds the connection's first bytes until they make a
+whole ClientHello, then starts TLS, so that the TLS connection is created
+from the context for the server name the client asked for (see
+L{tlsreply.clienthello}).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.interfaces import IDelayedCall, IProtocolFactory, IReactorTime
+from twisted.internet.protocol import Protocol, connectionDone
+from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
+from twisted.protocols.tls import BufferingTLSTransport, TLSMemoryBIOFactory
+from twisted.python.failure import Failure
+from zope.interface import directlyProvides, providedBy
+
+from tlsreply.clienthello import ClientHello, ClientHelloParser, NotAClientHello
+
+
+class ReplyTLSProtocol(BufferingTLSTransport):
+    """
+    Twisted's TLS protocol, told what the client offered and when it
+    connected before its OpenSSL connection is made.
+
+    @ivar clientHello: what the client offered, if its first bytes were a
+        well-formed ClientHello.
+    @ivar acceptedAt: when the TCP connection was accepted.
+    """
+
+    clientHello: ClientHello | None = None
+    acceptedAt: float | None = None
+
+
+class ReplyTLSFactory(TLSMemoryBIOFactory):
+    """
+    A L{TLSMemoryBIOFactory} that makes L{ReplyTLSProtocol}s.
+    """
+
+    protocol = ReplyTLSProtocol
+
+
+class ClientHelloFirst(ProtocolWrapper):
+    """
+    Read the ClientHello, then start the TLS protocol above and hand it
+    every byte received.
+
+    TLS starts early, with whatever has arrived, when the client goes away
+    or the handshake timeout expires first: the protocols above then end
+    the connection and log it, as they do every other.
+    """
+
+    factory: ClientHelloFirstFactory
+    _started = False
+    _timer: IDelayedCall | None = None
+
+    def makeConnection(self, transport: Any) -> None:
+        """
+        Like L{ProtocolWrapper.makeConnection}, but leave the TLS protocol
+        unconnected until the ClientHello is in.
+        """
+        directlyProvides(self, providedBy(transport))
+        Protocol.makeConnection(self, transport)
+        self.factory.registerProtocol(self)
+        self._parser = ClientHelloParser()
+        clock = self.factory.clock
+        self._acceptedAt = clock.seconds()
+        if self.factory.handshakeTimeout:
+            self._timer = clock.callLater(self.factory.handshakeTimeout, self._timeOut)
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._started:
+            self.wrappedProtocol.dataReceived(data)
+            return
+        try:
+            hello = self._parser.feed(data)
+        except NotAClientHello:
+            hello = None
+        else:
+            if hello is None:
+                return
+        self._start(hello)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if not self._started:
+            self._start(None)
+        super().connectionLost(reason)
+
+    def _start(self, hello: ClientHello | None) -> None:
+        self._started = True
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        tls = self.wrappedProtocol
+        if isinstance(tls, ReplyTLSProtocol):
+            tls.clientHello = hello
+            tls.acceptedAt = self._acceptedAt
+        tls.makeConnection(self)  # type: ignore[arg-type]
+        if self._parser.received and self.wrappedProtocol is not None:
+            self.wrappedProtocol.dataReceived(self._parser.received)
+
+    def _timeOut(self) -> None:
+        """
+        No whole ClientHello in time: start TLS with what there is; the
+        reply protocol's handshake timer, already due, then aborts the
+        connection and logs why.
+        """
+        self._timer = None
+        self._start(None)
+
+
+class ClientHelloFirstFactory(WrappingFactory[ClientHelloFirst]):
+    """
+    Wraps a L{ReplyTLSFactory}; see L{ClientHelloFirst}.
+    """
+
+    protocol = ClientHelloFirst
+    noisy = False
+
+    def __init__(
+        self,
+        wrappedFactory: IProtocolFactory,
+        clock: IReactorTime,
+        handshakeTimeout: float,
+    ) -> None:
+        super().__init__(wrappedFactory)
+        self.clock = clock
+        self.handshakeTimeout = handshakeTimeout
+
+    def logPrefix(self) -> str:
+        return str(self.wrappedFactory.logPrefix())
