@@ -18,6 +18,7 @@ from typing import Any
 
 import trustme
 from twisted.internet import reactor
+from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
 from twisted.internet.threads import deferToThread
 from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -117,11 +118,13 @@ async def startServer(
     reply: bytes = b"test\n",
     policy: TLSPolicy | None = None,
     listen: str = f"tcp:0:interface={LOOPBACK}",
+    contextFactory: IOpenSSLServerConnectionCreator | None = None,
     **factoryArguments: Any,
 ) -> RunningServer:
     """
     Start tlsreply on an ephemeral 127.0.0.1 port with a certificate from a
-    fresh test CA; stop it (and wait for its connections) at test end.
+    fresh test CA (or the given C{contextFactory}); stop it (and wait for
+    its connections) at test end.
     """
     events = captureLogEvents(testCase)
     certificates = makeCertificates(temporaryDirectory(testCase))
@@ -130,7 +133,7 @@ async def startServer(
     service = TLSReplyService.fromDescriptions(
         reactor,
         [listen],
-        buildServerContexts(credentials, policy),
+        contextFactory or buildServerContexts(credentials, policy),
         factory,
         policy=policy,
     )
@@ -165,6 +168,8 @@ class SSLResult:
     sessionReused: bool
     session: ssl.SSLSession | None
     alpnProtocol: str | None
+    #: The server's certificate (DER) as the client received it.
+    peerCertificate: bytes | None = None
 
 
 def fetchWithSSL(
@@ -200,6 +205,7 @@ def fetchWithSSL(
                 bool(tls.session_reused),
                 tls.session,
                 tls.selected_alpn_protocol(),
+                tls.getpeercert(binary_form=True),
             )
 
 

@@ -25,8 +25,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from tests.support import captureLogEvents, makeCertificates, temporaryDirectory
 from tlsreply.protocol import ReplyFactory
 from tlsreply.service import TLSReplyService
-from tlsreply.tlscontext import TLSPolicy
 from tlsreply.tap import Options, makeService
+from tlsreply.tlscontext import TLSPolicy
 from tlsreply.transport import ClientHelloFirstFactory
 
 
@@ -215,7 +215,7 @@ class MakeServiceTests(SynchronousTestCase):
         memory = MemoryReactor()
         self.serve("--port", "4433", "--reply", "hi\\n", reactor=memory)
         [(port, factory, backlog, interface)] = memory.tcpServers
-        self.assertEqual((port, interface), (4433, ""))
+        self.assertEqual((port, interface, backlog), (4433, "", 511))
         replyFactory = replyFactoryOf(factory)
         self.assertEqual(replyFactory.reply, b"hi\n")
         self.assertEqual(replyFactory.handshakeTimeout, 10.0)

@@ -68,17 +68,23 @@ class ClientHelloParser:
     """
     Accumulate a connection's first bytes until they hold a whole
     ClientHello.
+
+    Parsing is incremental: each byte is looked at once, however the client
+    splits its hello into records and TCP segments (a hello sent one byte
+    per record and segment must not cost quadratic time).
     """
 
     def __init__(self) -> None:
-        self._received = b""
+        self._received = bytearray()
+        self._recordsEnd = 0
+        self._handshake = bytearray()
 
     @property
     def received(self) -> bytes:
         """
         Every byte fed so far, to be handed on unchanged.
         """
-        return self._received
+        return bytes(self._received)
 
     def feed(self, data: bytes) -> ClientHello | None:
         """
@@ -90,42 +96,54 @@ class ClientHelloParser:
             ClientHello, or it would exceed L{MAXIMUM_HELLO_SIZE}.
         """
         self._received += data
-        handshake = self._handshakeBytes()
-        if len(handshake) < 4:
-            return None
-        if handshake[0] != _CLIENT_HELLO:
-            raise NotAClientHello("the first handshake message is not a ClientHello")
-        length = int.from_bytes(handshake[1:4], "big")
-        if length > MAXIMUM_HELLO_SIZE:
+        self._readRecords()
+        handshake = self._handshake
+        if len(handshake) >= 4:
+            if handshake[0] != _CLIENT_HELLO:
+                raise NotAClientHello("the first handshake message is not a ClientHello")
+            length = int.from_bytes(handshake[1:4], "big")
+            if length > MAXIMUM_HELLO_SIZE:
+                raise NotAClientHello("ClientHello too large")
+            if len(handshake) >= 4 + length:
+                return _parseClientHello(bytes(handshake[4 : 4 + length]))
+        if len(self._received) > MAXIMUM_HELLO_SIZE + 1024:
             raise NotAClientHello("ClientHello too large")
-        if len(handshake) < 4 + length:
-            return None
-        return _parseClientHello(handshake[4 : 4 + length])
+        return None
 
-    def _handshakeBytes(self) -> bytes:
+    def _wholeMessageIn(self) -> bool:
         """
-        The handshake-layer bytes carried by the complete records so far.
+        Whether the handshake buffer holds the whole first message.
         """
-        out = b""
-        offset = 0
+        handshake = self._handshake
+        return len(handshake) >= 4 and len(handshake) >= 4 + int.from_bytes(
+            handshake[1:4], "big"
+        )
+
+    def _readRecords(self) -> None:
+        """
+        Move the fragments of newly complete records to the handshake
+        buffer.
+        """
         data = self._received
-        if len(data) > MAXIMUM_HELLO_SIZE + 1024:
-            raise NotAClientHello("ClientHello too large")
-        while len(data) - offset >= 5:
-            contentType, major, length = data[offset], data[offset + 1], int.from_bytes(
-                data[offset + 3 : offset + 5], "big"
-            )
-            if contentType != _HANDSHAKE_RECORD or major != 3:
+        offset = self._recordsEnd
+        while len(data) - offset >= 5 and not self._wholeMessageIn():
+            if data[offset] != _HANDSHAKE_RECORD or data[offset + 1] != 3:
                 raise NotAClientHello("not a TLS handshake record")
+            length = int.from_bytes(data[offset + 3 : offset + 5], "big")
             if length == 0 or length > 16384 + 2048:
                 raise NotAClientHello("bad record length")
             if len(data) - offset - 5 < length:
                 break
-            out += data[offset + 5 : offset + 5 + length]
+            self._handshake += data[offset + 5 : offset + 5 + length]
             offset += 5 + length
-        if len(data) - offset >= 1 and data[offset] != _HANDSHAKE_RECORD:
+        self._recordsEnd = offset
+        if self._wholeMessageIn():
+            # What a client sends after its ClientHello in the same flight
+            # (a ChangeCipherSpec, then 0-RTT application data) is not for
+            # this parser.
+            return
+        if len(data) > offset and data[offset] != _HANDSHAKE_RECORD:
             raise NotAClientHello("not a TLS handshake record")
-        return out
 
 
 class _Reader:

@@ -20,6 +20,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from tlsreply.errors import ConfigurationError
+from tlsreply.limits import DEFAULT_MAX_CONNECTIONS, AcceptLimit
 from tlsreply.protocol import ReplyFactory, formatAddress, wrapWithTLS
 from tlsreply.tlscontext import TLSPolicy
 
@@ -34,26 +35,42 @@ def parseListenAddress(reactor: object, description: str) -> IStreamServerEndpoi
     Turn a listening address into an endpoint.
 
     A bare port number means C{tcp:N}; anything else is a Twisted server
-    endpoint description (C{tcp:4433:interface=::}, C{unix:/run/t.sock},
+    endpoint description; TCP and Unix listeners get a backlog of 511
+    unless the description sets one (C{tcp:4433:interface=::}, C{unix:/run/t.sock},
     C{haproxy:tcp:4433}, C{systemd:domain=INET:index=0}). TLS is not part of
     the description: tlsreply wraps the factory, so every kind carries it.
 
     @raise ConfigurationError: for a description Twisted cannot parse.
     """
-    description = _escapeIPv6Interface(description.strip())
+    given = description.strip()
+    description = _escapeIPv6Interface(given)
     if re.fullmatch(r"\d+", description):
         description = f"tcp:{description}"
     if description.split(":", 1)[0] in ("ssl", "tls"):
         raise ConfigurationError(
-            f"listen address {description!r}: tlsreply adds TLS itself; "
+            f"listen address {given!r}: tlsreply adds TLS itself; "
             "use a plain stream endpoint such as tcp:4433"
         )
     try:
-        return serverFromString(reactor, description)
+        return serverFromString(reactor, _withBacklog(description))
     except (ValueError, TypeError, KeyError, IndexError) as e:
         raise ConfigurationError(
-            f"bad listen address {description!r}: {e or type(e).__name__}"
+            f"bad listen address {given!r}: {e or type(e).__name__}"
         ) from None
+
+
+#: The listen backlog when a description does not give one. Twisted's
+#: default, 50, makes the kernel drop SYNs in a burst of clients, each of
+#: which then waits a second to retry; nginx uses 511.
+DEFAULT_BACKLOG = 511
+
+
+def _withBacklog(description: str) -> str:
+    kinds = description.split(":", 2)
+    kind = kinds[1] if kinds[0] == "haproxy" and len(kinds) > 1 else kinds[0]
+    if kind in ("tcp", "tcp6", "unix") and "backlog=" not in description:
+        return f"{description}:backlog={DEFAULT_BACKLOG}"
+    return description
 
 
 _BARE_IPV6_INTERFACE = re.compile(
@@ -100,21 +117,28 @@ class TLSReplyService(Service):
         replyFactory: ReplyFactory,
         policy: TLSPolicy | None = None,
         shutdownGrace: float = DEFAULT_SHUTDOWN_GRACE,
+        maxConnections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         """
         @param endpoints: (description, endpoint) pairs; the description is
             used in messages.
-        @param contextFactory: usually from L{buildCertificateOptions}.
+        @param contextFactory: usually from L{buildServerContexts}, or a
+            L{ReloadableContexts} to rotate certificates.
         @param replyFactory: makes the protocol for each connection.
         @param policy: the TLS policy, only to report it at start-up.
         @param shutdownGrace: seconds that connections in progress get to
             finish when the service stops.
+        @param maxConnections: connections in progress (from accept to
+            close) at which the service stops accepting until one ends.
         """
         if not endpoints:
             raise ConfigurationError("no listen address given")
         self.endpoints = list(endpoints)
         self.replyFactory = replyFactory
+        self.contextFactory = contextFactory
+        self.limit = AcceptLimit(maxConnections)
         self.tlsFactory = wrapWithTLS(contextFactory, replyFactory)
+        self.tlsFactory.limit = self.limit
         self.policy = policy if policy is not None else TLSPolicy()
         self.shutdownGrace = shutdownGrace
         self.listeningPorts: list[IListeningPort] = []
@@ -129,6 +153,7 @@ class TLSReplyService(Service):
         replyFactory: ReplyFactory,
         policy: TLSPolicy | None = None,
         shutdownGrace: float = DEFAULT_SHUTDOWN_GRACE,
+        maxConnections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> TLSReplyService:
         """
         Build the service from listening addresses as the command line takes
@@ -137,7 +162,9 @@ class TLSReplyService(Service):
         @raise ConfigurationError: for an address that cannot be parsed.
         """
         endpoints = [(d, parseListenAddress(reactor, d)) for d in descriptions]
-        return cls(endpoints, contextFactory, replyFactory, policy, shutdownGrace)
+        return cls(
+            endpoints, contextFactory, replyFactory, policy, shutdownGrace, maxConnections
+        )
 
     def privilegedStartService(self) -> None:
         super().privilegedStartService()
@@ -165,6 +192,7 @@ class TLSReplyService(Service):
                 self._stopListening()
                 raise errors[0]
             pending.append(listening.addCallback(self._logLateErrors, errors))
+        self.limit.ports = self.listeningPorts
         self._listening = DeferredList(pending).addCallback(
             lambda _: self._logStarted()
         )
@@ -191,6 +219,7 @@ class TLSReplyService(Service):
             reply=self.replyFactory.reply,
             handshakeTimeout=self.replyFactory.handshakeTimeout,
             closeTimeout=self.replyFactory.closeTimeout,
+            maxConnections=self.limit.maximum,
         )
 
     @property
@@ -202,6 +231,7 @@ class TLSReplyService(Service):
 
     def _stopListening(self) -> Deferred[None]:
         ports, self.listeningPorts = self.listeningPorts, []
+        self.limit.ports = ()
         stopped = DeferredList([maybeDeferred(port.stopListening) for port in ports])
         return stopped.addCallback(lambda _: None)
 
@@ -212,12 +242,12 @@ class TLSReplyService(Service):
         """
         super().stopService()
         self._listening = None
-        factory = self.replyFactory
-        clock = factory.clock
+        connections = self.tlsFactory
+        clock = self.replyFactory.clock
         stopped = self._stopListening()
 
         def drain(_: object) -> Deferred[None]:
-            inProgress = len(factory.connections)
+            inProgress = connections.inProgress
             if not inProgress:
                 self._log.info("tlsreply stopped; no connection was in progress")
                 return succeed(None)
@@ -227,18 +257,20 @@ class TLSReplyService(Service):
                 grace=self.shutdownGrace,
                 inProgress=inProgress,
             )
-            idle = factory.whenIdle()
+            idle = connections.whenIdle()
             timer = clock.callLater(self.shutdownGrace, abortStragglers)
 
             def done(result: None) -> None:
                 if timer.active():
                     timer.cancel()
-                    self._log.info("all connections finished")
+                    self._log.info(
+                        "all {inProgress} connection(s) finished", inProgress=inProgress
+                    )
 
             return idle.addCallback(done)
 
         def abortStragglers() -> None:
-            aborted = factory.abortAll()
+            aborted = connections.abortAll()
             self._log.warn(
                 "aborted {aborted} connection(s) still open after {grace:g}s",
                 aborted=aborted,

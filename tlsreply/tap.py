@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import datetime
 import json
+import resource
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -27,17 +30,20 @@ from tlsreply.credentials import (
 )
 from tlsreply.devcert import ensureDevelopmentCertificate
 from tlsreply.errors import ConfigurationError
+from tlsreply.limits import DEFAULT_MAX_CONNECTIONS
 from tlsreply.protocol import (
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_HANDSHAKE_TIMEOUT,
     DEFAULT_REPLY,
     ReplyFactory,
 )
+from tlsreply.reload import ReloadableContexts
 from tlsreply.replytext import decodeReplyText
 from tlsreply.service import DEFAULT_SHUTDOWN_GRACE, TLSReplyService
 from tlsreply.tlscontext import (
     DEFAULT_SESSION_TIMEOUT,
     VERSIONS,
+    ServerContexts,
     TLSPolicy,
     buildServerContexts,
 )
@@ -60,7 +66,7 @@ def _seconds(value: str) -> float:
 
 def _positiveInteger(value: str) -> int:
     if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"expected a whole number of seconds >= 1, got {value!r}")
+        raise ValueError(f"expected a whole number >= 1, got {value!r}")
     return int(value)
 
 
@@ -202,6 +208,14 @@ class Options(usage.Options):
             "(SIGTERM, SIGINT) before they are aborted.",
             _seconds,
         ],
+        [
+            "max-connections",
+            None,
+            DEFAULT_MAX_CONNECTIONS,
+            "Connections in progress at which tlsreply stops accepting (the "
+            "kernel's backlog holds new clients) until one ends.",
+            _positiveInteger,
+        ],
     ]
 
     def __init__(self) -> None:
@@ -321,21 +335,41 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     if reactor is None:
         from twisted.internet import reactor
     try:
-        service = _makeService(options, reactor)
+        contexts = ReloadableContexts(_loadContexts(options), lambda: _loadContexts(options))
+        if options["show-config"]:
+            _showConfig(options, contexts.current)
+        service = _makeService(options, contexts, reactor)
     except ConfigurationError as e:
         raise SystemExit(f"tlsreply: {e}") from None
-    parent = _ExitOnConfigurationError()
+    parent = _CommandLineService(reactor, contexts)
     service.setServiceParent(parent)
     return parent
 
 
-def _makeService(options: Options, reactor: Any) -> TLSReplyService:
+def _loadContexts(options: Options) -> ServerContexts:
+    """
+    Read every certificate file and build the contexts: at start, and again
+    for each reload.
+    """
     credentials = _credentials(options)
-    reply = _reply(options)
+    now = datetime.datetime.now(datetime.UTC)
+    for each in credentials:
+        problem = validityProblem(each, now)
+        if problem is not None:
+            _log.emit(
+                LogLevel.levelWithName(problem.severity),
+                "{problem}; serving it anyway",
+                problem=problem.message,
+            )
+    return buildServerContexts(credentials, options["policy"])
+
+
+def _makeService(
+    options: Options, contexts: ReloadableContexts, reactor: Any
+) -> TLSReplyService:
     policy: TLSPolicy = options["policy"]
-    contexts = buildServerContexts(credentials, policy)
     factory = ReplyFactory(
-        reply,
+        _reply(options),
         clock=reactor,
         handshakeTimeout=options["handshake-timeout"],
         closeTimeout=options["close-timeout"],
@@ -347,40 +381,47 @@ def _makeService(options: Options, reactor: Any) -> TLSReplyService:
         factory,
         policy=policy,
         shutdownGrace=options["shutdown-grace"],
+        maxConnections=options["max-connections"],
     )
-    if options["show-config"]:
-        _showConfig(options, credentials, policy, reply)
     for warning in policy.warnings():
         _log.warn("{warning}", warning=warning)
-    now = datetime.datetime.now(datetime.UTC)
-    for each in credentials:
-        problem = validityProblem(each, now)
-        if problem is not None:
-            _log.emit(
-                LogLevel.levelWithName(problem.severity),
-                "{problem}; serving it anyway",
-                problem=problem.message,
-            )
+    _raiseDescriptorLimit(options["max-connections"])
     return service
 
 
-def _showConfig(
-    options: Options,
-    credentials: list[ServerCredentials],
-    policy: TLSPolicy,
-    reply: bytes,
-) -> None:
+def _raiseDescriptorLimit(maxConnections: int) -> None:
+    """
+    Make room for C{maxConnections} descriptors (plus some for listeners
+    and logs), raising the soft limit as far as the hard one allows.
+    """
+    needed = maxConnections + 64
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        _log.warn(
+            "the descriptor limit ({limit}) is below --max-connections "
+            "{maxConnections} plus 64; accepting will fail before the cap",
+            limit=soft,
+            maxConnections=maxConnections,
+        )
+
+
+def _showConfig(options: Options, contexts: ServerContexts) -> None:
     """
     Print the effective settings and end the program (C{--show-config}).
     """
     settings = {
         "listen": options["listen"],
-        "certificates": [c.describe() for c in credentials],
-        "tls": policy.describe(),
-        "reply": reply.decode("utf-8", "backslashreplace"),
+        "certificates": [c.describe() for c in contexts.credentials],
+        "tls": contexts.policy.describe(),
+        "reply": _reply(options).decode("utf-8", "backslashreplace"),
         "handshakeTimeout": options["handshake-timeout"],
         "closeTimeout": options["close-timeout"],
         "shutdownGrace": options["shutdown-grace"],
+        "maxConnections": options["max-connections"],
     }
     sys.stdout.write(json.dumps(settings, indent=2) + "\n")
     raise SystemExit(0)
@@ -435,16 +476,29 @@ def _reply(options: Options) -> bytes:
     return data
 
 
-class _ExitOnConfigurationError(MultiService):
+class _CommandLineService(MultiService):
     """
-    The top service of the command line: a failure to listen (address in
-    use, permission denied) ends the program with exit status 1 and one
-    critical log line instead of a traceback.
+    The top service of the command line.
 
-    By the time twistd starts services its log has replaced stdout and
-    stderr, so the message goes to the log, where the operator of a daemon
-    will look for it.
+      - A failure to listen (address in use, permission denied) ends the
+        program with exit status 1 and one critical log line instead of a
+        traceback. By the time twistd starts services its log has replaced
+        stdout and stderr, so the message goes to the log, where the
+        operator of a daemon will look for it.
+      - SIGTERM and SIGINT stop gracefully (see L{TLSReplyService}) and the
+        process exits 0: a requested stop is not a failure, whereas twistd
+        would end by re-raising the signal.
+      - SIGHUP reloads every certificate, key, chain and OCSP file.
+
+    Signal handlers are installed only on the global reactor, and the
+    previous ones are restored on stop.
     """
+
+    def __init__(self, reactor: Any, contexts: ReloadableContexts) -> None:
+        super().__init__()
+        self._reactor = reactor
+        self.contexts = contexts
+        self._previousHandlers: dict[int, Any] = {}
 
     def privilegedStartService(self) -> None:
         try:
@@ -459,3 +513,41 @@ class _ExitOnConfigurationError(MultiService):
         except ConfigurationError as e:
             _log.critical("tlsreply: {error}", error=str(e))
             raise SystemExit(1) from None
+        # After the reactor's own handlers, which it installs as it starts.
+        self._reactor.callWhenRunning(self._installSignalHandlers)
+
+    def stopService(self) -> Any:
+        for number, handler in self._previousHandlers.items():
+            signal.signal(number, handler)
+        self._previousHandlers.clear()
+        return super().stopService()
+
+    def _installSignalHandlers(self) -> None:
+        from twisted.internet import reactor as globalReactor
+
+        if self._reactor is not globalReactor or not self.running:
+            return
+        if threading.current_thread() is not threading.main_thread():
+            return
+        handlers = {
+            signal.SIGTERM: self._stopOnSignal,
+            signal.SIGINT: self._stopOnSignal,
+            signal.SIGHUP: self._reloadOnSignal,
+        }
+        for number, handler in handlers.items():
+            self._previousHandlers[number] = signal.signal(number, handler)
+
+    def _stopOnSignal(self, number: int, frame: Any) -> None:
+        self._reactor.callFromThread(self._stop, signal.Signals(number).name)
+
+    def _stop(self, name: str) -> None:
+        _log.info("received {signal}: stopping gracefully", signal=name)
+        if self._reactor.running:
+            self._reactor.stop()
+
+    def _reloadOnSignal(self, number: int, frame: Any) -> None:
+        self._reactor.callFromThread(self._reload)
+
+    def _reload(self) -> None:
+        _log.info("received SIGHUP: reloading certificates")
+        self.contexts.reload()

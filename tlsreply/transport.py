@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IProtocolFactory, IReactorTime
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
@@ -22,6 +23,7 @@ from twisted.python.failure import Failure
 from zope.interface import directlyProvides, providedBy
 
 from tlsreply.clienthello import ClientHello, ClientHelloParser, NotAClientHello
+from tlsreply.limits import AcceptLimit
 
 
 class ReplyTLSProtocol(BufferingTLSTransport):
@@ -90,7 +92,12 @@ class ClientHelloFirst(ProtocolWrapper):
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         if not self._started:
             self._start(None)
-        super().connectionLost(reason)
+        # The protocols above first (they log the connection), then the
+        # factory's count: whoever waits for the server to go idle must find
+        # every connection already logged.
+        self.wrappedProtocol.connectionLost(reason)
+        self.wrappedProtocol = None  # type: ignore[assignment]  # as ProtocolWrapper does
+        self.factory.unregisterProtocol(self)
 
     def _start(self, hello: ClientHello | None) -> None:
         self._started = True
@@ -123,6 +130,9 @@ class ClientHelloFirstFactory(WrappingFactory[ClientHelloFirst]):
     protocol = ClientHelloFirst
     noisy = False
 
+    #: Told of every connection accepted and closed, to cap them.
+    limit: AcceptLimit | None = None
+
     def __init__(
         self,
         wrappedFactory: IProtocolFactory,
@@ -132,6 +142,49 @@ class ClientHelloFirstFactory(WrappingFactory[ClientHelloFirst]):
         super().__init__(wrappedFactory)
         self.clock = clock
         self.handshakeTimeout = handshakeTimeout
+        self._idleWaiters: list[Deferred[None]] = []
+
+    def registerProtocol(self, p: ClientHelloFirst) -> None:
+        super().registerProtocol(p)
+        if self.limit is not None:
+            self.limit.connectionOpened()
+
+    def unregisterProtocol(self, p: ClientHelloFirst) -> None:
+        super().unregisterProtocol(p)
+        if self.limit is not None:
+            self.limit.connectionClosed()
+        if not self.protocols:
+            waiters, self._idleWaiters = self._idleWaiters, []
+            for waiter in waiters:
+                waiter.callback(None)
+
+    @property
+    def inProgress(self) -> int:
+        """
+        Connections accepted and not yet closed, at any stage.
+        """
+        return len(self.protocols)
+
+    def whenIdle(self) -> Deferred[None]:
+        """
+        @return: a L{Deferred} that fires once no connection is in progress.
+        """
+        if not self.protocols:
+            return succeed(None)
+        waiter: Deferred[None] = Deferred()
+        self._idleWaiters.append(waiter)
+        return waiter
+
+    def abortAll(self) -> int:
+        """
+        Abort every connection in progress.
+
+        @return: how many were aborted.
+        """
+        connections = list(self.protocols)
+        for connection in connections:
+            connection.transport.abortConnection()
+        return len(connections)
 
     def logPrefix(self) -> str:
         return str(self.wrappedFactory.logPrefix())

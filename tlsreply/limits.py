@@ -1,0 +1,94 @@
+# -*- test-case-name: tests.test_lifecycle -*-
+"""
+Capping the connections in progress by not accepting more.
+
+Past the cap tlsreply stops accepting (stops reading its listening
+sockets) and the kernel's listen backlog holds new clients until a
+connection ends. Accepting and then dropping them instead would turn a
+short wait into a failure for every client past the cap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from twisted.internet.interfaces import IListeningPort
+from twisted.logger import Logger
+
+#: Bounded, since every connection in its handshake holds a descriptor
+#: and tens of kilobytes of OpenSSL state, yet far above what idle clients
+#: holding connections open until the handshake timeout can fill quickly.
+DEFAULT_MAX_CONNECTIONS = 4096
+
+
+class AcceptLimit:
+    """
+    Counts connections from accept to close and pauses or resumes the
+    listening ports around C{maximum}.
+
+    Twisted accepts connections in batches; the cap takes effect at the end
+    of the batch in which it is reached, so the count can briefly pass it by
+    at most one batch.
+
+    @ivar maximum: connections in progress at which accepting stops.
+    @ivar inProgress: connections accepted and not yet closed.
+    @ivar paused: whether accepting is stopped.
+    """
+
+    _log = Logger()
+
+    def __init__(self, maximum: int) -> None:
+        if maximum < 1:
+            raise ValueError("the connection limit must be at least 1")
+        self.maximum = maximum
+        self.inProgress = 0
+        self.paused = False
+        self.ports: Sequence[IListeningPort] = ()
+
+    def connectionOpened(self) -> None:
+        """
+        A connection was accepted.
+        """
+        self.inProgress += 1
+        if self.inProgress >= self.maximum and not self.paused:
+            self.paused = True
+            for port in self.ports:
+                _stopReading(port)
+            self._log.warn(
+                "{inProgress} connections in progress (--max-connections "
+                "{maximum}): not accepting until one ends",
+                inProgress=self.inProgress,
+                maximum=self.maximum,
+            )
+
+    def connectionClosed(self) -> None:
+        """
+        A connection ended.
+        """
+        self.inProgress -= 1
+        if self.paused and self.inProgress < self.maximum:
+            self.paused = False
+            for port in self.ports:
+                _startReading(port)
+            self._log.info(
+                "{inProgress} connections in progress: accepting again",
+                inProgress=self.inProgress,
+            )
+
+
+def _stopReading(port: IListeningPort) -> None:
+    # TCP and Unix ports are file descriptors; not reading the listening
+    # socket means not accepting.
+    stop = getattr(port, "stopReading", None)
+    if stop is not None and getattr(port, "connected", True):
+        stop()
+
+
+def _startReading(port: IListeningPort) -> None:
+    start = getattr(port, "startReading", None)
+    if (
+        start is not None
+        and getattr(port, "connected", True)
+        and not getattr(port, "disconnecting", False)
+    ):
+        start()
