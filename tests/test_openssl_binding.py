@@ -19,7 +19,15 @@ from tlsreply import _openssl
 
 # What tlsreply's own code calls; spelled out here, rather than read from
 # REQUIRED_SYMBOLS, so that dropping one from that tuple is caught too.
-USED_SYMBOLS = ("SSL_session_reused", "SSL_CTX_set_max_early_data")
+USED_SYMBOLS = (
+    "SSL_session_reused",
+    "SSL_CTX_set_max_early_data",
+    "SSL_CTX_set1_curves_list",
+    "SSL_get_verify_result",
+    "X509_verify_cert_error_string",
+    "SSL_CTX_set_verify",
+    "SSL_CTX_set_session_id_context",
+)
 MISSING_SYMBOL = "SSL_tlsreply_test_no_such_symbol"
 
 

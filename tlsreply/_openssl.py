@@ -12,7 +12,13 @@ pyOpenSSL has no public API for these things tlsreply needs:
   - the key-exchange groups (C{SSL_CTX_set1_curves_list}, which OpenSSL
     1.1.1 and later also call C{SSL_CTX_set1_groups_list});
   - the result of verifying a client certificate (C{SSL_get_verify_result}
-    and C{X509_verify_cert_error_string}).
+    and C{X509_verify_cert_error_string}), and a verify callback that
+    accepts every certificate without erasing that result (pyOpenSSL's own
+    callback wrapper resets it to "ok" whenever the callback accepts);
+  - a session ID context per connection, set on the context just before
+    the connection is made from it (C{SSL_CTX_set_session_id_context}):
+    pyOpenSSL can set it only once per context, and has no per-connection
+    call.
 
 Everything that touches C{OpenSSL._util.lib} lives here, so that a pyOpenSSL
 release that drops one of these symbols fails loudly at start-up (through
@@ -34,6 +40,8 @@ REQUIRED_SYMBOLS: Final = (
     "SSL_CTX_set1_curves_list",
     "SSL_get_verify_result",
     "X509_verify_cert_error_string",
+    "SSL_CTX_set_verify",
+    "SSL_CTX_set_session_id_context",
 )
 
 
@@ -104,3 +112,40 @@ def verificationResult(connection: SSL.Connection) -> str:
     return _ffi.string(_lib.X509_verify_cert_error_string(code)).decode(
         "ascii", "replace"
     )
+
+
+@_ffi.callback("int (*)(int, X509_STORE_CTX *)")
+def _acceptAnyCertificate(ok: int, storeContext: object) -> int:
+    return 1
+
+
+def verifyClientOptionally(context: SSL.Context) -> None:
+    """
+    Ask for a client certificate and accept any (or none), leaving
+    OpenSSL's verification result in place for L{verificationResult} (and
+    in the session, for resumed connections).
+
+    pyOpenSSL's C{set_verify} cannot do this: when its callback accepts a
+    certificate that failed verification, it resets the result to "ok".
+    """
+    _lib.SSL_CTX_set_verify(context._context, SSL.VERIFY_PEER, _acceptAnyCertificate)
+
+
+def setSessionIDContext(context: SSL.Context, sessionIDContext: bytes) -> None:
+    """
+    Set the session ID context that connections made from C{context} from
+    now on get (each connection keeps a copy; sessions carry it, and
+    OpenSSL resumes a session only on a connection with the same one).
+
+    Unlike pyOpenSSL's C{set_session_id}, this works on a context that
+    connections have already been made from.
+    """
+    if not 0 < len(sessionIDContext) <= 32:
+        raise ValueError("a session ID context is 1 to 32 bytes")
+    if (
+        _lib.SSL_CTX_set_session_id_context(
+            context._context, sessionIDContext, len(sessionIDContext)
+        )
+        != 1
+    ):
+        raise MissingBindingError("SSL_CTX_set_session_id_context failed")

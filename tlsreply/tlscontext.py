@@ -262,17 +262,6 @@ def _ocspStapler(
     return staple
 
 
-def _acceptAnyClientCertificate(
-    connection: SSL.Connection, certificate: object, error: int, depth: int, ok: int
-) -> bool:
-    """
-    For C{verify-client optional}: keep the handshake going whatever the
-    verification result; OpenSSL still records the result, which the
-    connection log reports.
-    """
-    return True
-
-
 def _requireValidClientCertificate(
     connection: SSL.Connection, certificate: object, error: int, depth: int, ok: int
 ) -> bool:
@@ -361,7 +350,9 @@ def _buildContext(
                 _requireValidClientCertificate,
             )
         else:
-            context.set_verify(SSL.VERIFY_PEER, _acceptAnyClientCertificate)
+            # Keep the handshake going whatever the verification result,
+            # which the connection log reports.
+            _openssl.verifyClientOptionally(context)
     if keyLog is not None:
         context.set_keylog_callback(_keyLogger(keyLog))
     staples = {
@@ -431,7 +422,15 @@ class ServerContexts:
         client asked for (see L{tlsreply.transport.ClientHelloFirst}).
         """
         hello = getattr(tlsProtocol, "clientHello", None)
-        return SSL.Connection(self.contextFor(hello.serverName if hello else None), None)
+        serverName = hello.serverName if hello else None
+        context = self.contextFor(serverName)
+        # Names that share a context (under a wildcard, unknown names, no
+        # name, names beyond MAXIMUM_NAME_CONTEXTS) must not share sessions
+        # either: the session ID context, copied into the connection now and
+        # into every session it makes, is per name, and OpenSSL resumes a
+        # session (ID or ticket, TLS 1.2 or 1.3) only where it matches.
+        _openssl.setSessionIDContext(context, _sessionIDContext(serverName or ""))
+        return SSL.Connection(context, None)
 
 
 def buildServerContexts(
