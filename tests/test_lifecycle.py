@@ -101,9 +101,13 @@ class ConnectionLimitTests(TestCase):
         data, waited = await waiting
         self.assertEqual(data, b"test\n")
         self.assertGreater(waited, 0.4)
+        # The waiting client was the third connection again: accepting
+        # paused while it was served, and resumed when it ended.
+        await waitUntil(lambda: server.service.tlsFactory.inProgress == 2)
         self.assertFalse(server.service.limit.paused)
-        messages = [e["log_format"] for e in server.events if "maximum" in e]
-        self.assertEqual(len(messages), 2)  # paused, then resumed
+        paused = [e for e in server.events if "maximum" in e]
+        resumed = [e for e in server.events if "accepting again" in e["log_format"]]
+        self.assertEqual((len(paused), len(resumed)), (2, 2))
 
 
 class GracefulStopTests(TestCase):

@@ -76,17 +76,11 @@ def _choice(*choices: str) -> Any:
             raise ValueError(f"expected one of {', '.join(choices)}, got {value!r}")
         return value
 
-    coerce.coerceDoc = "One of: " + ", ".join(choices) + "."  # type: ignore[attr-defined]
+    coerce.coerceDoc = "One of: " + ", ".join(choices)  # type: ignore[attr-defined]
     return coerce
 
 
-def _onOff(value: str) -> bool:
-    if value not in ("on", "off"):
-        raise ValueError(f"expected on or off, got {value!r}")
-    return value == "on"
-
-
-_onOff.coerceDoc = "on or off."  # type: ignore[attr-defined]
+_onOff = _choice("on", "off")
 
 
 class Options(usage.Options):
@@ -130,7 +124,7 @@ class Options(usage.Options):
             "insecure-min-tls",
             None,
             None,
-            "INSECURE: also allow this old TLS version (logs a warning).",
+            "INSECURE: also allow this old TLS version, with a warning",
             _choice("1.0", "1.1"),
         ],
         [
@@ -153,7 +147,7 @@ class Options(usage.Options):
             "Key-exchange groups in preference order, e.g. X25519:P-256:P-384. "
             "[default: OpenSSL's automatic choice]",
         ],
-        ["session-cache", None, True, "Server-side session cache.", _onOff],
+        ["session-cache", None, "on", "Server-side session cache.", _onOff],
         [
             "session-timeout",
             None,
@@ -161,7 +155,7 @@ class Options(usage.Options):
             "Seconds a session or ticket can be resumed.",
             _positiveInteger,
         ],
-        ["session-tickets", None, True, "Issue session tickets.", _onOff],
+        ["session-tickets", None, "on", "Issue session tickets.", _onOff],
         [
             "alpn",
             None,
@@ -230,13 +224,7 @@ class Options(usage.Options):
         self["listen"].append(description)
 
     def opt_cert(self, path: str) -> None:
-        """
-        PEM certificate, optionally followed by its chain; may be repeated
-        (an RSA and an ECDSA certificate, or certificates for other names
-        chosen by SNI; the first also serves unknown names). --key,
-        --chain and --ocsp-response that follow apply to it.
-        [default: a development certificate in ./certs/]
-        """
+        """PEM certificate, optionally followed by its chain. May be repeated: an RSA and an ECDSA certificate, or certificates for other names, chosen by SNI (the first also serves unknown names). The --key, --chain and --ocsp-response after it apply to it. [default: a development certificate in ./certs/]"""
         self["certificates"].append({"cert": path})
 
     opt_c = opt_cert
@@ -316,9 +304,9 @@ class Options(usage.Options):
             tls12Ciphers=self["ciphers"],
             tls13Ciphersuites=self["ciphersuites"],
             groups=self["groups"],
-            sessionCache=self["session-cache"],
+            sessionCache=self["session-cache"] == "on",
             sessionTimeout=self["session-timeout"],
-            sessionTickets=self["session-tickets"],
+            sessionTickets=self["session-tickets"] == "on",
             alpnProtocols=alpn,
             clientCAPath=Path(self["client-ca"]) if self["client-ca"] else None,
             verifyClient=self["verify-client"],
@@ -384,7 +372,7 @@ def _makeService(
         maxConnections=options["max-connections"],
     )
     for warning in policy.warnings():
-        _log.warn("{warning}", warning=warning)
+        _log.warn("{policyWarning}", policyWarning=warning)
     _raiseDescriptorLimit(options["max-connections"])
     return service
 
