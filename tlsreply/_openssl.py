@@ -149,3 +149,19 @@ def setSessionIDContext(context: SSL.Context, sessionIDContext: bytes) -> None:
         != 1
     ):
         raise MissingBindingError("SSL_CTX_set_session_id_context failed")
+
+
+def verifyPeerKeepingResult(context: SSL.Context) -> None:
+    """
+    Verify the peer's certificate chain, but let the handshake complete
+    whatever the result, leaving OpenSSL's verification result in place for
+    L{verificationResult}.
+
+    On a client context (C{tlsreply check}) the peer is the server: the
+    checker reports every fact of a handshake with an untrusted server, and
+    OpenSSL's own reason for distrusting it, where an aborted handshake
+    would report only the reason. pyOpenSSL's C{set_verify} cannot do this,
+    for the reason given in L{verifyClientOptionally}; this uses the same
+    symbol.
+    """
+    _lib.SSL_CTX_set_verify(context._context, SSL.VERIFY_PEER, _acceptAnyCertificate)

@@ -55,6 +55,82 @@ class HandshakeInfo:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class ConnectionRecord:
+    """
+    One connection as a test (or a metrics exporter) wants it: what the
+    client offered, what was negotiated, or why the handshake failed.
+
+    Negotiated fields are L{None} when the handshake failed.
+
+    @ivar peer: the client's address, e.g. C{127.0.0.1:50123}.
+    @ivar outcome: C{"replied"} or C{"handshake-failed"}.
+    @ivar failureReason: why the handshake failed (OpenSSL's reason, a
+        timeout, the client closing), or L{None}.
+    @ivar closed: how the connection ended.
+    @ivar requestedServerName: the SNI name in the ClientHello, if any.
+    @ivar offeredALPN: the ALPN protocols the client offered.
+    @ivar offeredVersions: the TLS versions the client offered.
+    """
+
+    peer: str
+    outcome: str
+    closed: str
+    failureReason: str | None = None
+    tlsVersion: str | None = None
+    cipher: str | None = None
+    group: str | None = None
+    resumed: bool | None = None
+    serverName: str | None = None
+    alpnProtocol: str | None = None
+    earlyDataOffered: bool = False
+    clientCertificate: str | None = None
+    clientVerification: str | None = None
+    handshakeDuration: float | None = None
+    requestedServerName: str | None = None
+    offeredALPN: tuple[str, ...] = ()
+    offeredVersions: tuple[str, ...] = ()
+
+    @property
+    def handshakeFailed(self) -> bool:
+        return self.outcome != "replied"
+
+    @classmethod
+    def build(
+        cls,
+        peer: str,
+        closed: str,
+        handshake: HandshakeInfo | None,
+        clientHello: ClientHello | None,
+    ) -> ConnectionRecord:
+        """
+        Put together what is known when a connection ends.
+        """
+        offered: dict[str, Any] = {}
+        if clientHello is not None:
+            offered = {
+                "requestedServerName": clientHello.serverName,
+                "offeredALPN": clientHello.alpnProtocols,
+                "offeredVersions": clientHello.versions,
+                "earlyDataOffered": clientHello.earlyDataOffered,
+            }
+        if handshake is None:
+            return cls(peer, "handshake-failed", closed, failureReason=closed, **offered)
+        negotiated = asdict(handshake)
+        negotiated["handshakeDuration"] = negotiated.pop("duration")
+        offered.pop("earlyDataOffered", None)
+        return cls(peer, "replied", closed, **negotiated, **offered)
+
+    def asDict(self) -> dict[str, Any]:
+        """
+        The record as JSON-friendly values.
+        """
+        values = asdict(self)
+        for key in ("offeredALPN", "offeredVersions"):
+            values[key] = list(values[key])
+        return values
+
+
 def describeHandshake(
     connection: SSL.Connection,
     duration: float,

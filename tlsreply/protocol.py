@@ -9,6 +9,7 @@ carry it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from OpenSSL import SSL
@@ -25,7 +26,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from tlsreply.handshake import HandshakeInfo, describeHandshake
+from tlsreply.handshake import ConnectionRecord, HandshakeInfo, describeHandshake
 from tlsreply.transport import (
     ClientHelloFirstFactory,
     ReplyTLSFactory,
@@ -155,7 +156,8 @@ class ReplyProtocol(Protocol):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         """
-        Log the connection's one event and forget it.
+        Log the connection's one event, hand its record to the factory, and
+        forget it.
         """
         self._cancelTimer()
         self.factory.connections.discard(self)
@@ -163,7 +165,8 @@ class ReplyProtocol(Protocol):
         # the PROXY header has arrived, after connectionMade.
         peer = formatAddress(self.transport.getPeer())
         closed = self._timeoutReason or describeFailure(reason)
-        if self.handshake is None:
+        handshake = self.handshake
+        if handshake is None:
             self._log.info(
                 "handshake failed with {peer}: {reason}",
                 peer=peer,
@@ -179,19 +182,25 @@ class ReplyProtocol(Protocol):
                 peer=peer,
                 outcome="replied",
                 closed=closed,
-                handshakeMilliseconds=self.handshake.duration * 1000,
+                handshakeMilliseconds=handshake.duration * 1000,
                 earlyDataNote=(
-                    " early-data-offered=refused" if self.handshake.earlyDataOffered else ""
+                    " early-data-offered=refused" if handshake.earlyDataOffered else ""
                 ),
                 clientCertificateNote=(
-                    f" client-cert={self.handshake.clientCertificate!r} "
-                    f"verify={self.handshake.clientVerification}"
-                    if self.handshake.clientCertificate
+                    f" client-cert={handshake.clientCertificate!r} "
+                    f"verify={handshake.clientVerification}"
+                    if handshake.clientCertificate
                     else ""
                 ),
-                **self.handshake.asLogFields(),
+                **handshake.asLogFields(),
             )
         self.factory.connectionEnded(self)
+        if self.factory.recorders:
+            record = ConnectionRecord.build(
+                peer, closed, handshake, getattr(self.transport, "clientHello", None)
+            )
+            for recorder in self.factory.recorders:
+                recorder(record)
 
     def _startTimer(self, seconds: float, why: str) -> None:
         self._timer = self.factory.clock.callLater(seconds, self._timeOut, why)
@@ -219,6 +228,8 @@ class ReplyFactory(Factory[ReplyProtocol]):
     @ivar closeTimeout: seconds the client has, after the reply and
         close_notify were sent, to close; C{0} for no limit.
     @ivar connections: the connections in progress.
+    @ivar recorders: called with a L{ConnectionRecord} as each connection
+        ends (L{tlsreply.testing} records connections this way).
     """
 
     protocol = ReplyProtocol
@@ -249,6 +260,7 @@ class ReplyFactory(Factory[ReplyProtocol]):
         self.handshakeTimeout = handshakeTimeout
         self.closeTimeout = closeTimeout
         self.connections: set[ReplyProtocol] = set()
+        self.recorders: list[Callable[[ConnectionRecord], None]] = []
         self._idleWaiters: list[Deferred[None]] = []
 
     def connectionEnded(self, protocol: ReplyProtocol) -> None:

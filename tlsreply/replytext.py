@@ -64,3 +64,23 @@ def decodeReplyText(text: str) -> bytes:
     if not out:
         raise ConfigurationError("the reply is empty; it must be at least one byte")
     return bytes(out)
+
+
+def httpResponse(body: bytes) -> bytes:
+    """
+    Wrap a reply in a minimal HTTP/1.1 response, so that curl, browsers and
+    HTTP health checks can use tlsreply directly (C{--http}).
+
+    The response is sent whatever the request: the reply does not depend on
+    it. C{Connection: close} and an exact C{Content-Length} tell the client
+    the response is complete before the connection closes.
+    """
+    head = (
+        "HTTP/1.1 200 OK\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        "Cache-Control: no-store\r\n"
+        "Connection: close\r\n"
+        "\r\n"
+    )
+    return head.encode("ascii") + body

@@ -1,0 +1,568 @@
+"""
+C{tlsreply check} (L{tlsreply.check}): a TLS client that reports a
+server's handshake and checks verification, the reply and resumption.
+
+The servers are tlsreply in this process, and, for the behaviours tlsreply
+never has (closing without close_notify, never closing, not speaking TLS),
+small servers on a thread; every connection is to 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import ssl
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.ssl import TLSVersion
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from tests.support import (
+    LOOPBACK,
+    inThread,
+    makeCertificates,
+    startServer,
+    temporaryDirectory,
+)
+from tlsreply import TLSPolicy
+from tlsreply.check import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    CheckUsageError,
+    parseArguments,
+    parseTarget,
+    runCheck,
+)
+
+if TYPE_CHECKING:
+    # Imported by name only for typing: pytest would try to collect it.
+    from tests.support import TestCertificates
+
+RESUMPTION_PROBLEM = (
+    "problem: no session resumption: the second connection did a full handshake"
+)
+
+#: OpenSSL's reasons for a chain whose root is not trusted: the first when
+#: verification stops there, the second when it goes on to the end.
+UNTRUSTED_REASON = (
+    "(unable to get local issuer certificate|unable to verify the first certificate)"
+)
+
+
+def runCheckCapturing(argv: list[str]) -> tuple[int, str]:
+    """
+    Run the checker (blocking) and return its exit status and output.
+    """
+    out = io.StringIO()
+    status = runCheck(argv, out)
+    return status, out.getvalue()
+
+
+async def check(*argv: str) -> tuple[int, str]:
+    """
+    Run the checker in a thread, so that a server in this process keeps
+    serving meanwhile.
+    """
+    result: tuple[int, str] = await inThread(runCheckCapturing, list(argv))
+    return result
+
+
+def field(output: str, label: str) -> str:
+    """
+    The value on the C{label:} line of the human-readable output.
+    """
+    for line in output.splitlines():
+        if line.startswith(label + ":"):
+            return line[len(label) + 1 :].strip()
+    raise AssertionError(f"no {label!r} line in:\n{output}")
+
+
+class ThreadedServer:
+    """
+    A TCP server on 127.0.0.1 that hands each connection, in turn, to a
+    blocking C{handle} on a thread of its own; stopped at test end.
+    """
+
+    def __init__(
+        self, testCase: SynchronousTestCase, handle: Callable[[socket.socket], None]
+    ) -> None:
+        self.listener = socket.create_server((LOOPBACK, 0))
+        self.listener.settimeout(0.1)
+        self.port: int = self.listener.getsockname()[1]
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._serve, args=(handle,), daemon=True)
+        self.thread.start()
+        testCase.addCleanup(self.stop)
+
+    def _serve(self, handle: Callable[[socket.socket], None]) -> None:
+        while not self.stopping.is_set():
+            try:
+                connection, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            connection.settimeout(10)
+            try:
+                handle(connection)
+            except OSError:
+                pass
+            finally:
+                connection.close()
+
+    def stop(self) -> None:
+        """
+        Stop accepting and wait for the thread.
+        """
+        self.stopping.set()
+        self.thread.join(10)
+        self.listener.close()
+
+
+def pythonTLSServer(
+    testCase: SynchronousTestCase, after: Callable[[ssl.SSLSocket], object]
+) -> tuple[ThreadedServer, TestCertificates]:
+    """
+    A TLS server made with Python's C{ssl}, whose connections do C{after}
+    once the handshake is done (and are then closed without close_notify).
+    """
+    certificates = makeCertificates(temporaryDirectory(testCase))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certificates.certificatePath, certificates.keyPath)
+
+    def handle(connection: socket.socket) -> None:
+        with context.wrap_socket(connection, server_side=True) as tls:
+            after(tls)
+
+    return ThreadedServer(testCase, handle), certificates
+
+
+class GoodServerTests(TestCase):
+    """
+    Against tlsreply with the default policy, every check passes.
+    """
+
+    async def test_tls13ServerPasses(self) -> None:
+        """
+        With the test CA trusted, the checker reports TLS 1.3, a group, the
+        certificate, the reply, a close_notify and a resumed second
+        connection, and exits 0; the server saw one full and one resumed
+        handshake.
+        """
+        server = await startServer(self)
+        status, output = await check(
+            f"{LOOPBACK}:{server.port}", "--ca", server.caPath
+        )
+        self.assertEqual(status, EXIT_OK, output)
+        self.assertEqual(field(output, "TLS version"), "TLSv1.3")
+        self.assertTrue(field(output, "cipher").startswith("TLS_"), output)
+        self.assertNotIn(field(output, "group"), ("", "none reported"))
+        self.assertEqual(field(output, "ALPN"), "none")
+        self.assertIn("DNS:localhost", field(output, "SANs"))
+        self.assertIn("IP:127.0.0.1", field(output, "SANs"))
+        self.assertRegex(field(output, "SHA-256"), "^([0-9A-F]{2}:){31}[0-9A-F]{2}$")
+        self.assertRegex(field(output, "notAfter"), r"^\d{4}-\d\d-\d\dT[\d:]{8}Z$")
+        self.assertTrue(field(output, "verification").startswith("ok"), output)
+        self.assertEqual(field(output, "reply"), r"b'test\n' (5 bytes)")
+        self.assertEqual(field(output, "closed with"), "close_notify")
+        self.assertRegex(field(output, "handshake time"), r"^\d+\.\d ms$")
+        self.assertTrue(field(output, "resumption").startswith("resumed (TLSv1.3"))
+        self.assertNotIn("problem:", output)
+        self.assertTrue(output.endswith("session resumed\n"), output)
+        await server.service.stopService()
+        self.assertEqual(
+            [e.get("resumed") for e in server.connectionEvents()], [False, True]
+        )
+
+    async def test_tls12OnlyServerResumes(self) -> None:
+        """
+        A server limited to TLS 1.2 is checked over TLS 1.2 and resumes
+        too (with a session ticket).
+        """
+        server = await startServer(
+            self, policy=TLSPolicy(maximumVersion=TLSVersion.TLSv1_2)
+        )
+        status, output = await check(
+            f"{LOOPBACK}:{server.port}", "--ca", server.caPath
+        )
+        self.assertEqual(status, EXIT_OK, output)
+        self.assertEqual(field(output, "TLS version"), "TLSv1.2")
+        self.assertTrue(field(output, "cipher").startswith("ECDHE-"), output)
+        self.assertTrue(field(output, "resumption").startswith("resumed (TLSv1.2"))
+
+    async def test_tls12SessionIDResumes(self) -> None:
+        """
+        Without session tickets, a TLS 1.2 server resumes by session ID
+        from its cache, and the checker sees that as resumption too.
+        """
+        server = await startServer(
+            self,
+            policy=TLSPolicy(maximumVersion=TLSVersion.TLSv1_2, sessionTickets=False),
+        )
+        status, output = await check(
+            f"{LOOPBACK}:{server.port}", "--ca", server.caPath
+        )
+        self.assertEqual(status, EXIT_OK, output)
+        self.assertTrue(field(output, "resumption").startswith("resumed (TLSv1.2"))
+
+    async def test_serverNameIsSentAndChecked(self) -> None:
+        """
+        C{--servername} is sent as SNI, and the certificate is checked
+        against that name instead of the address.
+        """
+        server = await startServer(self)
+        status, output = await check(
+            f"{LOOPBACK}:{server.port}", "--ca", server.caPath,
+            "--servername", "localhost",
+        )
+        self.assertEqual(status, EXIT_OK, output)
+        self.assertIn("SNI localhost", field(output, "target"))
+        self.assertIn("name localhost", field(output, "verification"))
+        await server.service.stopService()
+        self.assertEqual(
+            [e.get("serverName") for e in server.connectionEvents()],
+            ["localhost", "localhost"],
+        )
+
+    async def test_alpn(self) -> None:
+        """
+        With C{--alpn}, the protocol the server chose is reported.
+        """
+        server = await startServer(
+            self, policy=TLSPolicy(alpnProtocols=("h2", "http/1.1"))
+        )
+        status, output = await check(
+            f"{LOOPBACK}:{server.port}", "--ca", server.caPath,
+            "--alpn", "http/1.1,spdy/3",
+        )
+        self.assertEqual(status, EXIT_OK, output)
+        self.assertEqual(field(output, "ALPN"), "http/1.1")
+
+    async def test_json(self) -> None:
+        """
+        C{--json} prints one JSON object with the facts of both connections
+        and the (empty) list of problems.
+        """
+        server = await startServer(self, reply=b"x" * 300)
+        status, output = await check(
+            f"{LOOPBACK}:{server.port}", "--ca", server.caPath, "--json"
+        )
+        self.assertEqual(status, EXIT_OK, output)
+        facts: dict[str, Any] = json.loads(output)
+        self.assertEqual(facts["ok"], True)
+        self.assertEqual(facts["problems"], [])
+        self.assertEqual(facts["target"], f"{LOOPBACK}:{server.port}")
+        self.assertEqual(facts["address"], LOOPBACK)
+        self.assertIsNone(facts["serverName"])
+        self.assertEqual(facts["tlsVersion"], "TLSv1.3")
+        self.assertIsInstance(facts["cipher"], str)
+        self.assertIsInstance(facts["group"], str)
+        self.assertIsNone(facts["alpnProtocol"])
+        certificate = facts["certificate"]
+        self.assertIn("IP:127.0.0.1", certificate["subjectAltNames"])
+        self.assertEqual(len(certificate["sha256"]), 32 * 3 - 1)
+        for key in ("subject", "issuer", "notAfter"):
+            self.assertIsInstance(certificate[key], str)
+        self.assertEqual(
+            facts["verification"],
+            {"ok": True, "trust": server.caPath, "chain": "ok", "name": "ok"},
+        )
+        self.assertEqual(facts["reply"]["length"], 300)
+        self.assertEqual(facts["reply"]["preview"], repr(b"x" * 100) + "...")
+        self.assertEqual(facts["closing"], "close_notify")
+        self.assertGreater(facts["handshakeSeconds"], 0)
+        self.assertEqual(facts["resumption"]["resumed"], True)
+        self.assertEqual(facts["resumption"]["tlsVersion"], "TLSv1.3")
+        self.assertIsNone(facts["resumption"]["error"])
+
+
+class ProblemTests(TestCase):
+    """
+    Each missing property is one line saying what was missing, and a
+    non-zero exit status; the facts are still printed.
+    """
+
+    async def test_noResumption(self) -> None:
+        """
+        A server with neither a session cache nor tickets makes the second
+        connection a full handshake: that is the one problem reported.
+        """
+        server = await startServer(
+            self, policy=TLSPolicy(sessionCache=False, sessionTickets=False)
+        )
+        status, output = await check(
+            f"{LOOPBACK}:{server.port}", "--ca", server.caPath
+        )
+        self.assertEqual(status, EXIT_FAILED, output)
+        self.assertEqual(
+            [line for line in output.splitlines() if line.startswith("problem:")],
+            [RESUMPTION_PROBLEM],
+        )
+        self.assertTrue(field(output, "resumption").startswith("NOT resumed"))
+        self.assertEqual(field(output, "reply"), r"b'test\n' (5 bytes)")
+
+    async def test_untrustedCertificate(self) -> None:
+        """
+        Without C{--ca}, the test CA is not in the system store: the
+        handshake still completes and is reported, and the problem names
+        OpenSSL's reason and the trust used.
+        """
+        server = await startServer(self)
+        status, output = await check(f"{LOOPBACK}:{server.port}")
+        self.assertEqual(status, EXIT_FAILED, output)
+        problems = [line for line in output.splitlines() if line.startswith("problem:")]
+        self.assertEqual(len(problems), 1, output)
+        # OpenSSL's final result, as openssl s_client reports it.
+        self.assertRegex(
+            problems[0],
+            f"^problem: certificate verification failed: {UNTRUSTED_REASON} "
+            r"\(trusting the system store\)$",
+        )
+        self.assertTrue(field(output, "verification").startswith("FAILED: "))
+        self.assertEqual(field(output, "TLS version"), "TLSv1.3")
+        self.assertTrue(field(output, "resumption").startswith("resumed"))
+
+    async def test_untrustedCertificateJSON(self) -> None:
+        """
+        The same failure in JSON: C{ok} is false and the problem is listed.
+        """
+        server = await startServer(self)
+        status, output = await check(f"{LOOPBACK}:{server.port}", "--json")
+        self.assertEqual(status, EXIT_FAILED, output)
+        facts = json.loads(output)
+        self.assertEqual(facts["ok"], False)
+        self.assertEqual(facts["verification"]["ok"], False)
+        self.assertRegex(facts["verification"]["chain"], f"^{UNTRUSTED_REASON}$")
+        self.assertEqual(facts["verification"]["name"], "ok")
+        self.assertEqual(len(facts["problems"]), 1)
+
+    async def test_wrongServerName(self) -> None:
+        """
+        A trusted certificate that does not name the server fails
+        verification, naming the name.
+        """
+        server = await startServer(self)
+        status, output = await check(
+            f"{LOOPBACK}:{server.port}", "--ca", server.caPath,
+            "--servername", "wrong.example",
+        )
+        self.assertEqual(status, EXIT_FAILED, output)
+        self.assertIn(
+            "problem: certificate verification failed: the certificate is not "
+            "valid for the name 'wrong.example'",
+            output.splitlines(),
+        )
+
+    async def test_closeWithoutCloseNotify(self) -> None:
+        """
+        A server that closes TCP without close_notify is reported as such;
+        the reply still counts, and the session stays resumable (the
+        checker never lets the bare close spoil it).
+        """
+        server, certificates = pythonTLSServer(self, lambda tls: tls.sendall(b"bye\n"))
+        status, output = await check(
+            f"{LOOPBACK}:{server.port}", "--ca", str(certificates.caPath)
+        )
+        self.assertEqual(field(output, "closed with"), "a TCP close without close_notify")
+        self.assertEqual(field(output, "reply"), r"b'bye\n' (4 bytes)")
+        self.assertTrue(field(output, "resumption").startswith("resumed"), output)
+        self.assertEqual(status, EXIT_OK, output)
+
+    async def test_noReplyAndNoClose(self) -> None:
+        """
+        A server that completes the handshake and then waits (as an HTTPS
+        server waits for a request) is read for C{--timeout} seconds and
+        reported as sending no reply.
+        """
+        server, certificates = pythonTLSServer(self, lambda tls: tls.recv(100))
+        status, output = await check(
+            f"{LOOPBACK}:{server.port}", "--ca", str(certificates.caPath),
+            "--timeout", "0.3",
+        )
+        self.assertEqual(status, EXIT_FAILED, output)
+        self.assertEqual(
+            field(output, "closed with"),
+            "neither close_notify nor a TCP close within 0.3s",
+        )
+        self.assertIn(
+            "problem: no reply: the server sent no data within 0.3s",
+            output.splitlines(),
+        )
+
+
+class UnreachableTests(TestCase):
+    """
+    When no handshake completes, the output is one line and the exit
+    status non-zero, never a traceback.
+    """
+
+    def assertOneLine(self, status: int, output: str, expected: str) -> None:
+        """
+        The output is exactly C{expected}, on one line, and the status 1.
+        """
+        self.assertEqual((status, output), (EXIT_FAILED, f"tlsreply check: {expected}\n"))
+
+    async def test_refused(self) -> None:
+        """
+        A port where nothing listens (held, so nothing else can take it).
+        """
+        with socket.socket() as held:
+            held.bind((LOOPBACK, 0))
+            port = held.getsockname()[1]
+            status, output = await check(f"{LOOPBACK}:{port}")
+        self.assertOneLine(status, output, f"connection refused by {LOOPBACK}:{port}")
+
+    async def test_refusedJSON(self) -> None:
+        """
+        With C{--json}, the one line is a JSON object naming the error.
+        """
+        with socket.socket() as held:
+            held.bind((LOOPBACK, 0))
+            port = held.getsockname()[1]
+            status, output = await check(f"{LOOPBACK}:{port}", "--json")
+        self.assertEqual(status, EXIT_FAILED)
+        self.assertEqual(output.count("\n"), 1)
+        self.assertEqual(
+            json.loads(output),
+            {"ok": False, "target": f"{LOOPBACK}:{port}",
+             "error": f"connection refused by {LOOPBACK}:{port}"},
+        )
+
+    async def test_handshakeTimeout(self) -> None:
+        """
+        A listener that accepts TCP (in the kernel) but never answers the
+        ClientHello times out after C{--timeout} seconds.
+        """
+        with socket.create_server((LOOPBACK, 0)) as silent:
+            port = silent.getsockname()[1]
+            status, output = await check(f"{LOOPBACK}:{port}", "--timeout", "0.3")
+        self.assertOneLine(
+            status, output,
+            f"timed out after 0.3s waiting for the TLS handshake with {LOOPBACK}:{port}",
+        )
+
+    async def test_notTLS(self) -> None:
+        """
+        A server that answers with something other than TLS fails the
+        handshake with OpenSSL's reason.
+        """
+
+        def sshBanner(connection: socket.socket) -> None:
+            connection.sendall(b"SSH-2.0-OpenSSH_9.6\r\n")
+            connection.recv(1000)
+
+        server = ThreadedServer(self, sshBanner)
+        status, output = await check(f"{LOOPBACK}:{server.port}", "--timeout", "5")
+        self.assertEqual(status, EXIT_FAILED, output)
+        self.assertEqual(output.count("\n"), 1, output)
+        self.assertTrue(
+            output.startswith(
+                f"tlsreply check: TLS handshake with {LOOPBACK}:{server.port} failed: "
+            ),
+            output,
+        )
+
+    async def test_closedDuringHandshake(self) -> None:
+        """
+        A server that closes at once is reported in one line.
+        """
+        server = ThreadedServer(self, lambda connection: None)
+        status, output = await check(f"{LOOPBACK}:{server.port}")
+        self.assertEqual(status, EXIT_FAILED, output)
+        self.assertEqual(output.count("\n"), 1, output)
+        self.assertIn(f"{LOOPBACK}:{server.port}", output)
+        self.assertNotIn("Traceback", output)
+
+
+class ArgumentTests(SynchronousTestCase):
+    """
+    The command line: targets, options, and one line for every mistake.
+    """
+
+    def test_targets(self) -> None:
+        """
+        HOST is a name, an IPv4 address, or an IPv6 address in brackets.
+        """
+        name = parseTarget("example.com:443")
+        self.assertEqual((name.host, name.port, name.address), ("example.com", 443, None))
+        ipv4 = parseTarget("192.0.2.1:8443")
+        self.assertEqual((ipv4.host, str(ipv4.address)), ("192.0.2.1", "192.0.2.1"))
+        ipv6 = parseTarget("[2001:db8::1]:443")
+        self.assertEqual((ipv6.host, str(ipv6.address)), ("2001:db8::1", "2001:db8::1"))
+        self.assertEqual(str(ipv6), "[2001:db8::1]:443")
+        self.assertEqual(parseTarget("bücher.example:443").host, "bücher.example")
+
+    def test_defaultServerName(self) -> None:
+        """
+        A name target is also the server name; an address target sends no
+        SNI unless C{--servername} says so.
+        """
+        options = parseArguments(["example.com:443"])
+        assert options is not None
+        self.assertEqual(options.serverName, "example.com")
+        options = parseArguments(["[::1]:443"])
+        assert options is not None
+        self.assertIsNone(options.serverName)
+        options = parseArguments(["127.0.0.1:443", "--servername", "localhost"])
+        assert options is not None
+        self.assertEqual(options.serverName, "localhost")
+        self.assertEqual(options.timeout, 10.0)
+
+    def test_badTargets(self) -> None:
+        """
+        Each malformed target is refused with a message naming it.
+        """
+        for text, message in [
+            ("localhost", "expected HOST:PORT, got 'localhost'"),
+            ("localhost:", "bad port ''"),
+            (":443", "no host in ':443'"),
+            ("localhost:https", "bad port 'https'"),
+            ("localhost:0", "bad port '0'"),
+            ("localhost:65536", "bad port '65536'"),
+            ("::1:443", "put an IPv6 address in brackets: [::1]:443"),
+            ("[::1]", "expected [IPv6]:PORT"),
+            ("[example.com]:443", "not an IPv6 address in brackets"),
+            ("exa mple.com:443", "not a host name: 'exa mple.com'"),
+        ]:
+            with self.assertRaises(CheckUsageError, msg=text) as caught:
+                parseTarget(text)
+            self.assertIn(message, str(caught.exception))
+
+    def test_badArgumentsAreOneLine(self) -> None:
+        """
+        Every bad command line is one line and exit status 2, before any
+        connection is attempted.
+        """
+        directory = temporaryDirectory(self)
+        notPEM = directory / "not.pem"
+        notPEM.write_text("hello\n")
+        for argv, message in [
+            ([], "the following arguments are required: HOST:PORT"),
+            (["localhost"], "expected HOST:PORT"),
+            (["127.0.0.1:1", "--timeout", "0"], "argument --timeout"),
+            (["127.0.0.1:1", "--timeout", "soon"], "argument --timeout"),
+            (["127.0.0.1:1", "--bogus"], "unrecognized arguments: --bogus"),
+            (["127.0.0.1:1", "--servername", "127.0.0.1"], "--servername must be"),
+            (["127.0.0.1:1", "--alpn", "h2,,http/1.1"], "--alpn"),
+            (["127.0.0.1:1", "--ca", str(directory / "missing.pem")], "--ca: no such file"),
+            (["127.0.0.1:1", "--ca", str(notPEM)], "--ca: no PEM certificate"),
+        ]:
+            status, output = runCheckCapturing(argv)
+            self.assertEqual(status, EXIT_USAGE, (argv, output))
+            self.assertEqual(output.count("\n"), 1, (argv, output))
+            self.assertTrue(output.startswith("tlsreply check: "), output)
+            self.assertIn(message, output)
+
+    def test_help(self) -> None:
+        """
+        C{--help} prints the usage text and exits 0.
+        """
+        status, output = runCheckCapturing(["--help"])
+        self.assertEqual(status, EXIT_OK)
+        self.assertTrue(output.startswith("usage: tlsreply check "), output)
+        for option in ("--ca FILE", "--servername NAME", "--json", "--timeout SECONDS"):
+            self.assertIn(option, output)
