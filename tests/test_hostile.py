@@ -281,7 +281,7 @@ class HostileClientTestCase(TestCase):
         # Warm-up: whatever the first connection opens lazily is open now.
         await inThread(probe)
         await waitForConnectionEvents(server, 1)
-        await server.factory.whenIdle().addTimeout(SETTLE_TIMEOUT, reactor)
+        await server.service.tlsFactory.whenIdle().addTimeout(SETTLE_TIMEOUT, reactor)
         warmUps = len(probe.durations)
         eventsBefore = len(server.connectionEvents())
         descriptorsBefore = openDescriptors()
@@ -293,7 +293,7 @@ class HostileClientTestCase(TestCase):
         await waitForConnectionEvents(
             server, eventsBefore + len(run.peers) + len(probePeers)
         )
-        await server.factory.whenIdle().addTimeout(SETTLE_TIMEOUT, reactor)
+        await server.service.tlsFactory.whenIdle().addTimeout(SETTLE_TIMEOUT, reactor)
         self.assertEqual(openDescriptors(), descriptorsBefore)
 
         timed = probe.durations[warmUps:]

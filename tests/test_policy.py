@@ -89,7 +89,7 @@ class PolicyServer:
         Wait until no connection is in progress (so that every connection so
         far is logged), then return the per-connection events.
         """
-        await self.service.replyFactory.whenIdle()
+        await self.service.tlsFactory.whenIdle()
         return self.connectionEvents()
 
     async def lastEvent(self) -> LogEvent:

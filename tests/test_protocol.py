@@ -226,23 +226,29 @@ class ReplyFactoryTests(SynchronousTestCase):
 
     def test_whenIdleAndAbortAll(self) -> None:
         """
-        L{ReplyFactory.whenIdle} fires once the last connection is gone;
-        L{ReplyFactory.abortAll} aborts every connection in progress.
+        The listening layer counts connections from accept, before any
+        byte: C{whenIdle} fires once the last one is gone, C{abortAll}
+        aborts them all.
         """
         clock = Clock()
-        factory = ReplyFactory(clock=clock)
+        certificates = makeCertificates(temporaryDirectory(self))
+        contexts = buildServerContexts(
+            loadCredentials(certificates.certificatePath, certificates.keyPath)
+        )
+        factory = wrapWithTLS(contexts, ReplyFactory(clock=clock))
         self.assertIsNone(self.successResultOf(factory.whenIdle()))
-        transports = []
+        connections = []
         for port in (1, 2):
             protocol = factory.buildProtocol(PEER)
-            assert protocol is not None
             transport = StringTransport(peerAddress=IPv4Address("TCP", "10.0.0.1", port))
             protocol.makeConnection(transport)
-            transports.append((protocol, transport))
+            connections.append((protocol, transport))
+        self.assertEqual(factory.inProgress, 2)
         idle = factory.whenIdle()
         self.assertNoResult(idle)
         self.assertEqual(factory.abortAll(), 2)
-        self.assertTrue(all(t.disconnecting for _, t in transports))
-        for protocol, _ in transports:
+        self.assertTrue(all(t.disconnecting for _, t in connections))
+        for protocol, _ in connections:
             protocol.connectionLost(Failure(ConnectionAborted()))
         self.assertIsNone(self.successResultOf(idle))
+        self.assertEqual(clock.getDelayedCalls(), [])

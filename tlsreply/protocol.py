@@ -13,7 +13,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from OpenSSL import SSL
-from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import ConnectionAborted, ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import (
     IAddress,
@@ -194,7 +193,6 @@ class ReplyProtocol(Protocol):
                 ),
                 **handshake.asLogFields(),
             )
-        self.factory.connectionEnded(self)
         if self.factory.recorders:
             record = ConnectionRecord.build(
                 peer, closed, handshake, getattr(self.transport, "clientHello", None)
@@ -227,7 +225,9 @@ class ReplyFactory(Factory[ReplyProtocol]):
         C{0} for no limit.
     @ivar closeTimeout: seconds the client has, after the reply and
         close_notify were sent, to close; C{0} for no limit.
-    @ivar connections: the connections in progress.
+    @ivar connections: the connections in progress whose ClientHello has
+        arrived (the listening layer, L{ClientHelloFirstFactory}, counts
+        every connection, waits for them and aborts them on stop).
     @ivar recorders: called with a L{ConnectionRecord} as each connection
         ends (L{tlsreply.testing} records connections this way).
     """
@@ -261,37 +261,6 @@ class ReplyFactory(Factory[ReplyProtocol]):
         self.closeTimeout = closeTimeout
         self.connections: set[ReplyProtocol] = set()
         self.recorders: list[Callable[[ConnectionRecord], None]] = []
-        self._idleWaiters: list[Deferred[None]] = []
-
-    def connectionEnded(self, protocol: ReplyProtocol) -> None:
-        """
-        Called by each protocol as it goes; wakes L{whenIdle} waiters.
-        """
-        if not self.connections:
-            waiters, self._idleWaiters = self._idleWaiters, []
-            for waiter in waiters:
-                waiter.callback(None)
-
-    def whenIdle(self) -> Deferred[None]:
-        """
-        @return: a L{Deferred} that fires once no connection is in progress.
-        """
-        if not self.connections:
-            return succeed(None)
-        waiter: Deferred[None] = Deferred()
-        self._idleWaiters.append(waiter)
-        return waiter
-
-    def abortAll(self) -> int:
-        """
-        Abort every connection in progress.
-
-        @return: how many were aborted.
-        """
-        protocols = list(self.connections)
-        for protocol in protocols:
-            protocol.transport.abortConnection()
-        return len(protocols)
 
 
 def wrapWithTLS(
