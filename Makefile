@@ -26,7 +26,7 @@ test: $(BIN)/.installed
 	$(BIN)/pytest
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check tlsreply tests twisted
+	$(BIN)/ruff check tlsreply tests twisted scripts
 	$(BIN)/mypy
 
 check: lint test

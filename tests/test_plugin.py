@@ -5,12 +5,14 @@ tlsreply} and C{twist tlsreply} in a subprocess, from an installed package.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import select
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import sysconfig
@@ -210,6 +212,29 @@ class DaemonTests(SynchronousTestCase):
         daemon.waitFor(rf"listening on \['127\.0\.0\.1:{port}'\]")
         result = fetchWithSSL(port, clientContext(str(certificates.caPath)))
         self.assertEqual(result.data, b"test\n")
+        self.assertEqual(daemon.stop(), 0)
+
+
+    def test_scenarioFromTheCommandLine(self) -> None:
+        """
+        C{--scenario expired} serves an expired certificate from a test CA
+        written to C{./certs/scenario/ca.pem}; a client trusting that CA
+        sees exactly the error C{--list-scenarios} promises.
+        """
+        workdir = temporaryDirectory(self)
+        listing = subprocess.run(
+            [str(SCRIPTS / "twistd"), "-n", "--pidfile=", "tlsreply", "--list-scenarios"],
+            cwd=workdir, capture_output=True, check=True, timeout=60,
+        )
+        expected = {s["name"]: s["expected"] for s in json.loads(listing.stdout)}
+        daemon, port = startDaemon(
+            self,
+            [str(SCRIPTS / "twistd"), "-n", "--pidfile=", "tlsreply", "--scenario", "expired"],
+            workdir,
+        )
+        with self.assertRaises(ssl.SSLCertVerificationError) as caught:
+            fetchWithSSL(port, clientContext(str(workdir / "certs" / "scenario" / "ca.pem")))
+        self.assertEqual(caught.exception.verify_message, expected["expired"])
         self.assertEqual(daemon.stop(), 0)
 
 

@@ -353,6 +353,29 @@ class MakeServiceTests(SynchronousTestCase):
         factory = replyFactoryOf(memory.tcpServers[0][1])
         self.assertEqual(factory.reply, b"\x00binary\r\n\xff")
 
+    def test_httpReply(self) -> None:
+        """
+        C{--http} wraps the reply in a complete HTTP/1.1 response.
+        """
+        memory = MemoryReactor()
+        self.serve("--http", "--reply", "ok\\n", reactor=memory)
+        factory = replyFactoryOf(memory.tcpServers[0][1])
+        self.assertEqual(
+            factory.reply,
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            b"Content-Length: 3\r\nCache-Control: no-store\r\n"
+            b"Connection: close\r\n\r\nok\n",
+        )
+
+    def test_scenarioExcludesCertificates(self) -> None:
+        """
+        A scenario brings its own certificates; with C{--cert} too it is an
+        error, and an unknown scenario is one line naming the known ones.
+        """
+        self.assertExits("--scenario brings its own certificates", "--scenario", "valid")
+        self.assertExits("unknown scenario 'nope'", "--scenario", "nope",
+                         withCertificate=False)
+
     def test_badEndpoints(self) -> None:
         """
         A description Twisted cannot parse, or one that would add a second

@@ -15,6 +15,7 @@ import resource
 import signal
 import sys
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ from tlsreply.protocol import (
     ReplyFactory,
 )
 from tlsreply.reload import ReloadableContexts
-from tlsreply.replytext import decodeReplyText
+from tlsreply.replytext import decodeReplyText, httpResponse
 from tlsreply.service import DEFAULT_SHUTDOWN_GRACE, TLSReplyService
 from tlsreply.tlscontext import (
     DEFAULT_SESSION_TIMEOUT,
@@ -97,6 +98,17 @@ class Options(usage.Options):
 
     optFlags = [
         ["show-config", None, "Print the effective settings as JSON and exit."],
+        [
+            "list-scenarios",
+            None,
+            "Print the test scenarios (see --scenario) as JSON and exit.",
+        ],
+        [
+            "http",
+            None,
+            "Send the reply as a minimal HTTP/1.1 200 response (Content-Length, "
+            "Connection: close), for curl, browsers and HTTP health checks.",
+        ],
     ]
 
     optParameters: list[list[Any]] = [
@@ -110,6 +122,14 @@ class Options(usage.Options):
             f"[default: {DEFAULT_LISTEN}]",
         ],
         ["cert-dir", None, None, "Serve every certificate (and key) in this folder."],
+        [
+            "scenario",
+            None,
+            None,
+            "Serve a deliberately broken or unusual test server (expired, "
+            "wrong-host, tls1.2-only, ...; see --list-scenarios) from a fresh "
+            "test CA written to ./certs/scenario/ca.pem.",
+        ],
         [
             "reply",
             "r",
@@ -274,6 +294,21 @@ class Options(usage.Options):
         """
         Settle the listening addresses, the reply text and the TLS policy.
         """
+        if self["list-scenarios"]:
+            from tlsreply.scenarios import describeScenarios
+
+            sys.stdout.write(json.dumps(describeScenarios(), indent=2) + "\n")
+            raise SystemExit(0)
+        if self["scenario"] is not None:
+            from tlsreply.scenarios import SCENARIOS
+
+            if self["scenario"] not in SCENARIOS:
+                raise usage.UsageError(
+                    f"unknown scenario {self['scenario']!r} "
+                    f"(known: {', '.join(SCENARIOS)})"
+                )
+            if self["certificates"] or self["cert-dir"]:
+                raise usage.UsageError("--scenario brings its own certificates: drop --cert")
         addresses = ([self["port"]] if self["port"] else []) + self["listen"]
         self["listen"] = addresses or [DEFAULT_LISTEN]
         if self["reply"] is not None and self["reply-file"] is not None:
@@ -323,7 +358,13 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     if reactor is None:
         from twisted.internet import reactor
     try:
-        contexts = ReloadableContexts(_loadContexts(options), lambda: _loadContexts(options))
+        if options["scenario"] is not None:
+            scenario = _scenarioContexts(options)
+            contexts = ReloadableContexts(scenario, lambda: scenario)
+        else:
+            contexts = ReloadableContexts(
+                _loadContexts(options), lambda: _loadContexts(options)
+            )
         if options["show-config"]:
             _showConfig(options, contexts.current)
         service = _makeService(options, contexts, reactor)
@@ -350,6 +391,42 @@ def _loadContexts(options: Options) -> ServerContexts:
                 problem=problem.message,
             )
     return buildServerContexts(credentials, options["policy"])
+
+
+def _scenarioContexts(options: Options) -> ServerContexts:
+    """
+    The contexts of a test scenario, from a fresh test CA whose certificate
+    clients find in C{./certs/scenario/ca.pem}.
+
+    The scenario decides the certificates, versions, sessions and client
+    verification; ALPN, groups, ciphers and the key log still come from
+    the command line.
+    """
+    from tlsreply.scenarios import buildScenario
+    from tlsreply.testca import TestCA
+
+    directory = (DEVELOPMENT_CERTIFICATE_DIRECTORY / "scenario").absolute()
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = TestCA()
+    setup = buildScenario(options["scenario"], ca, directory)
+    caPath = setup.caPath
+    command: TLSPolicy = options["policy"]
+    policy = replace(
+        setup.policy,
+        alpnProtocols=command.alpnProtocols,
+        groups=command.groups,
+        tls12Ciphers=command.tls12Ciphers or setup.policy.tls12Ciphers,
+        tls13Ciphersuites=command.tls13Ciphersuites,
+        keyLogPath=command.keyLogPath,
+    )
+    options["policy"] = policy
+    _log.info(
+        "serving test scenario {scenario} from a new test CA; clients trust it "
+        "with e.g. curl --cacert {caPath}",
+        scenario=options["scenario"],
+        caPath=str(caPath),
+    )
+    return buildServerContexts(setup.credentials, policy)
 
 
 def _makeService(
@@ -447,6 +524,11 @@ def _credentials(options: Options) -> list[ServerCredentials]:
 
 
 def _reply(options: Options) -> bytes:
+    body = _replyBody(options)
+    return httpResponse(body) if options["http"] else body
+
+
+def _replyBody(options: Options) -> bytes:
     if options["reply"] is not None:
         reply: bytes = options["reply"]
         return reply

@@ -1,0 +1,165 @@
+"""
+The pytest fixtures, used the way a TLS client's test suite uses them.
+
+These are pytest tests (the fixtures are pytest's); trial finds no
+TestCase here and skips the module.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import ssl
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tlsreply.pytest_plugin import ThreadedTestServer
+
+
+@dataclass
+class Fetched:
+    """
+    What a Python ssl client saw.
+    """
+
+    data: bytes
+    version: str | None
+    session: ssl.SSLSession | None
+    sessionReused: bool
+    alpnProtocol: str | None
+
+
+def fetch(server: ThreadedTestServer, context: ssl.SSLContext | None = None,
+          session: ssl.SSLSession | None = None) -> Fetched:
+    """
+    Read the whole reply with Python's ssl, as a client under test would.
+    """
+    context = context or server.sslContext()
+    with socket.create_connection(server.address, timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost", session=session) as tls:
+            data = b""
+            while chunk := tls.recv(1024):
+                data += chunk
+            return Fetched(data, tls.version(), tls.session, bool(tls.session_reused),
+                           tls.selected_alpn_protocol())
+
+
+def test_serverWithPythonSSL(tlsreply_server: ThreadedTestServer) -> None:
+    """
+    The plain fixture: a verifying Python client gets the reply, and the
+    connection is recorded.
+    """
+    fetched = fetch(tlsreply_server)
+    assert fetched.data == b"test\n"
+    [record] = tlsreply_server.waitForRecords(1)
+    assert record.outcome == "replied"
+    assert record.tlsVersion == fetched.version == "TLSv1.3"
+    assert record.requestedServerName == "localhost"
+
+
+def test_caFileWorksForOpenSSL(tlsreply_server: ThreadedTestServer) -> None:
+    """
+    The CA file is what a command-line client needs: C{openssl s_client}
+    verifies the server with it and prints the reply.
+    """
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed")
+    result = subprocess.run(
+        [openssl, "s_client", "-connect", f"127.0.0.1:{tlsreply_server.port}",
+         "-servername", "localhost", "-CAfile", str(tlsreply_server.caCertificatePath),
+         "-verify_return_error", "-ign_eof"],
+        input=b"", capture_output=True, timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    assert b"Verify return code: 0 (ok)" in result.stdout
+    assert b"\ntest\n" in result.stdout
+
+
+def test_recordsShowResumption(tlsreply_server: ThreadedTestServer) -> None:
+    """
+    "My client resumed its session on the second connect", as an assertion.
+    """
+    context = tlsreply_server.sslContext()
+    first = fetch(tlsreply_server, context)
+    second = fetch(tlsreply_server, context, session=first.session)
+    records = tlsreply_server.waitForRecords(2)
+    assert [r.resumed for r in records] == [False, True]
+    assert second.sessionReused
+
+
+def test_factoryScenarios(tlsreply_server_factory: object) -> None:
+    """
+    The factory serves scenarios; a correct client refuses an expired
+    certificate, and the record says the handshake failed.
+    """
+    server = tlsreply_server_factory(scenario="expired")  # type: ignore[operator]
+    with pytest.raises(ssl.SSLCertVerificationError) as caught:
+        fetch(server)
+    assert "certificate has expired" in caught.value.verify_message
+    [record] = server.waitForRecords(1)
+    assert record.handshakeFailed
+
+
+def test_factorySettings(tlsreply_server_factory: object) -> None:
+    """
+    Custom reply and TLS settings: ALPN is negotiated and recorded.
+    """
+    server = tlsreply_server_factory(  # type: ignore[operator]
+        reply=b"custom\n", alpnProtocols=("h2", "http/1.1")
+    )
+    context = server.sslContext()
+    context.set_alpn_protocols(["http/1.1"])
+    fetched = fetch(server, context)
+    assert fetched.data == b"custom\n"
+    assert fetched.alpnProtocol == "http/1.1"
+    [record] = server.waitForRecords(1)
+    assert record.alpnProtocol == "http/1.1"
+    assert record.offeredALPN == ("http/1.1",)
+
+
+def test_startsQuickly(tlsreply_server_factory: object) -> None:
+    """
+    A server starts in well under a second (the CA and certificate are made
+    and the port is listening), once the reactor thread runs.
+    """
+    tlsreply_server_factory()  # type: ignore[operator]
+    started = time.monotonic()
+    tlsreply_server_factory()  # type: ignore[operator]
+    assert time.monotonic() - started < 0.5
+
+
+def test_cleanupAfterFailingTest(pytester: pytest.Pytester) -> None:
+    """
+    A test that fails still has its server stopped: the port is closed
+    once the test run ends.
+    """
+    pytester.makepyfile(
+        test_user="""
+        def test_fails(tlsreply_server):
+            open("port.txt", "w").write(str(tlsreply_server.port))
+            assert False, "the client under test is broken"
+        """
+    )
+    result = pytester.runpytest_inprocess()
+    result.assert_outcomes(failed=1)
+    port = int((pytester.path / "port.txt").read_text())
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+def test_readmeExampleRuns(pytester: pytest.Pytester) -> None:
+    """
+    The complete example in the README's "Testing your TLS client" section
+    passes as a user's test file.
+    """
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    start = readme.index("```python\n# test_my_client.py") + len("```python\n")
+    example = readme[start : readme.index("```", start)]
+    pytester.makepyfile(test_my_client=example)
+    result = pytester.runpytest_inprocess()
+    result.assert_outcomes(passed=2)

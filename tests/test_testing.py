@@ -1,0 +1,146 @@
+"""
+L{tlsreply.testing} used the way a Twisted project's trial suite would use
+it: one call, a Twisted TLS client, assertions on the recorded handshakes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import ssl
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import TCP4ClientEndpoint, wrapClientTLS
+from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from tests.support import fetchWithSSL, inThread, requireCommand, runCommand
+from tlsreply.__main__ import main
+from tlsreply.testing import startTLSReplyServer
+
+
+class ReplyReader(Protocol):
+    """
+    Collect what the server sends until it closes.
+    """
+
+    def __init__(self) -> None:
+        self.data = b""
+        self.done: Deferred[bytes] = Deferred()
+
+    def dataReceived(self, data: bytes) -> None:
+        self.data += data
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.done.callback(self.data)
+
+
+async def fetchWithTwisted(server: object) -> bytes:
+    """
+    Read the reply with Twisted's own TLS client.
+    """
+    endpoint = wrapClientTLS(
+        server.clientTLSOptions(),  # type: ignore[attr-defined]
+        TCP4ClientEndpoint(reactor, server.host, server.port),  # type: ignore[attr-defined]
+    )
+    reader = ReplyReader()
+    await endpoint.connect(Factory.forProtocol(lambda: reader))
+    return await reader.done
+
+
+class TestingModuleTests(TestCase):
+    """
+    L{startTLSReplyServer} in a trial test.
+    """
+
+    async def test_twistedClientGetsReplyAndIsRecorded(self) -> None:
+        """
+        One call gives a listening server whose client options verify it;
+        the connection is recorded with what was negotiated.
+        """
+        server = startTLSReplyServer(self)
+        self.assertEqual(server.host, "127.0.0.1")
+        self.assertEqual(await fetchWithTwisted(server), b"test\n")
+        [record] = await server.whenRecorded(1)
+        self.assertEqual(record.outcome, "replied")
+        self.assertEqual(record.tlsVersion, "TLSv1.3")
+        self.assertEqual(record.requestedServerName, "localhost")
+        self.assertEqual(record.serverName, "localhost")
+        self.assertIsNotNone(record.group)
+        self.assertFalse(record.resumed)
+
+    async def test_pythonSSLResumptionIsRecorded(self) -> None:
+        """
+        The records show a client resuming its session on the second
+        connect, which is what a test of client-side session caching wants
+        to assert.
+        """
+        server = startTLSReplyServer(self)
+        context = server.sslContext()
+        first = await inThread(fetchWithSSL, server.port, context)
+        second = await inThread(fetchWithSSL, server.port, context, session=first.session)
+        records = await server.whenRecorded(2)
+        self.assertEqual([r.resumed for r in records], [False, True])
+        self.assertTrue(second.sessionReused)
+
+    async def test_failedHandshakeIsRecorded(self) -> None:
+        """
+        A client that does not trust the server fails, and the record says
+        the handshake failed and why.
+        """
+        server = startTLSReplyServer(self, scenario="expired")
+        with self.assertRaises(ssl.SSLCertVerificationError):
+            await inThread(fetchWithSSL, server.port, server.sslContext())
+        [record] = await server.whenRecorded(1)
+        self.assertTrue(record.handshakeFailed)
+        self.assertIsNotNone(record.failureReason)
+        self.assertIsNone(record.tlsVersion)
+
+    async def test_httpReply(self) -> None:
+        """
+        With C{http=True}, C{curl --cacert} receives the reply as an HTTP
+        response body.
+        """
+        curl = requireCommand(self, "curl")
+        server = startTLSReplyServer(self, http=True, reply=b"healthy\n")
+        result = await inThread(
+            runCommand,
+            [curl, "--silent", "--show-error", "--noproxy", "*", "--include",
+             "--cacert", str(server.caCertificatePath), server.url("/health")],
+        )
+        self.assertEqual(result.returncode, 0, result.stderr)
+        head, _, body = result.stdout.partition(b"\r\n\r\n")
+        self.assertEqual(body, b"healthy\n")
+        self.assertIn(b"HTTP/1.1 200 OK", head)
+        self.assertIn(b"Content-Length: 8", head)
+        self.assertIn(b"Connection: close", head)
+
+    async def test_stopClosesThePort(self) -> None:
+        """
+        After C{stop()} nothing listens on the port any more.
+        """
+        server = startTLSReplyServer()
+        await server.stop()
+        with self.assertRaises(ConnectionRefusedError):
+            socket.create_connection(server.address, timeout=2).close()
+
+
+class ScenarioListingTests(SynchronousTestCase):
+    """
+    C{tlsreply scenarios --json}.
+    """
+
+    def test_jsonListsEveryScenario(self) -> None:
+        """
+        The listing names every scenario with its expected outcome.
+        """
+        out = io.StringIO()
+        self.assertEqual(main(["scenarios", "--json"], out), 0)
+        listed = {s["name"]: s for s in json.loads(out.getvalue())}
+        for name in ("valid", "expired", "wrong-host", "no-session-resumption",
+                     "client-cert-required", "revoked", "1000-sans"):
+            self.assertIn(name, listed)
+        self.assertEqual(listed["valid"]["expected"], "accept")

@@ -1,0 +1,566 @@
+# -*- test-case-name: tests.test_scenarios -*-
+"""
+A small certificate authority for testing TLS clients, built on
+C{cryptography} alone.
+
+It lives in the library, not in the test suite, because the people it is
+for are testing their own clients against tlsreply: they need a root to
+trust, intermediates, server certificates with a chosen key, lifetime and
+signature hash, client certificates, and OCSP responses to staple, all made
+in memory in milliseconds, with nothing left on disk unless they ask. It
+does not use trustme, which is a test-only dependency and cannot make an
+expired certificate, a SHA-1 signature or an OCSP response.
+
+Every L{TestCA} makes its own keys; nothing is cached or shared between
+instances, so one test's CA is never trusted by another's client.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Final, Literal, get_args
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from tlsreply.credentials import ServerCredentials
+from tlsreply.errors import ConfigurationError
+
+#: The key types a L{TestCA} can make, for itself and for what it issues.
+KeyType = Literal["ecdsa-p256", "ecdsa-p384", "rsa2048", "rsa4096"]
+KEY_TYPES: Final[tuple[str, ...]] = get_args(KeyType)
+
+#: The private keys a L{TestCA} makes.
+TestPrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+
+OCSPStatus = Literal["good", "revoked"]
+
+#: The hashes a L{TestCA} signs certificates with. SHA-1 is here on purpose:
+#: clients must be tested against it.
+SignatureHash = hashes.SHA1 | hashes.SHA256 | hashes.SHA384 | hashes.SHA512
+
+#: A server certificate's default lifetime: valid from an hour ago (so that
+#: a client whose clock is a little behind still accepts it) for 30 days.
+LEAF_BACKDATE: Final = datetime.timedelta(hours=1)
+LEAF_LIFETIME: Final = datetime.timedelta(days=30)
+
+#: A CA outlives every certificate it issues with the default lifetime.
+CA_LIFETIME: Final = datetime.timedelta(days=365)
+
+#: How long an OCSP response says it is fresh.
+OCSP_LIFETIME: Final = datetime.timedelta(days=1)
+
+
+def generatePrivateKey(keyType: str) -> TestPrivateKey:
+    """
+    Make a new private key of one of L{KEY_TYPES}.
+
+    ECDSA keys take a millisecond; RSA-4096 can take seconds, which is why
+    nothing here makes an RSA key unless asked.
+
+    @raise ConfigurationError: for a key type that is not one of
+        L{KEY_TYPES}.
+    """
+    if keyType == "ecdsa-p256":
+        return ec.generate_private_key(ec.SECP256R1())
+    if keyType == "ecdsa-p384":
+        return ec.generate_private_key(ec.SECP384R1())
+    if keyType == "rsa2048":
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    if keyType == "rsa4096":
+        return rsa.generate_private_key(public_exponent=65537, key_size=4096)
+    raise ConfigurationError(
+        f"unknown key type {keyType!r} (known: {', '.join(KEY_TYPES)})"
+    )
+
+
+def privateKeyPEM(key: TestPrivateKey) -> bytes:
+    """
+    A private key as unencrypted PKCS#8 PEM, the form L{loadCredentials
+    <tlsreply.credentials.loadCredentials>}, OpenSSL and Python's C{ssl}
+    all read.
+    """
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def certificatesPEM(*certificates: x509.Certificate) -> bytes:
+    """
+    Certificates as concatenated PEM, in the order given.
+    """
+    return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certificates)
+
+
+def subjectAlternativeNames(names: Sequence[str]) -> list[x509.GeneralName]:
+    """
+    The subjectAltName entries for server names: an IP address (v4 or v6,
+    as C{ipaddress} reads it) becomes an iPAddress entry, since clients
+    match IP addresses only against those; anything else a dNSName.
+    """
+    entries: list[x509.GeneralName] = []
+    for name in names:
+        try:
+            entries.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            entries.append(x509.DNSName(name))
+    return entries
+
+
+def _nameList(names: Sequence[str]) -> list[str]:
+    """
+    Server names as a list; a single string is one name, not a sequence of
+    one-letter names.
+
+    @raise ConfigurationError: for no names.
+    """
+    found = [names] if isinstance(names, str) else list(names)
+    if not found:
+        raise ConfigurationError("a server certificate needs at least one name")
+    return found
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def _name(commonName: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "tlsreply test"),
+            x509.NameAttribute(NameOID.COMMON_NAME, commonName[:64]),
+        ]
+    )
+
+
+def _keyUsage(*, certificateSigning: bool, keyEncipherment: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=keyEncipherment,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=certificateSigning,
+        crl_sign=certificateSigning,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+# SHA-1 signatures. cryptography refuses to sign a certificate with SHA-1
+# (since 43), though its primitives still sign SHA-1 digests and OpenSSL
+# still serves and parses such certificates. So a SHA-1 certificate is made
+# as a SHA-256 one, then its to-be-signed part is re-encoded with the SHA-1
+# algorithm identifier and signed again. The few DER helpers below do only
+# that.
+
+#: AlgorithmIdentifier DER for ecdsa-with-SHA1 (no parameters) and
+#: sha1WithRSAEncryption (NULL parameters).
+_ECDSA_WITH_SHA1: Final = bytes.fromhex("300906072a8648ce3d0401")
+_RSA_WITH_SHA1: Final = bytes.fromhex("300d06092a864886f70d0101050500")
+
+
+def _derElement(data: bytes, offset: int) -> tuple[int, int]:
+    """
+    The start of the contents and the end of the DER element at C{offset}.
+    """
+    length = data[offset + 1]
+    start = offset + 2
+    if length & 0x80:
+        count = length & 0x7F
+        length = int.from_bytes(data[start : start + count], "big")
+        start += count
+    return start, start + length
+
+
+def _derChildren(data: bytes) -> list[bytes]:
+    """
+    The encoded elements of a constructed element's contents, in order.
+    """
+    children = []
+    offset = 0
+    while offset < len(data):
+        _, end = _derElement(data, offset)
+        children.append(data[offset:end])
+        offset = end
+    return children
+
+
+def _derEncode(tag: int, contents: bytes) -> bytes:
+    size = len(contents)
+    if size < 0x80:
+        return bytes([tag, size]) + contents
+    length = size.to_bytes((size.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(length)]) + length + contents
+
+
+def _resignWithSHA1(
+    certificate: x509.Certificate, key: TestPrivateKey
+) -> x509.Certificate:
+    """
+    The same certificate, signed by C{key} with SHA-1.
+    """
+    if isinstance(key, rsa.RSAPrivateKey):
+        algorithm = _RSA_WITH_SHA1
+    else:
+        algorithm = _ECDSA_WITH_SHA1
+    der = certificate.public_bytes(serialization.Encoding.DER)
+    start, end = _derElement(der, 0)
+    tbs = _derChildren(der[start:end])[0]
+    tbsStart, tbsEnd = _derElement(tbs, 0)
+    # TBSCertificate: [0] version, serialNumber, signature, issuer, ...
+    fields = _derChildren(tbs[tbsStart:tbsEnd])
+    fields[2] = algorithm
+    tbs = _derEncode(0x30, b"".join(fields))
+    if isinstance(key, rsa.RSAPrivateKey):
+        signature = key.sign(tbs, padding.PKCS1v15(), hashes.SHA1())
+    else:
+        signature = key.sign(tbs, ec.ECDSA(hashes.SHA1()))
+    return x509.load_der_x509_certificate(
+        _derEncode(0x30, tbs + algorithm + _derEncode(0x03, b"\x00" + signature))
+    )
+
+
+def _sign(
+    builder: x509.CertificateBuilder,
+    key: TestPrivateKey,
+    signatureHash: SignatureHash,
+) -> x509.Certificate:
+    if isinstance(signatureHash, hashes.SHA1):
+        return _resignWithSHA1(builder.sign(key, hashes.SHA256()), key)
+    return builder.sign(key, signatureHash)
+
+
+def _caBuilder(
+    subject: x509.Name,
+    publicKey: ec.EllipticCurvePublicKey | rsa.RSAPublicKey,
+    issuer: x509.Certificate | None,
+    issuerKey: TestPrivateKey,
+) -> x509.CertificateBuilder:
+    now = _now()
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer.subject if issuer is not None else subject)
+        .public_key(publicKey)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - LEAF_BACKDATE)
+        .not_valid_after(now + CA_LIFETIME)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            _keyUsage(certificateSigning=True, keyEncipherment=False), critical=True
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(publicKey), critical=False)
+    )
+    return builder.add_extension(
+        x509.AuthorityKeyIdentifier.from_issuer_public_key(issuerKey.public_key()),
+        critical=False,
+    )
+
+
+class TestCA:
+    """
+    A certificate authority: a root, or an intermediate made by
+    L{createIntermediate} that knows the chain up to its root.
+
+    Clients trust the root (L{root}, written by L{writeCertificate} on the
+    root); servers send L{chain} after each leaf this CA issues.
+
+    @ivar name: the CA's common name.
+    @ivar certificate: this CA's own certificate.
+    @ivar privateKey: the key it signs with.
+    @ivar root: the self-signed root at the top of the chain (this CA's own
+        certificate, for a root).
+    @ivar chain: what a server sends after a leaf issued by this CA: this
+        CA's certificate and the intermediates above it, issuer first, up to
+        but excluding the root. Empty for a root.
+    """
+
+    # Not a test: keep pytest from trying to collect it from test modules.
+    __test__ = False
+
+    name: str
+    certificate: x509.Certificate
+    privateKey: TestPrivateKey
+    root: x509.Certificate
+    chain: tuple[x509.Certificate, ...]
+
+    def __init__(
+        self, name: str = "tlsreply test CA", keyType: KeyType = "ecdsa-p256"
+    ) -> None:
+        """
+        Make a new self-signed root with a fresh key.
+
+        @param name: its common name (what clients show for it).
+        @param keyType: one of L{KEY_TYPES}.
+        """
+        key = generatePrivateKey(keyType)
+        subject = _name(name)
+        certificate = _caBuilder(subject, key.public_key(), None, key).sign(
+            key, hashes.SHA256()
+        )
+        self._setUp(name, certificate, key, certificate, ())
+
+    def _setUp(
+        self,
+        name: str,
+        certificate: x509.Certificate,
+        privateKey: TestPrivateKey,
+        root: x509.Certificate,
+        chain: tuple[x509.Certificate, ...],
+    ) -> None:
+        self.name = name
+        self.certificate = certificate
+        self.privateKey = privateKey
+        self.root = root
+        self.chain = chain
+
+    def __repr__(self) -> str:
+        return f"<TestCA {self.name!r} chain={len(self.chain)}>"
+
+    @property
+    def certificatePEM(self) -> bytes:
+        """
+        This CA's certificate as PEM: for a root, what a client trusts.
+        """
+        return certificatesPEM(self.certificate)
+
+    def writeCertificate(self, path: Path | str) -> Path:
+        """
+        Write this CA's certificate as PEM (for C{curl --cacert},
+        C{openssl s_client -CAfile}, C{ssl.create_default_context(cafile=)}).
+
+        @return: the path written.
+        """
+        path = Path(path)
+        path.write_bytes(self.certificatePEM)
+        return path
+
+    def createIntermediate(self, name: str, keyType: KeyType = "ecdsa-p256") -> TestCA:
+        """
+        Make an intermediate CA signed by this one, with a fresh key.
+
+        @param name: its common name.
+        @param keyType: one of L{KEY_TYPES}.
+        @return: the intermediate, whose L{chain} is its own certificate
+            followed by this CA's chain.
+        """
+        key = generatePrivateKey(keyType)
+        certificate = _caBuilder(
+            _name(name), key.public_key(), self.certificate, self.privateKey
+        ).sign(self.privateKey, hashes.SHA256())
+        intermediate = TestCA.__new__(TestCA)
+        intermediate._setUp(name, certificate, key, self.root, (certificate, *self.chain))
+        return intermediate
+
+    def issueServerCertificate(
+        self,
+        names: Sequence[str],
+        *,
+        keyType: KeyType = "ecdsa-p256",
+        notBefore: datetime.datetime | None = None,
+        notAfter: datetime.datetime | None = None,
+        signatureHash: SignatureHash | None = None,
+        sendChain: bool = True,
+    ) -> ServerCredentials:
+        """
+        Issue a TLS server certificate, with a fresh key, ready to serve.
+
+        @param names: DNS names and IP addresses it is valid for; the first
+            is also its common name.
+        @param keyType: one of L{KEY_TYPES}.
+        @param notBefore: start of validity (timezone-aware); default an
+            hour ago.
+        @param notAfter: end of validity; default 30 days from now. Dates in
+            the past or future make expired and not-yet-valid certificates.
+        @param signatureHash: the hash this CA signs with; SHA-256 by
+            default. C{hashes.SHA1()} makes a SHA-1 signature, which clients
+            are expected to refuse.
+        @param sendChain: whether the credentials carry L{chain}; without
+            it, a leaf from an intermediate is served without the
+            intermediate (an incomplete chain).
+        @raise ConfigurationError: for no names or an unknown key type.
+        """
+        names = _nameList(names)
+        key = generatePrivateKey(keyType)
+        publicKey = key.public_key()
+        now = _now()
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(_name(names[0]))
+            .issuer_name(self.certificate.subject)
+            .public_key(publicKey)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(notBefore if notBefore is not None else now - LEAF_BACKDATE)
+            .not_valid_after(notAfter if notAfter is not None else now + LEAF_LIFETIME)
+            .add_extension(
+                x509.SubjectAlternativeName(subjectAlternativeNames(names)), critical=False
+            )
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                _keyUsage(
+                    certificateSigning=False,
+                    keyEncipherment=isinstance(key, rsa.RSAPrivateKey),
+                ),
+                critical=True,
+            )
+            .add_extension(
+                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+            )
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(publicKey), critical=False
+            )
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                    self.privateKey.public_key()
+                ),
+                critical=False,
+            )
+        )
+        certificate = _sign(builder, self.privateKey, signatureHash or hashes.SHA256())
+        return ServerCredentials(certificate, key, self.chain if sendChain else ())
+
+    def issueClientCertificate(
+        self, commonName: str, *, keyType: KeyType = "ecdsa-p256"
+    ) -> tuple[x509.Certificate, TestPrivateKey]:
+        """
+        Issue a TLS client certificate (extended key usage clientAuth) for
+        a server that verifies clients against this CA.
+
+        @return: the certificate and its fresh private key.
+        """
+        key = generatePrivateKey(keyType)
+        publicKey = key.public_key()
+        now = _now()
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(_name(commonName))
+            .issuer_name(self.certificate.subject)
+            .public_key(publicKey)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - LEAF_BACKDATE)
+            .not_valid_after(now + LEAF_LIFETIME)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                _keyUsage(certificateSigning=False, keyEncipherment=False), critical=True
+            )
+            .add_extension(
+                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+            )
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                    self.privateKey.public_key()
+                ),
+                critical=False,
+            )
+        )
+        return builder.sign(self.privateKey, hashes.SHA256()), key
+
+    def ocspResponse(self, credentials: ServerCredentials, status: OCSPStatus) -> bytes:
+        """
+        A DER OCSP response about a certificate this CA issued, signed by
+        this CA, fresh from now for a day: what a server staples
+        (L{ServerCredentials.ocspResponse}) so that a client that asks
+        (C{openssl s_client -status}) learns the certificate's status
+        without asking a responder.
+
+        @param status: C{"good"} or C{"revoked"} (revoked as of now, with
+            no reason given).
+        @raise ConfigurationError: if this CA did not issue the certificate
+            (a response from anyone else is not one clients accept), or for
+            another status.
+        """
+        certificate = credentials.certificate
+        if certificate.issuer != self.certificate.subject:
+            raise ConfigurationError(
+                f"{self.name!r} did not issue the certificate for "
+                f"{certificate.subject.rfc4514_string()}"
+            )
+        statuses = {"good": ocsp.OCSPCertStatus.GOOD, "revoked": ocsp.OCSPCertStatus.REVOKED}
+        if status not in statuses:
+            raise ConfigurationError(
+                f"unknown OCSP status {status!r} (known: {', '.join(statuses)})"
+            )
+        now = _now()
+        response = (
+            ocsp.OCSPResponseBuilder()
+            .add_response(
+                cert=certificate,
+                issuer=self.certificate,
+                algorithm=hashes.SHA1(),
+                cert_status=statuses[status],
+                this_update=now,
+                next_update=now + OCSP_LIFETIME,
+                revocation_time=now if status == "revoked" else None,
+                revocation_reason=None,
+            )
+            .responder_id(ocsp.OCSPResponderEncoding.HASH, self.certificate)
+            .sign(self.privateKey, hashes.SHA256())
+        )
+        return response.public_bytes(serialization.Encoding.DER)
+
+
+def selfSignedCertificate(
+    names: Sequence[str], *, keyType: KeyType = "ecdsa-p256"
+) -> ServerCredentials:
+    """
+    A server certificate that signs itself, valid for the usual short
+    lifetime: what a client must refuse unless it trusts that very
+    certificate.
+
+    @raise ConfigurationError: for no names or an unknown key type.
+    """
+    names = _nameList(names)
+    key = generatePrivateKey(keyType)
+    publicKey = key.public_key()
+    subject = _name(names[0])
+    now = _now()
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(publicKey)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - LEAF_BACKDATE)
+        .not_valid_after(now + LEAF_LIFETIME)
+        .add_extension(
+            x509.SubjectAlternativeName(subjectAlternativeNames(names)), critical=False
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(publicKey), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return ServerCredentials(certificate, key)
+
+
+def writePrivateKey(
+    path: Path | str,
+    key: TestPrivateKey,
+    *,
+    certificates: Sequence[x509.Certificate] = (),
+) -> Path:
+    """
+    Write a private key as unencrypted PEM, readable by its owner only;
+    after the certificates given, if any, which makes the one combined
+    file that C{curl --cert}, Python's C{load_cert_chain(path)} and
+    Twisted's C{PrivateCertificate.loadPEM} read.
+
+    @return: the path written.
+    """
+    path = Path(path)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as f:
+        f.write(certificatesPEM(*certificates) + privateKeyPEM(key))
+    return path

@@ -1,0 +1,221 @@
+# -*- test-case-name: tests.test_testing -*-
+"""
+A real TLS server for other people's test suites.
+
+For trial and other Twisted code, L{startTLSReplyServer} starts a tlsreply
+server on the running reactor, on an ephemeral 127.0.0.1 port, with a
+certificate from a fresh test CA, and returns a L{TestServer} with
+everything a client under test needs: the address, the CA certificate,
+ready client contexts, and the record of every connection::
+
+    from tlsreply.testing import startTLSReplyServer
+
+    class MyClientTests(TestCase):
+        async def test_resumes(self):
+            server = startTLSReplyServer(self)
+            await myClient.fetchTwice(server.host, server.port,
+                                      server.clientTLSOptions())
+            records = await server.whenRecorded(2)
+            self.assertTrue(records[1].resumed)
+
+For pytest suites (which need no reactor at all) the C{tlsreply_server}
+fixtures of L{tlsreply.pytest_plugin} run the same server on a private
+reactor in a thread.
+"""
+
+from __future__ import annotations
+
+import shutil
+import ssl
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
+from twisted.internet.ssl import (
+    Certificate,
+    PrivateCertificate,
+    optionsForClientTLS,
+)
+
+from tlsreply.handshake import ConnectionRecord
+from tlsreply.protocol import DEFAULT_REPLY, ReplyFactory
+from tlsreply.replytext import httpResponse
+from tlsreply.scenarios import buildScenario
+from tlsreply.service import TLSReplyService
+from tlsreply.testca import TestCA
+from tlsreply.tlscontext import buildServerContexts
+
+if TYPE_CHECKING:
+    from twisted.trial.unittest import SynchronousTestCase
+
+LOOPBACK = "127.0.0.1"
+
+
+@dataclass
+class TestServer:
+    """
+    A running tlsreply server made for a test.
+
+    @ivar host: C{"127.0.0.1"}.
+    @ivar port: the ephemeral port it listens on.
+    @ivar serverName: the name its certificate is for (C{"localhost"}).
+    @ivar scenario: which scenario it serves (see L{tlsreply.scenarios}).
+    @ivar caCertificatePEM: the test CA's certificate, to trust.
+    @ivar caCertificatePath: the same, as a file.
+    @ivar clientCertificatePath: for C{client-cert-required}, a PEM file
+        holding a client certificate the server accepts and its key.
+    @ivar records: every connection so far, oldest first.
+    """
+
+    host: str
+    port: int
+    scenario: str
+    caCertificatePEM: bytes
+    caCertificatePath: Path
+    service: TLSReplyService
+    clientCertificatePath: Path | None = None
+    serverName: str = "localhost"
+    records: list[ConnectionRecord] = field(default_factory=list)
+    _waiting: list[tuple[int, Deferred[list[ConnectionRecord]]]] = field(
+        default_factory=list, repr=False
+    )
+    _cleanups: list[Callable[[], object]] = field(default_factory=list, repr=False)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return (self.host, self.port)
+
+    def url(self, path: str = "/") -> str:
+        """
+        An C{https://} URL for HTTP clients (with C{http=True}).
+        """
+        return f"https://{self.serverName}:{self.port}{path}"
+
+    def sslContext(self) -> ssl.SSLContext:
+        """
+        A verifying Python C{ssl} client context that trusts the test CA
+        (and presents the client certificate, where the scenario needs one).
+        """
+        context = ssl.create_default_context(cadata=self.caCertificatePEM.decode())
+        if self.clientCertificatePath is not None:
+            context.load_cert_chain(str(self.clientCertificatePath))
+        return context
+
+    def clientTLSOptions(self, hostname: str | None = None) -> IOpenSSLClientConnectionCreator:
+        """
+        Client TLS options for Twisted (C{wrapClientTLS}, C{connectSSL})
+        that trust the test CA and check the server's name.
+        """
+        trustRoot = Certificate.loadPEM(self.caCertificatePEM)
+        clientCertificate = None
+        if self.clientCertificatePath is not None:
+            clientCertificate = PrivateCertificate.loadPEM(
+                self.clientCertificatePath.read_bytes()
+            )
+        return optionsForClientTLS(
+            hostname or self.serverName,
+            trustRoot=trustRoot,
+            clientCertificate=clientCertificate,
+        )
+
+    def whenRecorded(self, count: int) -> Deferred[list[ConnectionRecord]]:
+        """
+        @return: a L{Deferred} that fires with the records once at least
+            C{count} connections have ended.
+        """
+        if len(self.records) >= count:
+            return succeed(list(self.records))
+        waiter: Deferred[list[ConnectionRecord]] = Deferred()
+        self._waiting.append((count, waiter))
+        return waiter
+
+    def _record(self, record: ConnectionRecord) -> None:
+        self.records.append(record)
+        ready = [(n, d) for n, d in self._waiting if len(self.records) >= n]
+        self._waiting = [(n, d) for n, d in self._waiting if len(self.records) < n]
+        for _, waiter in ready:
+            waiter.callback(list(self.records))
+
+    def stop(self) -> Deferred[None]:
+        """
+        Stop listening, let connections in progress finish (briefly), and
+        remove the test files.
+        """
+        stopped = self.service.stopService()
+
+        def cleanUp(result: object) -> None:
+            for cleanup in self._cleanups:
+                cleanup()
+            self._cleanups.clear()
+
+        stopped.addBoth(cleanUp)
+        return stopped
+
+
+def startTLSReplyServer(
+    testCase: SynchronousTestCase | None = None,
+    *,
+    scenario: str = "valid",
+    reply: bytes = DEFAULT_REPLY,
+    http: bool = False,
+    reactor: Any = None,
+    directory: Path | None = None,
+    ca: TestCA | None = None,
+    **policyChanges: Any,
+) -> TestServer:
+    """
+    Start a tlsreply server for a test, listening by the time this returns.
+
+    @param testCase: if given, the server is stopped (and its files
+        removed) in the test's cleanup.
+    @param scenario: a name from L{tlsreply.scenarios}: C{"valid"},
+        C{"expired"}, C{"tls1.2-only"}, ...
+    @param reply: the bytes every client receives.
+    @param http: wrap the reply in a minimal HTTP/1.1 response.
+    @param reactor: the reactor to listen on; the global one by default.
+    @param directory: where to write the CA and scenario files; a new
+        temporary folder by default.
+    @param ca: the test CA; a fresh one by default.
+    @param policyChanges: L{TLSPolicy} fields to change on top of the
+        scenario's policy (e.g. C{alpnProtocols=("h2",)}).
+    """
+    if reactor is None:
+        from twisted.internet import reactor
+    cleanups: list[Callable[[], object]] = []
+    if directory is None:
+        directory = Path(tempfile.mkdtemp(prefix="tlsreply-"))
+        cleanups.append(lambda: shutil.rmtree(directory, ignore_errors=True))
+    ca = ca or TestCA()
+    setup = buildScenario(scenario, ca, directory)
+    policy = setup.policy
+    if policyChanges:
+        policy = replace(policy, **policyChanges)
+    factory = ReplyFactory(httpResponse(reply) if http else reply, clock=reactor)
+    service = TLSReplyService.fromDescriptions(
+        reactor,
+        [f"tcp:0:interface={LOOPBACK}"],
+        buildServerContexts(setup.credentials, policy),
+        factory,
+        policy=policy,
+        shutdownGrace=2,
+    )
+    service.startService()
+    port = service.listeningPorts[0].getHost().port  # type: ignore[attr-defined]
+    server = TestServer(
+        LOOPBACK,
+        port,
+        scenario,
+        setup.caPath.read_bytes(),
+        setup.caPath,
+        service,
+        clientCertificatePath=setup.clientCertificatePath,
+        _cleanups=cleanups,
+    )
+    factory.recorders.append(server._record)
+    if testCase is not None:
+        testCase.addCleanup(server.stop)
+    return server
