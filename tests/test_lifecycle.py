@@ -136,6 +136,8 @@ class GracefulStopTests(TestCase):
         counts = [e.get("inProgress") or e.get("aborted") for e in server.events
                   if "grace" in e]
         self.assertEqual(counts, [1, 1])
+        [event] = server.connectionEvents()
+        self.assertEqual(event["reason"], "aborted at shutdown after the 0.5s grace")
         try:
             self.assertEqual(idle.recv(100), b"")
         except ConnectionResetError:
@@ -336,6 +338,31 @@ class SignalTests(SynchronousTestCase):
                          b"test\n")
         self.assertEqual(daemon.stop(), 0)
         self.assertIn("received SIGTERM: stopping gracefully", "".join(daemon.output))
+
+    def test_secondSigtermAbortsAndStillExitsZero(self) -> None:
+        """
+        A second SIGTERM during the shutdown grace (Ctrl-C twice, an init
+        system insisting) aborts the connections still in progress at once,
+        and tlsreply still exits 0, with no traceback.
+        """
+        workdir = temporaryDirectory(self)
+        certificates = makeCertificates(workdir)
+        daemon, port = self._start(workdir, "--cert", str(certificates.certificatePath),
+                                   "--key", str(certificates.keyPath),
+                                   "--shutdown-grace", "60", "--handshake-timeout", "60")
+        idle = socket.create_connection((LOOPBACK, port))
+        self.addCleanup(idle.close)
+        time.sleep(0.2)  # let tlsreply accept it
+        started = time.monotonic()
+        daemon.process.send_signal(signal.SIGTERM)
+        daemon.waitFor("waiting up to 60s for 1 connection")
+        daemon.process.send_signal(signal.SIGTERM)
+        self.assertEqual(daemon.stop(), 0)
+        self.assertLess(time.monotonic() - started, 30)
+        log = "".join(daemon.output)
+        self.assertIn("received SIGTERM again: aborted 1 connection(s)", log)
+        self.assertIn("aborted on a second SIGTERM", log)
+        self.assertNotIn("Traceback", log)
 
     def test_sighupReloadsAndSurvivesBadFiles(self) -> None:
         """

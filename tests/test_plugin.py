@@ -139,6 +139,33 @@ class DiscoveryTests(SynchronousTestCase):
         self.assertEqual(result.stdout.strip(), b"[]")
 
 
+    def test_pytestPluginImportsNothingHeavy(self) -> None:
+        """
+        pytest imports every installed plugin at start-up, in every project
+        that has tlsreply installed: tlsreply's imports neither Twisted,
+        pyOpenSSL nor cryptography until a fixture is used.
+        """
+        check = (
+            "import sys, tlsreply.pytest_plugin; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'twisted', 'OpenSSL', 'cryptography'}))"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", check], capture_output=True, check=True,
+            cwd=temporaryDirectory(self),
+        )
+        self.assertEqual(result.stdout.strip(), b"[]")
+
+    def test_publicNamesResolve(self) -> None:
+        """
+        Every name in C{tlsreply.__all__} resolves (they load on first use).
+        """
+        import tlsreply
+
+        for name in tlsreply.__all__:
+            self.assertIsNotNone(getattr(tlsreply, name), name)
+
+
 class DaemonTests(SynchronousTestCase):
     """
     The installed commands serve real TLS clients.

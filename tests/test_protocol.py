@@ -114,6 +114,25 @@ class InMemoryServerTests(SynchronousTestCase):
         self.assertEqual(server.factory.connections, set())
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
+    def test_failingRecorderLosesNoSlot(self) -> None:
+        """
+        A connection recorder that raises is logged, and the connection is
+        still counted out (no leaked slot that would stall a graceful stop).
+        """
+        factory = ReplyFactory(clock=self.clock)
+
+        def broken(record: object) -> None:
+            raise RuntimeError("recorder bug")
+
+        factory.recorders.append(broken)
+        listening = wrapWithTLS(self.options, factory)
+        protocol = listening.buildProtocol(PEER)
+        protocol.makeConnection(StringTransport(peerAddress=PEER))
+        self.assertEqual(listening.inProgress, 1)
+        protocol.connectionLost(Failure(ConnectionAborted()))
+        self.assertEqual(listening.inProgress, 0)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
     def test_nothingIsSentBeforeTheHandshake(self) -> None:
         """
         The reply is queued in connectionMade but goes out only once the
@@ -246,7 +265,7 @@ class ReplyFactoryTests(SynchronousTestCase):
         self.assertEqual(factory.inProgress, 2)
         idle = factory.whenIdle()
         self.assertNoResult(idle)
-        self.assertEqual(factory.abortAll(), 2)
+        self.assertEqual(factory.abortAll("stopping the test"), 2)
         self.assertTrue(all(t.disconnecting for _, t in connections))
         for protocol, _ in connections:
             protocol.connectionLost(Failure(ConnectionAborted()))

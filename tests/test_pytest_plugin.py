@@ -130,7 +130,7 @@ def test_startsQuickly(tlsreply_server_factory: object) -> None:
     tlsreply_server_factory()  # type: ignore[operator]
     started = time.monotonic()
     tlsreply_server_factory()  # type: ignore[operator]
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 1.0  # typically 0.05 s
 
 
 def test_cleanupAfterFailingTest(pytester: pytest.Pytester) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from twisted.application.service import IService
 from twisted.internet import reactor
 from twisted.internet.testing import MemoryReactor
@@ -375,6 +375,47 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertExits("--scenario brings its own certificates", "--scenario", "valid")
         self.assertExits("unknown scenario 'nope'", "--scenario", "nope",
                          withCertificate=False)
+
+    def test_certificateOpenSSLRefuses(self) -> None:
+        """
+        A certificate that parses but that OpenSSL refuses to serve (an
+        RSA-1024 key, below its security level) is one line with OpenSSL's
+        reason, not a traceback.
+        """
+        key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+        now = datetime.datetime.now(datetime.UTC)
+        name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "localhost")])
+        certificate = (
+            x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+            .sign(key, hashes.SHA256())
+        )
+        path = self.directory / "weak.pem"
+        path.write_bytes(
+            certificate.public_bytes(serialization.Encoding.PEM)
+            + key.private_bytes(serialization.Encoding.PEM,
+                                serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+        )
+        self.assertExits(f"OpenSSL refuses certificate {path}: ee key too small",
+                         "--cert", str(path), withCertificate=False)
+
+    def test_scenarioDecidesItsOwnPolicy(self) -> None:
+        """
+        Options a scenario decides (versions, sessions, client verification)
+        are refused with it instead of being silently ignored.
+        """
+        self.assertExits("--scenario decides --max-tls, --session-tickets itself",
+                         "--scenario", "valid", "--max-tls", "1.2",
+                         "--session-tickets", "off", withCertificate=False)
+
+    def test_systemdWithoutSocket(self) -> None:
+        """
+        A systemd listener outside socket activation says what is missing.
+        """
+        self.assertExits("systemd passed no such socket (LISTEN_FDS is not set",
+                         "--port", "systemd:domain=INET:index=0")
 
     def test_badEndpoints(self) -> None:
         """

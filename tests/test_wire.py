@@ -340,6 +340,57 @@ class MisbehavingClientTests(TestCase):
         [event] = server.connectionEvents()
         self.assertIn("did not close within 3s", event["closed"])
 
+    async def test_slowReaderGetsWholeLargeReply(self) -> None:
+        """
+        A reply far larger than the socket buffers, read slowly, arrives
+        whole with close_notify even though reading it takes several close
+        timeouts: the server only cuts off a client that stops reading.
+        """
+        reply = bytes(range(256)) * 16384  # 4 MiB
+        server = await startServer(self, reply=reply, closeTimeout=0.5)
+
+        def slowReader() -> tuple[bytes, float]:
+            raw = socket.socket()
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            raw.connect((LOOPBACK, server.port))
+            started = time.monotonic()
+            with clientContext(server.caPath).wrap_socket(
+                raw, server_hostname="localhost", suppress_ragged_eofs=False
+            ) as tls:
+                chunks = []
+                while chunk := tls.recv(65536):
+                    chunks.append(chunk)
+                    time.sleep(0.02)
+                return b"".join(chunks), time.monotonic() - started
+
+        data, took = await inThread(slowReader)
+        self.assertEqual(len(data), len(reply))
+        self.assertEqual(data, reply)
+        self.assertGreater(took, 1.0)  # longer than two close timeouts
+
+    async def test_stalledReaderIsCutOff(self) -> None:
+        """
+        A client that stops reading a large reply is cut off one close
+        timeout after it stops acknowledging data, and the log says so.
+        """
+        server = await startServer(self, reply=b"x" * (8 << 20), closeTimeout=0.5)
+
+        def stall() -> bytes:
+            raw = socket.socket()
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            raw.connect((LOOPBACK, server.port))
+            with clientContext(server.caPath).wrap_socket(
+                raw, server_hostname="localhost", suppress_ragged_eofs=False
+            ) as tls:
+                first = tls.recv(100)
+                time.sleep(3)  # read nothing more
+                return first
+
+        self.assertEqual(await inThread(stall), b"x" * 100)
+        await server.service.stopService()
+        [event] = server.connectionEvents()
+        self.assertIn("peer stopped reading the reply for 0.5s", event["closed"])
+
     async def test_abortMidHandshakeIsLoggedAndNextClientServed(self) -> None:
         """
         A client that sends half a ClientHello and resets is logged as a

@@ -19,18 +19,38 @@ application needs to embed it::
     service.setServiceParent(application)
 """
 
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from tlsreply._version import __version__
-from tlsreply.credentials import ServerCredentials, loadCredentials
-from tlsreply.devcert import ensureDevelopmentCertificate
-from tlsreply.errors import ConfigurationError
-from tlsreply.handshake import HandshakeInfo
-from tlsreply.protocol import ReplyFactory, ReplyProtocol, wrapWithTLS
-from tlsreply.service import TLSReplyService, parseListenAddress
-from tlsreply.tlscontext import ServerContexts, TLSPolicy, buildServerContexts
+
+# Where each public name lives. They are imported on first use (PEP 562):
+# importing tlsreply, or its pytest plugin, must not pull in Twisted,
+# pyOpenSSL and cryptography for every pytest run of every project that
+# has tlsreply installed.
+_PUBLIC = {
+    "ConfigurationError": "tlsreply.errors",
+    "ConnectionRecord": "tlsreply.handshake",
+    "HandshakeInfo": "tlsreply.handshake",
+    "ReloadableContexts": "tlsreply.reload",
+    "ReplyFactory": "tlsreply.protocol",
+    "ReplyProtocol": "tlsreply.protocol",
+    "ServerContexts": "tlsreply.tlscontext",
+    "ServerCredentials": "tlsreply.credentials",
+    "TLSPolicy": "tlsreply.tlscontext",
+    "TLSReplyService": "tlsreply.service",
+    "buildServerContexts": "tlsreply.tlscontext",
+    "ensureDevelopmentCertificate": "tlsreply.devcert",
+    "loadCredentials": "tlsreply.credentials",
+    "parseListenAddress": "tlsreply.service",
+    "wrapWithTLS": "tlsreply.protocol",
+}
 
 __all__ = [
     "ConfigurationError",
+    "ConnectionRecord",
     "HandshakeInfo",
+    "ReloadableContexts",
     "ReplyFactory",
     "ReplyProtocol",
     "ServerContexts",
@@ -44,3 +64,22 @@ __all__ = [
     "parseListenAddress",
     "wrapWithTLS",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        value = getattr(import_module(_PUBLIC[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'tlsreply' has no attribute {name!r}")
+
+
+if TYPE_CHECKING:
+    from tlsreply.credentials import ServerCredentials, loadCredentials
+    from tlsreply.devcert import ensureDevelopmentCertificate
+    from tlsreply.errors import ConfigurationError
+    from tlsreply.handshake import ConnectionRecord, HandshakeInfo
+    from tlsreply.protocol import ReplyFactory, ReplyProtocol, wrapWithTLS
+    from tlsreply.reload import ReloadableContexts
+    from tlsreply.service import TLSReplyService, parseListenAddress
+    from tlsreply.tlscontext import ServerContexts, TLSPolicy, buildServerContexts

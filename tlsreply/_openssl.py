@@ -59,6 +59,12 @@ def checkBinding() -> None:
     @raise MissingBindingError: naming the missing symbols.
     """
     missing = [name for name in REQUIRED_SYMBOLS if not hasattr(_lib, name)]
+    missing += [
+        f"SSL.{cls.__name__}.{method}"
+        for cls, method in ((SSL.Connection, "get_group_name"),
+                            (SSL.Context, "set_tls13_ciphersuites"))
+        if not hasattr(cls, method)
+    ]
     if missing:
         raise MissingBindingError(
             "pyOpenSSL's private binding lacks " + ", ".join(missing)
@@ -119,11 +125,16 @@ def _acceptAnyCertificate(ok: int, storeContext: object) -> int:
     return 1
 
 
-def verifyClientOptionally(context: SSL.Context) -> None:
+def verifyPeerKeepingResult(context: SSL.Context) -> None:
     """
-    Ask for a client certificate and accept any (or none), leaving
-    OpenSSL's verification result in place for L{verificationResult} (and
-    in the session, for resumed connections).
+    Verify the peer's certificate, but let the handshake complete whatever
+    the result, leaving OpenSSL's verification result in place for
+    L{verificationResult} (and in the session, for resumed connections).
+
+    On a server context this is C{--verify-client optional}: ask for a
+    client certificate, accept any (or none), log the result. On a client
+    context (C{tlsreply check}) it reports every fact of a handshake with an
+    untrusted server along with OpenSSL's reason for distrusting it.
 
     pyOpenSSL's C{set_verify} cannot do this: when its callback accepts a
     certificate that failed verification, it resets the result to "ok".
@@ -149,19 +160,3 @@ def setSessionIDContext(context: SSL.Context, sessionIDContext: bytes) -> None:
         != 1
     ):
         raise MissingBindingError("SSL_CTX_set_session_id_context failed")
-
-
-def verifyPeerKeepingResult(context: SSL.Context) -> None:
-    """
-    Verify the peer's certificate chain, but let the handshake complete
-    whatever the result, leaving OpenSSL's verification result in place for
-    L{verificationResult}.
-
-    On a client context (C{tlsreply check}) the peer is the server: the
-    checker reports every fact of a handshake with an untrusted server, and
-    OpenSSL's own reason for distrusting it, where an aborted handshake
-    would report only the reason. pyOpenSSL's C{set_verify} cannot do this,
-    for the reason given in L{verifyClientOptionally}; this uses the same
-    symbol.
-    """
-    _lib.SSL_CTX_set_verify(context._context, SSL.VERIFY_PEER, _acceptAnyCertificate)

@@ -58,6 +58,18 @@ class ClientHello:
     earlyDataOffered: bool = False
 
 
+def printableASCII(data: bytes) -> str:
+    """
+    Bytes a client chose (a server name, an ALPN protocol) as text safe for
+    a log line and a lookup key: anything but printable ASCII, and the
+    backslash, becomes a C{\\xHH} escape, so no client can forge log lines
+    or send terminal escape sequences.
+    """
+    return "".join(
+        chr(b) if 0x20 < b < 0x7F and b != 0x5C else f"\\x{b:02x}" for b in data
+    )
+
+
 class NotAClientHello(ValueError):
     """
     The bytes are not the start of a well-formed TLS ClientHello.
@@ -199,7 +211,7 @@ def _serverName(data: bytes | None) -> str | None:
         kind = names.integer(1)
         name = names.vector(2)
         if kind == 0:
-            return name.decode("ascii", "replace").lower().rstrip(".")
+            return printableASCII(name).lower().rstrip(".")
     return None
 
 
@@ -209,7 +221,7 @@ def _alpn(data: bytes | None) -> tuple[str, ...]:
     protocols = _Reader(_Reader(data).vector(2))
     offered = []
     while protocols.remaining:
-        offered.append(protocols.vector(1).decode("ascii", "replace"))
+        offered.append(printableASCII(protocols.vector(1)))
     return tuple(offered)
 
 

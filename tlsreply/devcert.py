@@ -67,6 +67,8 @@ def ensureDevelopmentCertificate(
             pass  # ours and unusable: make a new one below
         else:
             if credentials.certificate.not_valid_after_utc - now > RENEW_BEFORE:
+                if keyPath.stat().st_mode & 0o077:
+                    keyPath.chmod(0o600)  # a private key is its owner's only
                 return DevelopmentCertificate(certificatePath, keyPath, credentials, False)
     try:
         directory.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ from typing import Any
 from OpenSSL import SSL
 
 from tlsreply import _openssl
-from tlsreply.clienthello import ClientHello
+from tlsreply.clienthello import ClientHello, printableASCII
 
 
 @dataclass(frozen=True)
@@ -151,8 +151,8 @@ def describeHandshake(
         cipher=connection.get_cipher_name(),
         group=connection.get_group_name(),
         resumed=_openssl.sessionReused(connection),
-        serverName=serverName.decode("ascii", "replace") if serverName else None,
-        alpnProtocol=alpn.decode("ascii", "replace") if alpn else None,
+        serverName=printableASCII(serverName) if serverName else None,
+        alpnProtocol=printableASCII(alpn) if alpn else None,
         duration=duration,
         earlyDataOffered=clientHello.earlyDataOffered if clientHello else False,
         clientCertificate=(

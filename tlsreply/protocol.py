@@ -9,6 +9,7 @@ carry it.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from tlsreply._tcpinfo import bytesAcknowledged, unsentBytes
 from tlsreply.handshake import ConnectionRecord, HandshakeInfo, describeHandshake
 from tlsreply.transport import (
     ClientHelloFirstFactory,
@@ -94,9 +96,11 @@ class ReplyProtocol(Protocol):
     Two timers bound a connection's life, both on the factory's clock: the
     handshake timer, from accept to handshake completion; and the close
     timer, from handshake completion (when the reply and close_notify are
-    sent) to the client closing. When either expires the connection is
+    written) to the client closing. When either expires the connection is
     aborted: Twisted's TLS transport would otherwise wait for the client's
-    close_notify for ever, holding its descriptor.
+    close_notify for ever, holding its descriptor. A client still receiving
+    a large reply when the close timer expires gets another period for as
+    long as it keeps acknowledging data (see L{tlsreply._tcpinfo}).
 
     @ivar handshake: what the handshake negotiated, once it has completed.
     """
@@ -108,6 +112,7 @@ class ReplyProtocol(Protocol):
     _log = Logger()
     _timer: IDelayedCall | None = None
     _timeoutReason: str | None = None
+    _acknowledged: int | None = None
 
     def connectionMade(self) -> None:
         """
@@ -141,11 +146,8 @@ class ReplyProtocol(Protocol):
         )
         self._cancelTimer()
         if factory.closeTimeout:
-            self._startTimer(
-                factory.closeTimeout,
-                f"peer did not close within {factory.closeTimeout:g}s "
-                "of the reply and close_notify",
-            )
+            self._acknowledged = self._delivery()[1]
+            self._timer = factory.clock.callLater(factory.closeTimeout, self._closeDue)
 
     def dataReceived(self, data: bytes) -> None:
         """
@@ -198,7 +200,45 @@ class ReplyProtocol(Protocol):
                 peer, closed, handshake, getattr(self.transport, "clientHello", None)
             )
             for recorder in self.factory.recorders:
-                recorder(record)
+                try:
+                    recorder(record)
+                except Exception:
+                    self._log.failure("connection recorder {recorder!r} failed",
+                                      recorder=recorder)
+
+    def _delivery(self) -> tuple[int | None, int | None]:
+        """
+        Bytes still queued to the client, and bytes it has acknowledged so
+        far, as the kernel tells them (L{None} where it does not).
+        """
+        lower = getattr(self.transport, "transport", None)
+        try:
+            sock = lower.getHandle() if lower is not None else None
+        except AttributeError:
+            sock = None
+        if not isinstance(sock, socket.socket):
+            return None, None
+        return unsentBytes(sock), bytesAcknowledged(sock)
+
+    def _closeDue(self) -> None:
+        """
+        The close timeout expired. A client still receiving the reply (bytes
+        queued, and more acknowledged than last time) gets another period;
+        any other is cut off.
+        """
+        self._timer = None
+        closeTimeout = self.factory.closeTimeout
+        unsent, acknowledged = self._delivery()
+        if unsent and acknowledged is not None and acknowledged != self._acknowledged:
+            self._acknowledged = acknowledged
+            self._timer = self.factory.clock.callLater(closeTimeout, self._closeDue)
+            return
+        if unsent:
+            self.abort(f"peer stopped reading the reply for {closeTimeout:g}s")
+        else:
+            self.abort(
+                f"peer did not close within {closeTimeout:g}s of the reply and close_notify"
+            )
 
     def _startTimer(self, seconds: float, why: str) -> None:
         self._timer = self.factory.clock.callLater(seconds, self._timeOut, why)
@@ -210,6 +250,13 @@ class ReplyProtocol(Protocol):
 
     def _timeOut(self, why: str) -> None:
         self._timer = None
+        self.abort(why)
+
+    def abort(self, why: str) -> None:
+        """
+        Abort the connection now; C{why} is what its log event says.
+        """
+        self._cancelTimer()
         self._timeoutReason = why
         self.transport.abortConnection()
 

@@ -21,7 +21,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from tlsreply.errors import ConfigurationError
-from tlsreply.tlscontext import ServerContexts
+from tlsreply.tlscontext import ServerContexts, TLSPolicy
 
 
 @implementer(IOpenSSLServerConnectionCreator)
@@ -46,6 +46,13 @@ class ReloadableContexts:
         self.current = current
         self.generation = 0
         self._load = load
+
+    @property
+    def policy(self) -> TLSPolicy:
+        """
+        The policy the current contexts follow.
+        """
+        return self.current.policy
 
     def serverConnectionForTLS(self, tlsProtocol: Any) -> SSL.Connection:
         return self.current.serverConnectionForTLS(tlsProtocol)

@@ -53,7 +53,15 @@ def parseListenAddress(reactor: object, description: str) -> IStreamServerEndpoi
         )
     try:
         return serverFromString(reactor, _withBacklog(description))
-    except (ValueError, TypeError, KeyError, IndexError) as e:
+    except IndexError:
+        if description.startswith("systemd:"):
+            raise ConfigurationError(
+                f"listen address {given!r}: systemd passed no such socket "
+                "(LISTEN_FDS is not set for this process); start tlsreply "
+                "from a systemd .socket unit"
+            ) from None
+        raise ConfigurationError(f"bad listen address {given!r}") from None
+    except (ValueError, TypeError, KeyError) as e:
         raise ConfigurationError(
             f"bad listen address {given!r}: {e or type(e).__name__}"
         ) from None
@@ -125,7 +133,8 @@ class TLSReplyService(Service):
         @param contextFactory: usually from L{buildServerContexts}, or a
             L{ReloadableContexts} to rotate certificates.
         @param replyFactory: makes the protocol for each connection.
-        @param policy: the TLS policy, only to report it at start-up.
+        @param policy: the TLS policy, only to report it at start-up; by
+            default the one C{contextFactory} follows, if it says.
         @param shutdownGrace: seconds that connections in progress get to
             finish when the service stops.
         @param maxConnections: connections in progress (from accept to
@@ -139,7 +148,10 @@ class TLSReplyService(Service):
         self.limit = AcceptLimit(maxConnections)
         self.tlsFactory = wrapWithTLS(contextFactory, replyFactory)
         self.tlsFactory.limit = self.limit
-        self.policy = policy if policy is not None else TLSPolicy()
+        if policy is None:
+            # What the contexts follow (ServerContexts, ReloadableContexts).
+            policy = getattr(contextFactory, "policy", None) or TLSPolicy()
+        self.policy = policy
         self.shutdownGrace = shutdownGrace
         self.listeningPorts: list[IListeningPort] = []
         self._listening: Deferred[None] | None = None
@@ -270,7 +282,9 @@ class TLSReplyService(Service):
             return idle.addCallback(done)
 
         def abortStragglers() -> None:
-            aborted = connections.abortAll()
+            aborted = connections.abortAll(
+                f"aborted at shutdown after the {self.shutdownGrace:g}s grace"
+            )
             self._log.warn(
                 "aborted {aborted} connection(s) still open after {grace:g}s",
                 aborted=aborted,

@@ -211,7 +211,8 @@ class Options(usage.Options):
             None,
             DEFAULT_CLOSE_TIMEOUT,
             "Seconds the client has, after the reply and close_notify, to "
-            "close before tlsreply closes TCP itself; 0 for no limit.",
+            "close before tlsreply closes TCP itself (more while it is still "
+            "receiving a large reply); 0 for no limit.",
             _seconds,
         ],
         [
@@ -309,6 +310,21 @@ class Options(usage.Options):
                 )
             if self["certificates"] or self["cert-dir"]:
                 raise usage.UsageError("--scenario brings its own certificates: drop --cert")
+            decidedByScenario = {
+                "min-tls": "1.2",
+                "max-tls": "1.3",
+                "insecure-min-tls": None,
+                "session-cache": "on",
+                "session-tickets": "on",
+                "session-timeout": DEFAULT_SESSION_TIMEOUT,
+                "client-ca": None,
+                "verify-client": "none",
+            }
+            changed = [f"--{k}" for k, v in decidedByScenario.items() if self[k] != v]
+            if changed:
+                raise usage.UsageError(
+                    f"--scenario decides {', '.join(changed)} itself: drop them"
+                )
         addresses = ([self["port"]] if self["port"] else []) + self["listen"]
         self["listen"] = addresses or [DEFAULT_LISTEN]
         if self["reply"] is not None and self["reply-file"] is not None:
@@ -557,7 +573,8 @@ class _CommandLineService(MultiService):
         operator of a daemon will look for it.
       - SIGTERM and SIGINT stop gracefully (see L{TLSReplyService}) and the
         process exits 0: a requested stop is not a failure, whereas twistd
-        would end by re-raising the signal.
+        would end by re-raising the signal. A second one aborts the
+        connections still in progress at once.
       - SIGHUP reloads every certificate, key, chain and OCSP file.
 
     Signal handlers are installed only on the global reactor, and the
@@ -569,6 +586,7 @@ class _CommandLineService(MultiService):
         self._reactor = reactor
         self.contexts = contexts
         self._previousHandlers: dict[int, Any] = {}
+        self._stoppingOnSignal = False
 
     def privilegedStartService(self) -> None:
         try:
@@ -587,10 +605,20 @@ class _CommandLineService(MultiService):
         self._reactor.callWhenRunning(self._installSignalHandlers)
 
     def stopService(self) -> Any:
+        # Stopping because of a signal: keep handling signals until the
+        # process ends, so that a second SIGTERM or Ctrl-C aborts what is
+        # left (instead of reaching Twisted's handler for a stopped
+        # reactor, which ends the process by re-raising the signal).
+        # Stopped any other way (an embedding application, a test): give
+        # the previous handlers back.
+        if not self._stoppingOnSignal:
+            self._restoreSignalHandlers()
+        return super().stopService()
+
+    def _restoreSignalHandlers(self) -> None:
         for number, handler in self._previousHandlers.items():
             signal.signal(number, handler)
         self._previousHandlers.clear()
-        return super().stopService()
 
     def _installSignalHandlers(self) -> None:
         from twisted.internet import reactor as globalReactor
@@ -611,6 +639,19 @@ class _CommandLineService(MultiService):
         self._reactor.callFromThread(self._stop, signal.Signals(number).name)
 
     def _stop(self, name: str) -> None:
+        if self._stoppingOnSignal:
+            aborted = sum(
+                service.tlsFactory.abortAll(f"aborted on a second {name}")
+                for service in self
+                if isinstance(service, TLSReplyService)
+            )
+            _log.warn(
+                "received {signal} again: aborted {aborted} connection(s)",
+                signal=name,
+                aborted=aborted,
+            )
+            return
+        self._stoppingOnSignal = True
         _log.info("received {signal}: stopping gracefully", signal=name)
         if self._reactor.running:
             self._reactor.stop()

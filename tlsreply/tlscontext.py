@@ -204,9 +204,14 @@ class TLSPolicy:
         """
         found = []
         if self.insecureMinimumVersion is not None:
+            detail = (
+                "with CBC cipher suites and OpenSSL security level 0"
+                if self.tls12Ciphers is None
+                else f"with the cipher string {self.tls12Ciphers!r}"
+            )
             found.append(
                 f"INSECURE: {_VERSION_NAMES[self.insecureMinimumVersion]} is allowed "
-                "(with CBC cipher suites and OpenSSL security level 0)"
+                f"({detail})"
             )
         if self.keyLogPath is not None:
             found.append(
@@ -280,12 +285,33 @@ def _useCertificate(context: SSL.Context, credentials: ServerCredentials) -> Non
         c.public_bytes(serialization.Encoding.PEM)
         for c in (credentials.certificate, *credentials.chain)
     )
-    with tempfile.NamedTemporaryFile(suffix=".pem") as chainFile:
-        chainFile.write(pem)
-        chainFile.flush()
-        context.use_certificate_chain_file(chainFile.name.encode())
-    context.use_privatekey(credentials.privateKey)
-    context.check_privatekey()
+    where = credentials.certificatePath or credentials.certificate.subject.rfc4514_string()
+    try:
+        with tempfile.NamedTemporaryFile(suffix=".pem") as chainFile:
+            chainFile.write(pem)
+            chainFile.flush()
+            context.use_certificate_chain_file(chainFile.name.encode())
+        context.use_privatekey(credentials.privateKey)
+        context.check_privatekey()
+    except SSL.Error as e:
+        # e.g. "ee key too small" (RSA-1024), "ca md too weak" (MD5 chain).
+        raise ConfigurationError(
+            f"OpenSSL refuses certificate {where}: {_openSSLReason(e)}"
+        ) from None
+    except OSError as e:
+        raise ConfigurationError(
+            f"cannot stage certificate {where} for OpenSSL: {e.strerror or e}"
+        ) from None
+
+
+def _openSSLReason(error: SSL.Error) -> str:
+    """
+    OpenSSL's own reason strings from a pyOpenSSL error, joined.
+    """
+    details = error.args[0] if error.args else []
+    if isinstance(details, list) and details:
+        return "; ".join(str(entry[-1]) for entry in details)
+    return str(error) or "unknown OpenSSL error"
 
 
 def _sessionIDContext(name: str) -> bytes:
@@ -342,8 +368,14 @@ def _buildContext(
     if policy.verifyClient != "none":
         assert policy.clientCAPath is not None
         path = str(policy.clientCAPath).encode()
-        context.load_verify_locations(path)
-        context.load_client_ca(path)
+        try:
+            context.load_verify_locations(path)
+            context.load_client_ca(path)
+        except SSL.Error as e:
+            raise ConfigurationError(
+                f"OpenSSL refuses client CA file {policy.clientCAPath}: "
+                f"{_openSSLReason(e)}"
+            ) from None
         if policy.verifyClient == "require":
             context.set_verify(
                 SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT,
@@ -352,7 +384,7 @@ def _buildContext(
         else:
             # Keep the handshake going whatever the verification result,
             # which the connection log reports.
-            _openssl.verifyClientOptionally(context)
+            _openssl.verifyPeerKeepingResult(context)
     if keyLog is not None:
         context.set_keylog_callback(_keyLogger(keyLog))
     staples = {
@@ -488,10 +520,15 @@ def buildServerContexts(
 
 
 def _openKeyLog(path: Path | None) -> IO[bytes] | None:
+    """
+    Open the key-log file for appending, readable by its owner only (also
+    when it already existed with a wider mode: it holds session keys).
+    """
     if path is None:
         return None
     try:
         descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.fchmod(descriptor, 0o600)
     except OSError as e:
         raise ConfigurationError(f"cannot open key-log file {path}: {e.strerror}") from None
     return os.fdopen(descriptor, "ab")

@@ -94,10 +94,27 @@ class ClientHelloFirst(ProtocolWrapper):
             self._start(None)
         # The protocols above first (they log the connection), then the
         # factory's count: whoever waits for the server to go idle must find
-        # every connection already logged.
-        self.wrappedProtocol.connectionLost(reason)
-        self.wrappedProtocol = None  # type: ignore[assignment]  # as ProtocolWrapper does
-        self.factory.unregisterProtocol(self)
+        # every connection already logged, and the count must drop even if
+        # they raise.
+        try:
+            self.wrappedProtocol.connectionLost(reason)
+        finally:
+            self.wrappedProtocol = None  # type: ignore[assignment]  # as ProtocolWrapper does
+            self._parser = None  # type: ignore[assignment]
+            self.factory.unregisterProtocol(self)
+
+    def abort(self, why: str) -> None:
+        """
+        Abort the connection, with C{why} as the reason the log gives.
+        """
+        if not self._started:
+            self._start(None)
+        reply = getattr(self.wrappedProtocol, "wrappedProtocol", None)
+        abort = getattr(reply, "abort", None)
+        if abort is not None:
+            abort(why)
+        else:
+            self.transport.abortConnection()  # type: ignore[union-attr]
 
     def _start(self, hello: ClientHello | None) -> None:
         self._started = True
@@ -175,15 +192,16 @@ class ClientHelloFirstFactory(WrappingFactory[ClientHelloFirst]):
         self._idleWaiters.append(waiter)
         return waiter
 
-    def abortAll(self) -> int:
+    def abortAll(self, why: str) -> int:
         """
         Abort every connection in progress.
 
+        @param why: the reason each connection's log event gives.
         @return: how many were aborted.
         """
         connections = list(self.protocols)
         for connection in connections:
-            connection.transport.abortConnection()
+            connection.abort(why)
         return len(connections)
 
     def logPrefix(self) -> str:
