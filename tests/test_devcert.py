@@ -12,6 +12,7 @@ import ipaddress
 import os
 import ssl
 import stat
+from concurrent.futures import ThreadPoolExecutor
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -85,8 +86,11 @@ class EnsureDevelopmentCertificateTests(SynchronousTestCase):
         self.assertEqual(result.privateKeyPath, self.directory / "dev-key.pem")
         self.assertEqual(CERTIFICATE_NAME, "dev-cert.pem")
         self.assertEqual(PRIVATE_KEY_NAME, "dev-key.pem")
+        # The files, and the lock that serialises concurrent first starts;
+        # no temporary file is left behind.
         self.assertEqual(
-            sorted(os.listdir(self.directory)), ["dev-cert.pem", "dev-key.pem"]
+            sorted(os.listdir(self.directory)),
+            [".dev-cert.lock", "dev-cert.pem", "dev-key.pem"],
         )
 
     def test_privateKeyFileIsPrivate(self) -> None:
@@ -279,6 +283,26 @@ class EnsureDevelopmentCertificateTests(SynchronousTestCase):
         )
         self.assertNotIn("\n", str(error))
         self.assertIn(str(path), str(error))
+
+
+class ConcurrentStartTests(SynchronousTestCase):
+    """
+    Several tlsreply processes starting at once in the same folder.
+    """
+
+    def test_concurrentFirstStartsAgree(self) -> None:
+        """
+        Started together with no certificate yet, every caller ends up with
+        the same certificate, and the key on disk matches it.
+        """
+        directory = temporaryDirectory(self) / "certs"
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            results = list(pool.map(lambda _: ensureDevelopmentCertificate(directory),
+                                    range(6)))
+        self.assertEqual(len({r.credentials.fingerprint for r in results}), 1)
+        self.assertEqual(sum(r.created for r in results), 1)
+        onDisk = loadCredentials(directory / "dev-cert.pem", directory / "dev-key.pem")
+        self.assertEqual(onDisk.fingerprint, results[0].credentials.fingerprint)
 
 
 class TrustTests(SynchronousTestCase):

@@ -1165,9 +1165,11 @@ def ticketWithEarlyData(
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10
-        while not sessionPath.exists() and time.monotonic() < deadline:
+        while time.monotonic() < deadline and not (
+            sessionPath.exists()
+            and b"-----END SSL SESSION PARAMETERS-----" in sessionPath.read_bytes()
+        ):
             time.sleep(0.02)
-        time.sleep(0.1)
         assert client.stdin is not None
         client.stdin.close()
         client.wait(10)

@@ -11,6 +11,7 @@ that a client can pin or trust it (C{curl --cacert certs/dev-cert.pem}).
 from __future__ import annotations
 
 import datetime
+import fcntl
 import ipaddress
 import os
 import tempfile
@@ -27,6 +28,7 @@ from tlsreply.errors import ConfigurationError
 
 CERTIFICATE_NAME = "dev-cert.pem"
 PRIVATE_KEY_NAME = "dev-key.pem"
+LOCK_NAME = ".dev-cert.lock"
 DNS_NAMES = ("localhost",)
 IP_ADDRESSES = ("127.0.0.1", "::1")
 LIFETIME = datetime.timedelta(days=365)
@@ -58,6 +60,24 @@ def ensureDevelopmentCertificate(
     """
     if now is None:
         now = datetime.datetime.now(datetime.UTC)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        lock = os.open(directory / LOCK_NAME, os.O_WRONLY | os.O_CREAT, 0o600)
+    except OSError as e:
+        raise ConfigurationError(
+            f"cannot create the development certificate in {directory}: "
+            f"{e.strerror or e}"
+        ) from None
+    try:
+        # Two tlsreply processes starting at once must not pair one's key
+        # with the other's certificate.
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _ensure(directory, now)
+    finally:
+        os.close(lock)
+
+
+def _ensure(directory: Path, now: datetime.datetime) -> DevelopmentCertificate:
     certificatePath = directory / CERTIFICATE_NAME
     keyPath = directory / PRIVATE_KEY_NAME
     if certificatePath.exists() and keyPath.exists():
@@ -71,7 +91,6 @@ def ensureDevelopmentCertificate(
                     keyPath.chmod(0o600)  # a private key is its owner's only
                 return DevelopmentCertificate(certificatePath, keyPath, credentials, False)
     try:
-        directory.mkdir(parents=True, exist_ok=True)
         key = ec.generate_private_key(ec.SECP256R1())
         certificate = _selfSigned(key, now)
         # The key first: a certificate without its key must never be left.

@@ -375,8 +375,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         from twisted.internet import reactor
     try:
         if options["scenario"] is not None:
-            scenario = _scenarioContexts(options)
-            contexts = ReloadableContexts(scenario, lambda: scenario)
+            contexts = ReloadableContexts(_scenarioContexts(options), _noScenarioReload)
         else:
             contexts = ReloadableContexts(
                 _loadContexts(options), lambda: _loadContexts(options)
@@ -389,6 +388,12 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     parent = _CommandLineService(reactor, contexts)
     service.setServiceParent(parent)
     return parent
+
+
+def _noScenarioReload() -> ServerContexts:
+    raise ConfigurationError(
+        "a scenario's certificates are made at start; restart tlsreply for new ones"
+    )
 
 
 def _loadContexts(options: Options) -> ServerContexts:
