@@ -27,6 +27,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from tlsreply._tcpinfo import bytesAcknowledged, unsentBytes
+from tlsreply.clienthello import ClientHello
 from tlsreply.handshake import ConnectionRecord, HandshakeInfo, describeHandshake
 from tlsreply.transport import (
     ClientHelloFirstFactory,
@@ -164,47 +165,12 @@ class ReplyProtocol(Protocol):
         self.factory.connections.discard(self)
         # Read only now: behind haproxy: the client's address is known once
         # the PROXY header has arrived, after connectionMade.
-        peer = formatAddress(self.transport.getPeer())
-        closed = self._timeoutReason or describeFailure(reason)
-        handshake = self.handshake
-        if handshake is None:
-            self._log.info(
-                "handshake failed with {peer}: {reason}",
-                peer=peer,
-                reason=closed,
-                outcome="handshake-failed",
-            )
-        else:
-            self._log.info(
-                "replied to {peer}: {tlsVersion} {cipher} group={group} "
-                "resumed={resumed} sni={serverName} alpn={alpnProtocol} "
-                "handshake={handshakeMilliseconds:.1f}ms"
-                "{earlyDataNote}{clientCertificateNote}; {closed}",
-                peer=peer,
-                outcome="replied",
-                closed=closed,
-                handshakeMilliseconds=handshake.duration * 1000,
-                earlyDataNote=(
-                    " early-data-offered=refused" if handshake.earlyDataOffered else ""
-                ),
-                clientCertificateNote=(
-                    f" client-cert={handshake.clientCertificate!r} "
-                    f"verify={handshake.clientVerification}"
-                    if handshake.clientCertificate
-                    else ""
-                ),
-                **handshake.asLogFields(),
-            )
-        if self.factory.recorders:
-            record = ConnectionRecord.build(
-                peer, closed, handshake, getattr(self.transport, "clientHello", None)
-            )
-            for recorder in self.factory.recorders:
-                try:
-                    recorder(record)
-                except Exception:
-                    self._log.failure("connection recorder {recorder!r} failed",
-                                      recorder=recorder)
+        self.factory.report(
+            formatAddress(self.transport.getPeer()),
+            self._timeoutReason or describeFailure(reason),
+            self.handshake,
+            getattr(self.transport, "clientHello", None),
+        )
 
     def _delivery(self) -> tuple[int | None, int | None]:
         """
@@ -309,6 +275,69 @@ class ReplyFactory(Factory[ReplyProtocol]):
         self.connections: set[ReplyProtocol] = set()
         self.recorders: list[Callable[[ConnectionRecord], None]] = []
 
+    def report(
+        self,
+        peer: str,
+        closed: str,
+        handshake: HandshakeInfo | None,
+        clientHello: ClientHello | None = None,
+    ) -> None:
+        """
+        Log a connection's one event and hand its record to the recorders.
+
+        Called as each connection ends: by its L{ReplyProtocol}, or by the
+        listening layer for a connection that ended before sending a byte
+        (no TLS state is made for those).
+
+        @param peer: the client's address, formatted.
+        @param closed: how the connection ended.
+        @param handshake: what was negotiated, or L{None} if the handshake
+            did not complete.
+        """
+        log = ReplyProtocol._log
+        if handshake is None:
+            log.info(
+                "handshake failed with {peer}: {reason}",
+                peer=peer,
+                reason=closed,
+                outcome="handshake-failed",
+            )
+        else:
+            log.info(
+                "replied to {peer}: {tlsVersion} {cipher} group={group} "
+                "resumed={resumed} sni={serverName} alpn={alpnProtocol} "
+                "handshake={handshakeMilliseconds:.1f}ms"
+                "{earlyDataNote}{clientCertificateNote}; {closed}",
+                peer=peer,
+                outcome="replied",
+                closed=closed,
+                handshakeMilliseconds=handshake.duration * 1000,
+                earlyDataNote=(
+                    " early-data-offered=refused" if handshake.earlyDataOffered else ""
+                ),
+                clientCertificateNote=(
+                    f" client-cert={handshake.clientCertificate!r} "
+                    f"verify={handshake.clientVerification}"
+                    if handshake.clientCertificate
+                    else ""
+                ),
+                **handshake.asLogFields(),
+            )
+        if not self.recorders:
+            return
+        record = ConnectionRecord.build(peer, closed, handshake, clientHello)
+        for recorder in self.recorders:
+            try:
+                recorder(record)
+            except Exception:
+                log.failure("connection recorder {recorder!r} failed", recorder=recorder)
+
+    def reportSilent(self, peer: IAddress, reason: Failure, why: str | None) -> None:
+        """
+        Report a connection that ended before the client sent a byte.
+        """
+        self.report(formatAddress(peer), why or describeFailure(reason), None)
+
 
 def wrapWithTLS(
     contextFactory: IOpenSSLServerConnectionCreator,
@@ -326,4 +355,6 @@ def wrapWithTLS(
         L{IOpenSSLServerConnectionCreator} (a L{CertificateOptions}) works.
     """
     tls = ReplyTLSFactory(contextFactory, False, factory, clock=factory.clock)
-    return ClientHelloFirstFactory(tls, factory.clock, factory.handshakeTimeout)
+    return ClientHelloFirstFactory(
+        tls, factory.clock, factory.handshakeTimeout, reportSilent=factory.reportSilent
+    )

@@ -12,10 +12,16 @@ L{tlsreply.clienthello}).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IDelayedCall, IProtocolFactory, IReactorTime
+from twisted.internet.interfaces import (
+    IAddress,
+    IDelayedCall,
+    IProtocolFactory,
+    IReactorTime,
+)
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.protocols.tls import BufferingTLSTransport, TLSMemoryBIOFactory
@@ -61,6 +67,7 @@ class ClientHelloFirst(ProtocolWrapper):
     factory: ClientHelloFirstFactory
     _started = False
     _timer: IDelayedCall | None = None
+    _abortReason: str | None = None
 
     def makeConnection(self, transport: Any) -> None:
         """
@@ -90,6 +97,21 @@ class ClientHelloFirst(ProtocolWrapper):
         self._start(hello)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if not self._started and self._silent():
+            # Nothing arrived: report it without making TLS state (tens of
+            # kilobytes each) only to log it.
+            if self._timer is not None and self._timer.active():
+                self._timer.cancel()
+            self._timer = None
+            try:
+                self.factory.reportSilent(  # type: ignore[misc]
+                    self.transport.getPeer(), reason, self._abortReason  # type: ignore[union-attr]
+                )
+            finally:
+                self.wrappedProtocol = None  # type: ignore[assignment]
+                self._parser = None  # type: ignore[assignment]
+                self.factory.unregisterProtocol(self)
+            return
         if not self._started:
             self._start(None)
         # The protocols above first (they log the connection), then the
@@ -107,6 +129,10 @@ class ClientHelloFirst(ProtocolWrapper):
         """
         Abort the connection, with C{why} as the reason the log gives.
         """
+        if not self._started and self._silent():
+            self._abortReason = why
+            self.transport.abortConnection()  # type: ignore[union-attr]
+            return
         if not self._started:
             self._start(None)
         reply = getattr(self.wrappedProtocol, "wrappedProtocol", None)
@@ -131,12 +157,25 @@ class ClientHelloFirst(ProtocolWrapper):
 
     def _timeOut(self) -> None:
         """
-        No whole ClientHello in time: start TLS with what there is; the
-        reply protocol's handshake timer, already due, then aborts the
-        connection and logs why.
+        No whole ClientHello in time. A client that sent nothing at all is
+        aborted here; otherwise TLS starts with what there is, and the reply
+        protocol's handshake timer, already due, aborts the connection and
+        logs why.
         """
         self._timer = None
+        if self._silent():
+            self.abort(
+                f"handshake not completed within {self.factory.handshakeTimeout:g}s"
+            )
+            return
         self._start(None)
+
+    def _silent(self) -> bool:
+        """
+        Has the client sent nothing yet (and is there a way to report a
+        connection without TLS)?
+        """
+        return self.factory.reportSilent is not None and not self._parser.received
 
 
 class ClientHelloFirstFactory(WrappingFactory[ClientHelloFirst]):
@@ -155,10 +194,18 @@ class ClientHelloFirstFactory(WrappingFactory[ClientHelloFirst]):
         wrappedFactory: IProtocolFactory,
         clock: IReactorTime,
         handshakeTimeout: float,
+        reportSilent: Callable[[IAddress, Failure, str | None], None] | None = None,
     ) -> None:
+        """
+        @param reportSilent: reports a connection that ended before the
+            client sent a byte (its peer, why TCP ended, and the reason
+            tlsreply gives if it aborted it); without it such connections
+            go through TLS like any other.
+        """
         super().__init__(wrappedFactory)
         self.clock = clock
         self.handshakeTimeout = handshakeTimeout
+        self.reportSilent = reportSilent
         self._idleWaiters: list[Deferred[None]] = []
 
     def registerProtocol(self, p: ClientHelloFirst) -> None:
