@@ -43,6 +43,7 @@ from service_identity import CertificateError, VerificationError
 from service_identity.pyopenssl import verify_hostname, verify_ip_address
 
 from tlsreply import _openssl
+from tlsreply.errors import openSSLReasons
 
 #: Seconds allowed, by default, for each step of a connection: the TCP
 #: connect, the TLS handshake, and the wait for the reply and the close.
@@ -470,12 +471,9 @@ def _describeTLSError(error: SSL.Error) -> str:
     """
     OpenSSL's reasons in an error, e.g. C{"tlsv1 alert unknown ca"}.
     """
-    if error.args and isinstance(error.args[0], list):
-        reasons = [
-            str(entry[-1]) for entry in error.args[0] if isinstance(entry, tuple)
-        ]
-        if reasons:
-            return "; ".join(reasons)
+    reasons = openSSLReasons(error)
+    if reasons:
+        return reasons
     if isinstance(error, SSL.SysCallError) and len(error.args) == 2:
         return str(error.args[1])
     return str(error) or type(error).__name__

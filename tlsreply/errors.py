@@ -1,7 +1,10 @@
 # -*- test-case-name: tests.test_credentials -*-
 """
-The one exception type that tlsreply raises for a bad configuration.
+The one exception type that tlsreply raises for a bad configuration, and
+the reading of OpenSSL's own reasons out of a pyOpenSSL error.
 """
+
+from __future__ import annotations
 
 
 class ConfigurationError(Exception):
@@ -13,3 +16,16 @@ class ConfigurationError(Exception):
     operator who typed it: the command line prints it as it is, with no
     traceback, and exits non-zero.
     """
+
+
+def openSSLReasons(error: Exception) -> str | None:
+    """
+    OpenSSL's own reason strings in a pyOpenSSL error, joined: e.g.
+    C{"no shared cipher"}, C{"ee key too small"}, C{"tlsv1 alert unknown
+    ca"}; L{None} if the error carries none (callers word that case).
+    """
+    details = error.args[0] if error.args else None
+    if not isinstance(details, list):
+        return None
+    reasons = [str(entry[-1]) for entry in details if isinstance(entry, tuple)]
+    return "; ".join(reasons) or None

@@ -23,15 +23,14 @@ DEFAULT_MAX_CONNECTIONS = 4096
 
 class AcceptLimit:
     """
-    Counts connections from accept to close and pauses or resumes the
-    listening ports around C{maximum}.
+    Pauses or resumes the listening ports around C{maximum} connections in
+    progress, as the listening layer (which counts them) reports changes.
 
     Twisted accepts connections in batches; the cap takes effect at the end
     of the batch in which it is reached, so the count can briefly pass it by
     at most one batch.
 
     @ivar maximum: connections in progress at which accepting stops.
-    @ivar inProgress: connections accepted and not yet closed.
     @ivar paused: whether accepting is stopped.
     """
 
@@ -41,38 +40,30 @@ class AcceptLimit:
         if maximum < 1:
             raise ValueError("the connection limit must be at least 1")
         self.maximum = maximum
-        self.inProgress = 0
         self.paused = False
         self.ports: Sequence[IListeningPort] = ()
 
-    def connectionOpened(self) -> None:
+    def connectionsChanged(self, inProgress: int) -> None:
         """
-        A connection was accepted.
+        A connection was accepted or ended; C{inProgress} are open now.
         """
-        self.inProgress += 1
-        if self.inProgress >= self.maximum and not self.paused:
+        if inProgress >= self.maximum and not self.paused:
             self.paused = True
             for port in self.ports:
                 _stopReading(port)
             self._log.warn(
                 "{inProgress} connections in progress (--max-connections "
                 "{maximum}): not accepting until one ends",
-                inProgress=self.inProgress,
+                inProgress=inProgress,
                 maximum=self.maximum,
             )
-
-    def connectionClosed(self) -> None:
-        """
-        A connection ended.
-        """
-        self.inProgress -= 1
-        if self.paused and self.inProgress < self.maximum:
+        elif inProgress < self.maximum and self.paused:
             self.paused = False
             for port in self.ports:
                 _startReading(port)
             self._log.info(
                 "{inProgress} connections in progress: accepting again",
-                inProgress=self.inProgress,
+                inProgress=inProgress,
             )
 
 

@@ -28,6 +28,7 @@ from zope.interface import implementer
 
 from tlsreply._tcpinfo import bytesAcknowledged, unsentBytes
 from tlsreply.clienthello import ClientHello
+from tlsreply.errors import openSSLReasons
 from tlsreply.handshake import ConnectionRecord, HandshakeInfo, describeHandshake
 from tlsreply.transport import (
     ClientHelloFirstFactory,
@@ -66,10 +67,7 @@ def describeFailure(reason: Failure) -> str:
     """
     error = reason.value
     if isinstance(error, SSL.Error):
-        details = error.args[0] if error.args else []
-        if isinstance(details, list) and details:
-            return "; ".join(str(entry[-1]) for entry in details)
-        return f"TLS error: {error}"
+        return openSSLReasons(error) or f"TLS error: {error}"
     if isinstance(error, ConnectionDone):
         return "peer closed the connection"
     if isinstance(error, ConnectionAborted):

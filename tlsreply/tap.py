@@ -15,6 +15,8 @@ import resource
 import signal
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -567,6 +569,18 @@ def _replyBody(options: Options) -> bytes:
     return data
 
 
+@contextmanager
+def _exitOnListenFailure() -> Iterator[None]:
+    """
+    Turn a failure to listen into one critical log line and exit status 1.
+    """
+    try:
+        yield
+    except ConfigurationError as e:
+        _log.critical("tlsreply: {error}", error=str(e))
+        raise SystemExit(1) from None
+
+
 class _CommandLineService(MultiService):
     """
     The top service of the command line.
@@ -594,18 +608,12 @@ class _CommandLineService(MultiService):
         self._stoppingOnSignal = False
 
     def privilegedStartService(self) -> None:
-        try:
+        with _exitOnListenFailure():
             super().privilegedStartService()
-        except ConfigurationError as e:
-            _log.critical("tlsreply: {error}", error=str(e))
-            raise SystemExit(1) from None
 
     def startService(self) -> None:
-        try:
+        with _exitOnListenFailure():
             super().startService()
-        except ConfigurationError as e:
-            _log.critical("tlsreply: {error}", error=str(e))
-            raise SystemExit(1) from None
         # After the reactor's own handlers, which it installs as it starts.
         self._reactor.callWhenRunning(self._installSignalHandlers)
 

@@ -20,7 +20,8 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final, Literal
@@ -35,7 +36,7 @@ from zope.interface import implementer
 
 from tlsreply import _openssl
 from tlsreply.credentials import ServerCredentials, loadCertificates
-from tlsreply.errors import ConfigurationError
+from tlsreply.errors import ConfigurationError, openSSLReasons
 
 #: The TLS 1.2 cipher suites offered by default, in the server's order of
 #: preference: forward-secret ECDHE key exchange with AEAD ciphers only
@@ -273,7 +274,37 @@ def _requireValidClientCertificate(
     return bool(ok)
 
 
-def _useCertificate(context: SSL.Context, credentials: ServerCredentials) -> None:
+@contextmanager
+def _stagedChains(credentials: Sequence[ServerCredentials]) -> Iterator[dict[int, bytes]]:
+    """
+    Write each certificate with its chain to a temporary PEM file, once per
+    build however many contexts load it, for OpenSSL's chain-file call.
+
+    @return: (as a context manager) the file path of each credential, keyed
+        by C{id()}; the files are removed on exit.
+    """
+    try:
+        with tempfile.TemporaryDirectory(prefix="tlsreply-chains-") as directory:
+            paths = {}
+            for index, each in enumerate(credentials):
+                path = Path(directory) / f"{index}.pem"
+                path.write_bytes(
+                    b"".join(
+                        c.public_bytes(serialization.Encoding.PEM)
+                        for c in (each.certificate, *each.chain)
+                    )
+                )
+                paths[id(each)] = str(path).encode()
+            yield paths
+    except OSError as e:
+        raise ConfigurationError(
+            f"cannot stage the certificates for OpenSSL: {e.strerror or e}"
+        ) from None
+
+
+def _useCertificate(
+    context: SSL.Context, credentials: ServerCredentials, chainFile: bytes
+) -> None:
     """
     Load one certificate, its own chain and its key into a context.
 
@@ -281,37 +312,15 @@ def _useCertificate(context: SSL.Context, credentials: ServerCredentials) -> Non
     side, each client getting the one it can verify); each needs its own
     chain, which only OpenSSL's chain-file call sets.
     """
-    pem = b"".join(
-        c.public_bytes(serialization.Encoding.PEM)
-        for c in (credentials.certificate, *credentials.chain)
-    )
-    where = credentials.certificatePath or credentials.certificate.subject.rfc4514_string()
     try:
-        with tempfile.NamedTemporaryFile(suffix=".pem") as chainFile:
-            chainFile.write(pem)
-            chainFile.flush()
-            context.use_certificate_chain_file(chainFile.name.encode())
+        context.use_certificate_chain_file(chainFile)
         context.use_privatekey(credentials.privateKey)
         context.check_privatekey()
     except SSL.Error as e:
         # e.g. "ee key too small" (RSA-1024), "ca md too weak" (MD5 chain).
-        raise ConfigurationError(
-            f"OpenSSL refuses certificate {where}: {_openSSLReason(e)}"
-        ) from None
-    except OSError as e:
-        raise ConfigurationError(
-            f"cannot stage certificate {where} for OpenSSL: {e.strerror or e}"
-        ) from None
-
-
-def _openSSLReason(error: SSL.Error) -> str:
-    """
-    OpenSSL's own reason strings from a pyOpenSSL error, joined.
-    """
-    details = error.args[0] if error.args else []
-    if isinstance(details, list) and details:
-        return "; ".join(str(entry[-1]) for entry in details)
-    return str(error) or "unknown OpenSSL error"
+        where = credentials.certificatePath or credentials.certificate.subject.rfc4514_string()
+        reason = openSSLReasons(e) or "unknown OpenSSL error"
+        raise ConfigurationError(f"OpenSSL refuses certificate {where}: {reason}") from None
 
 
 def _sessionIDContext(name: str) -> bytes:
@@ -325,11 +334,12 @@ def _sessionIDContext(name: str) -> bytes:
 def _buildContext(
     credentials: Sequence[ServerCredentials],
     policy: TLSPolicy,
-    name: str,
+    chainFiles: dict[int, bytes],
     keyLog: IO[bytes] | None,
 ) -> SSL.Context:
     """
-    One finished context serving C{credentials} under C{name}.
+    One finished context serving C{credentials}. (Its session ID context
+    is set for each connection, by L{ServerContexts}.)
     """
     minimum = policy.effectiveMinimumVersion
     versionArguments: dict[str, Any] = {"lowerMaximumSecurityTo": policy.maximumVersion}
@@ -359,7 +369,6 @@ def _buildContext(
             ) from None
     if policy.groups is not None:
         _openssl.setGroups(context, policy.groups)
-    context.set_session_id(_sessionIDContext(name))
     context.set_timeout(policy.sessionTimeout)
     _openssl.refuseEarlyData(context)
     context.set_alpn_select_callback(
@@ -374,7 +383,7 @@ def _buildContext(
         except SSL.Error as e:
             raise ConfigurationError(
                 f"OpenSSL refuses client CA file {policy.clientCAPath}: "
-                f"{_openSSLReason(e)}"
+                f"{openSSLReasons(e) or 'unknown OpenSSL error'}"
             ) from None
         if policy.verifyClient == "require":
             context.set_verify(
@@ -395,7 +404,7 @@ def _buildContext(
     if staples:
         context.set_ocsp_server_callback(_ocspStapler(staples))
     for each in credentials:
-        _useCertificate(context, each)
+        _useCertificate(context, each, chainFiles[id(each)])
     return context
 
 
@@ -501,21 +510,19 @@ def buildServerContexts(
             namesToCredentials.setdefault(name, []).append(each)
     fallbackNames = set(_names(credentials[0]))
     fallbackGroup = [c for c in credentials if set(_names(c)) == fallbackNames]
-    contexts = ServerContexts(
-        credentials,
-        policy,
-        fallback=_buildContext(fallbackGroup, policy, "*", keyLog),
-    )
     perName = len(namesToCredentials) <= MAXIMUM_NAME_CONTEXTS
-    shared: dict[tuple[int, ...], SSL.Context] = {}
-    for name, group in namesToCredentials.items():
-        if perName:
-            contexts.byName[name] = _buildContext(group, policy, name, keyLog)
-            continue
-        key = tuple(id(c) for c in group)
-        if key not in shared:
-            shared[key] = _buildContext(group, policy, name, keyLog)
-        contexts.byName[name] = shared[key]
+    with _stagedChains(credentials) as chainFiles:
+        contexts = ServerContexts(
+            credentials,
+            policy,
+            fallback=_buildContext(fallbackGroup, policy, chainFiles, keyLog),
+        )
+        shared: dict[tuple[int, ...], SSL.Context] = {}
+        for name, group in namesToCredentials.items():
+            key = tuple(id(c) for c in group)
+            if perName or key not in shared:
+                shared[key] = _buildContext(group, policy, chainFiles, keyLog)
+            contexts.byName[name] = shared[key]
     return contexts
 
 

@@ -211,12 +211,12 @@ class ClientHelloFirstFactory(WrappingFactory[ClientHelloFirst]):
     def registerProtocol(self, p: ClientHelloFirst) -> None:
         super().registerProtocol(p)
         if self.limit is not None:
-            self.limit.connectionOpened()
+            self.limit.connectionsChanged(self.inProgress)
 
     def unregisterProtocol(self, p: ClientHelloFirst) -> None:
         super().unregisterProtocol(p)
         if self.limit is not None:
-            self.limit.connectionClosed()
+            self.limit.connectionsChanged(self.inProgress)
         if not self.protocols:
             waiters, self._idleWaiters = self._idleWaiters, []
             for waiter in waiters:
