@@ -1,12 +1,13 @@
-# tlsreply: `make run` serves on port 4433, `make test` runs the test suite.
-# Both create the virtual environment in .venv on first use.
+# tlsreply: `make run` serves on port 4433, `make test` runs the test suite,
+# `make bench` measures it against nginx (bench/README.md).
+# All create the virtual environment in .venv on first use.
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 4433
 
-.PHONY: run test lint typecheck check clean
+.PHONY: run test lint typecheck check clean bench
 
 # compat mode: with this flat layout the default (lenient) editable install
 # hides twisted/plugins/ from Twisted's plugin scan, and twistd would not
@@ -26,10 +27,20 @@ test: $(BIN)/.installed
 	$(BIN)/pytest
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check tlsreply tests twisted scripts
+	$(BIN)/ruff check tlsreply tests twisted scripts bench
 	$(BIN)/mypy
 
 check: lint test
 
+# The benchmark's extras (matplotlib for the chart, uvloop for a reference
+# server), then the full run: a few minutes; it prints the tables and writes
+# bench/results.json and bench/chart.png.
+$(BIN)/.bench-installed: $(BIN)/.installed setup.cfg
+	$(BIN)/python -m pip install --quiet --config-settings editable_mode=compat -e '.[dev,bench]'
+	touch $@
+
+bench: $(BIN)/.bench-installed
+	$(BIN)/python bench/run.py --json bench/results.json --chart bench/chart.png
+
 clean:
-	rm -rf $(VENV) build dist *.egg-info _trial_temp* .mypy_cache .ruff_cache
+	rm -rf $(VENV) build dist *.egg-info _trial_temp* .mypy_cache .ruff_cache bench/.cache
