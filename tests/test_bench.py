@@ -1,0 +1,116 @@
+"""
+The benchmark's smoke run (C{bench/run.py --smoke}) against real servers:
+Debian's nginx, fetched by the benchmark itself, and this checkout's
+tlsreply, driven by the project's C load generator.
+
+It proves the parts of C{make bench} that can break without anyone running
+the full benchmark: the load generator compiles warning-free and checks
+replies, nginx can be fetched and run with a private prefix, the server's
+CPU is read from C{/proc}, resumption works, and the report has its ratios.
+It does not judge speed: a smoke cell lasts about a second on a shared
+machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from twisted.trial.unittest import SynchronousTestCase
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+COLUMNS = "ecdsa13,resumed13"
+
+
+class BenchSmokeTests(SynchronousTestCase):
+    """
+    C{bench/run.py --smoke} with nginx and tlsreply, full and resumed ECDSA
+    TLS 1.3 handshakes.
+    """
+
+    def setUp(self) -> None:
+        """
+        The load generator needs gcc and OpenSSL's headers. Outside CI a
+        machine without them skips this test; in CI (C{CI} set) they are
+        required, since C{.ci/run} installs them.
+        """
+        missing = []
+        if shutil.which("gcc") is None and shutil.which("cc") is None:
+            missing.append("gcc")
+        if not Path("/usr/include/openssl/ssl.h").exists():
+            missing.append("libssl-dev")
+        if missing and not os.environ.get("CI"):
+            self.skipTest(
+                "the benchmark's load generator needs "
+                + " and ".join(missing)
+                + " (apt-get install gcc libssl-dev)"
+            )
+        self.assertEqual(missing, [], "CI must install gcc and libssl-dev")
+
+    def test_smokeRun(self) -> None:
+        """
+        A smoke run exits 0, which means no cell had an error: every reply
+        matched byte for byte and ended with close_notify, on every
+        connection. Its table gives nginx an absolute figure and tlsreply a
+        ratio to it in both columns, and every resumed-column handshake was
+        resumed, for both servers.
+        """
+        directory = Path(tempfile.mkdtemp(prefix="tlsreply-bench-test-"))
+        self.addCleanup(shutil.rmtree, directory, ignore_errors=True)
+        results = directory / "results.json"
+        completed = subprocess.run(
+            [
+                sys.executable, str(BENCH / "run.py"), "--smoke",
+                "--servers", "nginx,tlsreply",
+                "--columns", COLUMNS,
+                "--json", str(results),
+                "--no-chart",
+            ],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+        output = completed.stdout.decode("utf-8", "replace")
+        report = output + completed.stderr.decode("utf-8", "replace")
+        self.assertEqual(completed.returncode, 0, report)
+
+        # The first table: nginx's absolute figures, the others' ratios.
+        headline = output.split("## ")[1]
+        rows = {
+            cells[0]: cells[1:]
+            for line in headline.splitlines()
+            if line.startswith("| ")
+            for cells in [[cell.strip() for cell in line.strip("|").split("|")]]
+        }
+        nginx = next(cells for name, cells in rows.items() if name.startswith("nginx"))
+        tlsreply = rows["tlsreply (defaults)"]
+        for absolute, ratio in zip(nginx, tlsreply, strict=True):
+            # nginx: handshakes per server-CPU-second, e.g. "4,037" or "4,037 †"
+            self.assertRegex(absolute, r"^[\d,]+( †)?$", report)
+            # tlsreply: a ratio to nginx, e.g. "0.48"
+            match = re.match(r"^(\d+\.\d\d)( †)?$", ratio)
+            self.assertIsNotNone(match, report)
+            assert match is not None
+            self.assertGreater(float(match.group(1)), 0.0)
+
+        figures = json.loads(results.read_text())
+        self.assertEqual(figures["errors"], 0)
+        self.assertEqual(figures["options"]["columns"], COLUMNS.split(","))
+        for server in ("nginx", "tlsreply"):
+            full = figures["medians"][server]["ecdsa13"]
+            resumed = figures["medians"][server]["resumed13"]
+            self.assertEqual((full["errors"], resumed["errors"]), (0, 0))
+            self.assertEqual(full["resumedRatio"], 0.0)
+            self.assertEqual(resumed["resumedRatio"], 1.0)
+            self.assertGreater(full["perCPUSecond"], 0)
+            for cell in figures["raw"][server]["resumed13"]:
+                self.assertEqual(cell["protocol"], "TLSv1.3")
+                self.assertEqual(cell["loadgen"]["resumed"], cell["handshakes"])
+        self.assertGreater(figures["ratios"]["tlsreply"]["ecdsa13"], 0)
