@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 import trustme
 from twisted.internet import reactor
@@ -33,6 +33,37 @@ from tlsreply import (
 )
 
 LOOPBACK = "127.0.0.1"
+
+T = TypeVar("T", bound=type)
+
+
+class WireTestCase(TestCase):
+    """
+    A test against real servers, run over each connection path the server
+    can take: tlsreply's own ports with TLS on the socket
+    (L{tlsreply.tlssocket}), and Twisted's ports with TLS over memory BIOs
+    (L{tlsreply.tlsmemory}, which C{haproxy:} and embedders' endpoints
+    use); see L{onMemoryBIO}.
+
+    @cvar socketTLS: which path this class's servers take.
+    """
+
+    socketTLS: ClassVar[bool] = True
+
+
+def onMemoryBIO(testClass: T) -> T:
+    """
+    The same tests, with every server on the memory-BIO path.
+    """
+    return type(  # type: ignore[return-value]
+        f"{testClass.__name__}OnMemoryBIO",
+        (testClass,),
+        {
+            "socketTLS": False,
+            "__module__": testClass.__module__,
+            "__doc__": f"{testClass.__doc__}\n    (On the memory-BIO path.)\n",
+        },
+    )
 
 
 @dataclass
@@ -124,7 +155,8 @@ async def startServer(
     """
     Start tlsreply on an ephemeral 127.0.0.1 port with a certificate from a
     fresh test CA (or the given C{contextFactory}); stop it (and wait for
-    its connections) at test end.
+    its connections) at test end. The connection path is the test class's
+    (L{WireTestCase.socketTLS}).
     """
     events = captureLogEvents(testCase)
     certificates = makeCertificates(temporaryDirectory(testCase))
@@ -136,6 +168,7 @@ async def startServer(
         contextFactory or buildServerContexts(credentials, policy),
         factory,
         policy=policy,
+        socketTLS=testCase.socketTLS if isinstance(testCase, WireTestCase) else True,
     )
     service.startService()
     testCase.addCleanup(service.stopService)

@@ -16,9 +16,12 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tlsreply.clienthello import (
     MAXIMUM_HELLO_SIZE,
+    NOT_A_HELLO,
+    SPANS_RECORDS,
     ClientHello,
     ClientHelloParser,
     NotAClientHello,
+    scanClientHello,
 )
 
 # Real ClientHellos, from Python's ssl.
@@ -462,3 +465,114 @@ class NotAClientHelloTests(SynchronousTestCase):
         self.assertRefused(records(broken), "truncated ClientHello")
         body = b"\x03\x03" + bytes(32) + b"\x20"  # a session ID that is not there
         self.assertRefused(records(b"\x01" + vector(3, body)), "truncated ClientHello")
+
+
+class ScanClientHelloTests(SynchronousTestCase):
+    """
+    L{scanClientHello}, the quick look the socket path takes at every
+    connection's first bytes: the server name and the 0-RTT offer, or how
+    many bytes the hello still needs, agreeing with the full parser.
+    """
+
+    def scan(self, data: bytes, length: int | None = None) -> tuple[int, str | None, bool]:
+        buffer = bytearray(data) + bytearray(64)  # junk after the bytes given
+        return scanClientHello(buffer, len(data) if length is None else length)
+
+    def test_agreesWithTheParserOnRealHellos(self) -> None:
+        """
+        On Python's hellos (TLS 1.3 and 1.2 clients, with and without a
+        name, mixed case and a trailing dot), the scan finds the name and
+        the early-data offer the full parser finds.
+        """
+        tls12 = clientContext()
+        tls12.maximum_version = ssl.TLSVersion.TLSv1_2
+        for context in (clientContext(), tls12):
+            for name in ("example.com", "Mixed.Case.Example.", None):
+                flight = firstFlight(context, name)
+                hello = parse(flight)
+                assert hello is not None
+                self.assertEqual(
+                    self.scan(flight), (0, hello.serverName, hello.earlyDataOffered)
+                )
+
+    def test_earlyDataOffered(self) -> None:
+        """
+        An early_data extension (after a pre_shared_key offer) is noted.
+        """
+        flight = records(helloMessage([
+            serverNameExtension((0, b"example.com")),
+            extension(42),
+            extension(41, b"\x00" * 40),
+        ]))
+        self.assertEqual(self.scan(flight), (0, "example.com", True))
+
+    def test_incompleteSaysHowManyBytesTheHelloNeeds(self) -> None:
+        """
+        Until the whole hello has arrived the scan asks for more: first for
+        the record and handshake headers, then for the hello's full length.
+        """
+        flight = firstFlight(clientContext())
+        self.assertEqual(self.scan(flight, 0)[0], 5)
+        self.assertEqual(self.scan(flight, 3)[0], 5)
+        self.assertEqual(self.scan(flight, 7)[0], 9)
+        self.assertEqual(self.scan(flight, 100)[0], len(flight))
+        self.assertEqual(self.scan(flight, len(flight) - 1)[0], len(flight))
+
+    def test_helloAcrossRecordsIsLeftToTheParser(self) -> None:
+        """
+        A hello split into several records is for L{ClientHelloParser}.
+        """
+        flight = records(helloMessage([serverNameExtension((0, b"a.test"))]), size=10)
+        self.assertEqual(self.scan(flight)[0], SPANS_RECORDS)
+
+    def test_whatCannotBeAHelloIsSaidAtOnce(self) -> None:
+        """
+        Plain text, another record type, an oversized record header and
+        another handshake message are not hellos, from the first byte that
+        shows it (so that OpenSSL answers them at once).
+        """
+        self.assertEqual(self.scan(b"G")[0], NOT_A_HELLO)
+        self.assertEqual(self.scan(b"\x16\x02")[0], NOT_A_HELLO)
+        self.assertEqual(self.scan(b"\x16\x03\x01\xff\xff")[0], NOT_A_HELLO)
+        self.assertEqual(self.scan(b"\x16\x03\x01\x00\x00")[0], NOT_A_HELLO)
+        self.assertEqual(self.scan(records(helloMessage([], kind=2)))[0], NOT_A_HELLO)
+
+    def test_malformedExtensionsAreNotAHello(self) -> None:
+        """
+        Extension lengths that overrun the hello make it not a hello, for
+        OpenSSL to refuse, never an exception.
+        """
+        overrun = struct.pack(">HH", 0, 200) + b"\x00" * 10  # says 200, has 10
+        self.assertEqual(self.scan(records(helloMessage([overrun])))[0], NOT_A_HELLO)
+        halfHeader = b"\x00\x2a\x00"  # three bytes of a four-byte header
+        self.assertEqual(self.scan(records(helloMessage([halfHeader])))[0], NOT_A_HELLO)
+
+    def test_unprintableNameIsEscaped(self) -> None:
+        """
+        Control characters and backslashes in a server name are escaped,
+        as the full parser does.
+        """
+        flight = records(helloMessage([serverNameExtension((0, b"a\\b\x1b[31m"))]))
+        hello = parse(flight)
+        assert hello is not None
+        self.assertEqual(self.scan(flight)[1], hello.serverName)
+        self.assertEqual(hello.serverName, "a\\x5cb\\x1b[31m")
+
+    def test_moreBytesNeededShrinksGeometrically(self) -> None:
+        """
+        For a hello in one-byte records, the parser's lower bound on the
+        bytes still to come lets a reader that waits for them finish in few
+        rounds, however the hello is cut.
+        """
+        flight = records(helloMessage([serverNameExtension((0, b"example.com"))]), size=1)
+        parser = ClientHelloParser()
+        fed = 0
+        rounds = 0
+        hello = None
+        while hello is None:
+            step = max(6, parser.moreBytesNeeded)
+            hello = parser.feed(flight[fed : fed + step])
+            fed += step
+            rounds += 1
+        self.assertEqual(hello.serverName, "example.com")
+        self.assertLess(rounds, 40)

@@ -38,8 +38,10 @@ from zope.interface import provider
 from tests.support import (
     LOOPBACK,
     RunningServer,
+    WireTestCase,
     clientContext,
     inThread,
+    onMemoryBIO,
     startServer,
 )
 from tlsreply.protocol import describeFailure
@@ -246,7 +248,7 @@ def waitForConnectionEvents(
     return reached
 
 
-class HostileClientTestCase(TestCase):
+class HostileClientTestCase(WireTestCase):
     """
     Runs one hostile client against a fresh server and checks that the
     server survives it.
@@ -281,7 +283,7 @@ class HostileClientTestCase(TestCase):
         # Warm-up: whatever the first connection opens lazily is open now.
         await inThread(probe)
         await waitForConnectionEvents(server, 1)
-        await server.service.tlsFactory.whenIdle().addTimeout(SETTLE_TIMEOUT, reactor)
+        await server.service.connections.whenIdle().addTimeout(SETTLE_TIMEOUT, reactor)
         warmUps = len(probe.durations)
         eventsBefore = len(server.connectionEvents())
         descriptorsBefore = openDescriptors()
@@ -293,7 +295,7 @@ class HostileClientTestCase(TestCase):
         await waitForConnectionEvents(
             server, eventsBefore + len(run.peers) + len(probePeers)
         )
-        await server.service.tlsFactory.whenIdle().addTimeout(SETTLE_TIMEOUT, reactor)
+        await server.service.connections.whenIdle().addTimeout(SETTLE_TIMEOUT, reactor)
         self.assertEqual(openDescriptors(), descriptorsBefore)
 
         timed = probe.durations[warmUps:]
@@ -680,3 +682,10 @@ class LoadTests(HostileClientTestCase):
             {e["reason"] for e in events}, {"handshake not completed within 1s"}
         )
 
+
+# The same clients against TLS over memory BIOs (haproxy: and embedders' endpoints).
+GarbageTestsOnMemoryBIO = onMemoryBIO(GarbageTests)
+RecordTestsOnMemoryBIO = onMemoryBIO(RecordTests)
+ResetTestsOnMemoryBIO = onMemoryBIO(ResetTests)
+HalfCloseTestsOnMemoryBIO = onMemoryBIO(HalfCloseTests)
+LoadTestsOnMemoryBIO = onMemoryBIO(LoadTests)

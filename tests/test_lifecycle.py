@@ -18,14 +18,16 @@ from cryptography.hazmat.primitives import hashes
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
 from twisted.logger import LogLevel
-from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.trial.unittest import SynchronousTestCase
 
 from tests.support import (
     LOOPBACK,
+    WireTestCase,
     clientContext,
     fetchWithSSL,
     inThread,
     makeCertificates,
+    onMemoryBIO,
     startServer,
     temporaryDirectory,
 )
@@ -61,7 +63,7 @@ def peerCertificateFingerprint(port: int, caPath: str) -> str:
     return x509.load_der_x509_certificate(der).fingerprint(hashes.SHA256()).hex(":").upper()
 
 
-class ConnectionLimitTests(TestCase):
+class ConnectionLimitTests(WireTestCase):
     """
     Past C{maxConnections} the server stops accepting instead of accepting
     and dropping.
@@ -84,7 +86,7 @@ class ConnectionLimitTests(TestCase):
 
         self.addCleanup(closeIdle)
         await waitUntil(lambda: server.service.limit.paused)
-        self.assertEqual(server.service.tlsFactory.inProgress, 3)
+        self.assertEqual(server.service.connections.inProgress, 3)
 
         def waitingClient() -> tuple[bytes, float]:
             started = time.monotonic()
@@ -95,7 +97,7 @@ class ConnectionLimitTests(TestCase):
         # The client's TCP handshake completes (the kernel queues it) but
         # tlsreply does not accept it while at the cap.
         await deferLater(reactor, 0.5, lambda: None)
-        self.assertEqual(server.service.tlsFactory.inProgress, 3)
+        self.assertEqual(server.service.connections.inProgress, 3)
         self.assertFalse(waiting.called)
         idle.pop().close()
         data, waited = await waiting
@@ -103,14 +105,14 @@ class ConnectionLimitTests(TestCase):
         self.assertGreater(waited, 0.4)
         # The waiting client was the third connection again: accepting
         # paused while it was served, and resumed when it ended.
-        await waitUntil(lambda: server.service.tlsFactory.inProgress == 2)
+        await waitUntil(lambda: server.service.connections.inProgress == 2)
         self.assertFalse(server.service.limit.paused)
         paused = [e for e in server.events if "maximum" in e]
         resumed = [e for e in server.events if "accepting again" in e["log_format"]]
         self.assertEqual((len(paused), len(resumed)), (2, 2))
 
 
-class GracefulStopTests(TestCase):
+class GracefulStopTests(WireTestCase):
     """
     Stopping stops listening at once, lets connections finish, then aborts
     the rest.
@@ -125,7 +127,7 @@ class GracefulStopTests(TestCase):
         server.service.shutdownGrace = 0.5
         idle = socket.create_connection((LOOPBACK, server.port))
         self.addCleanup(idle.close)
-        await waitUntil(lambda: server.service.tlsFactory.inProgress == 1)
+        await waitUntil(lambda: server.service.connections.inProgress == 1)
         started = time.monotonic()
         stopping = server.service.stopService()
         await deferLater(reactor, 0.05, lambda: None)
@@ -161,7 +163,7 @@ class GracefulStopTests(TestCase):
                     return data + tls.recv(100)
 
         reading = inThread(slowClient)
-        await waitUntil(lambda: server.factory.connections)
+        await waitUntil(lambda: server.service.connections.inProgress > 0)
         started = time.monotonic()
         await server.service.stopService()
         self.assertLess(time.monotonic() - started, 5)
@@ -170,7 +172,7 @@ class GracefulStopTests(TestCase):
         self.assertEqual(event["outcome"], "replied")
 
 
-class ReloadTests(TestCase):
+class ReloadTests(WireTestCase):
     """
     L{ReloadableContexts}: new connections get the new certificate, a bad
     reload keeps the old one.
@@ -427,3 +429,7 @@ class SignalTests(SynchronousTestCase):
         self.assertEqual(daemon.stop(), 0)
 
 
+# The same tests with TLS over memory BIOs (haproxy: and embedders' endpoints).
+ConnectionLimitTestsOnMemoryBIO = onMemoryBIO(ConnectionLimitTests)
+GracefulStopTestsOnMemoryBIO = onMemoryBIO(GracefulStopTests)
+ReloadTestsOnMemoryBIO = onMemoryBIO(ReloadTests)

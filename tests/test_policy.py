@@ -37,19 +37,20 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from tests.support import (
     LOOPBACK,
     SSLResult,
+    WireTestCase,
     captureLogEvents,
     clientContext,
     fetchWithSSL,
     inThread,
     makeCertificates,
+    onMemoryBIO,
     requireCommand,
     runCommand,
     temporaryDirectory,
 )
-from tlsreply.clienthello import ClientHello
+from tlsreply.handshake import ConnectionRecord
 from tlsreply.service import TLSReplyService
 from tlsreply.tap import Options, makeService
-from tlsreply.tlscontext import ServerContexts
 
 if TYPE_CHECKING:
     # Not imported at run time: pytest would try to collect it as tests.
@@ -89,7 +90,7 @@ class PolicyServer:
         Wait until no connection is in progress (so that every connection so
         far is logged), then return the per-connection events.
         """
-        await self.service.tlsFactory.whenIdle()
+        await self.service.connections.whenIdle()
         return self.connectionEvents()
 
     async def lastEvent(self) -> LogEvent:
@@ -117,7 +118,8 @@ def serve(testCase: TestCase, *arguments: str) -> PolicyServer:
         )
     options = Options()
     options.parseOptions(["--port", f"tcp:0:interface={LOOPBACK}", *arguments])
-    top = makeService(options, reactor=reactor)
+    socketTLS = testCase.socketTLS if isinstance(testCase, WireTestCase) else True
+    top = makeService(options, reactor=reactor, socketTLS=socketTLS)
     top.privilegedStartService()
     top.startService()
     testCase.addCleanup(top.stopService)
@@ -244,20 +246,14 @@ CLIENT_KINDS: dict[str, Configure] = {
 }
 
 
-def recordClientHellos(testCase: TestCase) -> list[ClientHello | None]:
+def recordConnections(server: PolicyServer) -> list[ConnectionRecord]:
     """
-    Record what every client offered, as the server read it from its
-    ClientHello when it created the connection.
+    Record every connection from now on, with what its client offered (a
+    recorder makes the server parse each ClientHello in full).
     """
-    hellos: list[ClientHello | None] = []
-    original = ServerContexts.serverConnectionForTLS
-
-    def recording(self: ServerContexts, tlsProtocol: object) -> object:
-        hellos.append(getattr(tlsProtocol, "clientHello", None))
-        return original(self, tlsProtocol)
-
-    testCase.patch(ServerContexts, "serverConnectionForTLS", recording)
-    return hellos
+    records: list[ConnectionRecord] = []
+    server.service.replyFactory.recorders.append(records.append)
+    return records
 
 
 # Certificates.
@@ -361,7 +357,7 @@ def stapledSerial(output: str) -> int | None:
 # Versions.
 
 
-class VersionTests(TestCase):
+class VersionTests(WireTestCase):
     """
     C{--min-tls}, C{--max-tls} and C{--insecure-min-tls} set the versions
     the server negotiates.
@@ -445,7 +441,7 @@ class VersionTests(TestCase):
 # Cipher suites and groups.
 
 
-class CipherTests(TestCase):
+class CipherTests(WireTestCase):
     """
     C{--ciphers} (TLS 1.2) and C{--ciphersuites} (TLS 1.3) choose the
     suites, in the server's order of preference.
@@ -509,7 +505,7 @@ class CipherTests(TestCase):
         self.assertIn("no shared cipher", event["reason"])
 
 
-class GroupTests(TestCase):
+class GroupTests(WireTestCase):
     """
     C{--groups} sets the key-exchange groups.
     """
@@ -541,7 +537,7 @@ class GroupTests(TestCase):
 # Certificates.
 
 
-class CertificateSelectionTests(TestCase):
+class CertificateSelectionTests(WireTestCase):
     """
     Several C{--cert}s: one per key type for the same names, and others
     chosen by SNI; C{--cert-dir} loads them from a folder.
@@ -678,7 +674,7 @@ class CertificateSelectionTests(TestCase):
             self.assertEqual(stapledSerial(output), serial, output)
 
 
-class OCSPStaplingTests(TestCase):
+class OCSPStaplingTests(WireTestCase):
     """
     C{--ocsp-response} staples a DER OCSP response for the C{--cert} it
     follows.
@@ -747,7 +743,7 @@ class OCSPStaplingTests(TestCase):
 # Sessions.
 
 
-class SessionTests(TestCase):
+class SessionTests(WireTestCase):
     """
     C{--session-cache}, C{--session-tickets} and C{--session-timeout}
     decide which clients resume, for TLS 1.2 and 1.3.
@@ -870,7 +866,7 @@ class SessionTests(TestCase):
             "--cert", str(writeCombined(directory / "ab.pem", ca.issue_cert("a.test", "b.test"))),
             "--cert", str(writeCombined(directory / "w.pem", ca.issue_cert("*.w.test"))),
         )
-        hellos = recordClientHellos(self)
+        hellos = recordConnections(server)
         names = ["a.test", "b.test", "x.w.test", "y.w.test", "unknown-1.test",
                  "unknown-2.test", None]
         crossed = []
@@ -885,7 +881,6 @@ class SessionTests(TestCase):
                         crossed.append((kind, made, used, result.sessionReused))
                     if kind.startswith("TLSv1.3"):
                         [hello] = hellos
-                        assert hello is not None
                         self.assertTrue(hello.resumptionOffered, (made, used))
         self.assertEqual(crossed, [])
 
@@ -893,7 +888,7 @@ class SessionTests(TestCase):
 # ALPN.
 
 
-class ALPNTests(TestCase):
+class ALPNTests(WireTestCase):
     """
     C{--alpn} negotiates application protocols in the server's order.
     """
@@ -966,7 +961,7 @@ def presenting(leaf: trustme.LeafCert | None, *more: Configure) -> Configure:
     return configure
 
 
-class ClientCertificateTests(TestCase):
+class ClientCertificateTests(WireTestCase):
     """
     C{--client-ca} with C{--verify-client optional} or C{require}.
     """
@@ -1082,7 +1077,7 @@ def keyLogLines(path: Path) -> list[tuple[str, str, str]]:
     return lines
 
 
-class KeyLogTests(TestCase):
+class KeyLogTests(WireTestCase):
     """
     C{--keylog} writes the secrets of every connection in NSS key-log
     format.
@@ -1181,7 +1176,7 @@ def ticketWithEarlyData(
             server.wait()
 
 
-class EarlyDataTests(TestCase):
+class EarlyDataTests(WireTestCase):
     """
     tlsreply never accepts 0-RTT data; it says when a client offered it.
     """
@@ -1209,7 +1204,7 @@ class EarlyDataTests(TestCase):
             self, "--cert", str(certificates.certificatePath),
             "--key", str(certificates.keyPath),
         )
-        hellos = recordClientHellos(self)
+        hellos = recordConnections(server)
         status, output = await sClient(
             self, server, "-servername", "localhost", "-CAfile", str(certificates.caPath),
             "-sess_in", str(sessionPath), "-early_data", str(earlyPath),
@@ -1219,8 +1214,9 @@ class EarlyDataTests(TestCase):
         self.assertIn("Early data was rejected", output)
         self.assertIn("\ntest\n", output)
         [hello] = hellos
-        assert hello is not None
-        self.assertEqual((hello.serverName, hello.earlyDataOffered), ("localhost", True))
+        self.assertEqual(
+            (hello.requestedServerName, hello.earlyDataOffered), ("localhost", True)
+        )
         event = await server.lastEvent()
         self.assertEqual(event["outcome"], "replied")
         self.assertIs(event["earlyDataOffered"], True)
@@ -1431,3 +1427,16 @@ class InvalidValueTests(SynchronousTestCase):
             f"certificate {keyless / 'a.pem'} in {keyless} has no key", "--cert-dir",
             str(keyless),
         )
+
+
+# The same tests with TLS over memory BIOs (haproxy: and embedders' endpoints).
+VersionTestsOnMemoryBIO = onMemoryBIO(VersionTests)
+CipherTestsOnMemoryBIO = onMemoryBIO(CipherTests)
+GroupTestsOnMemoryBIO = onMemoryBIO(GroupTests)
+CertificateSelectionTestsOnMemoryBIO = onMemoryBIO(CertificateSelectionTests)
+OCSPStaplingTestsOnMemoryBIO = onMemoryBIO(OCSPStaplingTests)
+SessionTestsOnMemoryBIO = onMemoryBIO(SessionTests)
+ALPNTestsOnMemoryBIO = onMemoryBIO(ALPNTests)
+ClientCertificateTestsOnMemoryBIO = onMemoryBIO(ClientCertificateTests)
+KeyLogTestsOnMemoryBIO = onMemoryBIO(KeyLogTests)
+EarlyDataTestsOnMemoryBIO = onMemoryBIO(EarlyDataTests)

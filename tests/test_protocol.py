@@ -68,7 +68,7 @@ class InMemoryServerTests(SynchronousTestCase):
         self, **factoryArguments: Any
     ) -> tuple[RecordingClient, ReplyProtocol, IOPump]:
         factory = ReplyFactory(clock=self.clock, **factoryArguments)
-        serverFactory = wrapWithTLS(self.options, factory)
+        serverFactory = self.serverFactory = wrapWithTLS(self.options, factory)
         client = RecordingClient()
         trustRoot = Certificate.loadPEM(self.certificates.ca.cert_pem.bytes())
         clientFactory = TLSMemoryBIOFactory(
@@ -111,7 +111,7 @@ class InMemoryServerTests(SynchronousTestCase):
         self.assertEqual(event["serverName"], "localhost")
         self.assertFalse(event["resumed"])
         self.assertIn("peer closed the connection", event["closed"])
-        self.assertEqual(server.factory.connections, set())
+        self.assertEqual(self.serverFactory.connections.inProgress, 0)
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_failingRecorderLosesNoSlot(self) -> None:
@@ -128,9 +128,9 @@ class InMemoryServerTests(SynchronousTestCase):
         listening = wrapWithTLS(self.options, factory)
         protocol = listening.buildProtocol(PEER)
         protocol.makeConnection(StringTransport(peerAddress=PEER))
-        self.assertEqual(listening.inProgress, 1)
+        self.assertEqual(listening.connections.inProgress, 1)
         protocol.connectionLost(Failure(ConnectionAborted()))
-        self.assertEqual(listening.inProgress, 0)
+        self.assertEqual(listening.connections.inProgress, 0)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
     def test_nothingIsSentBeforeTheHandshake(self) -> None:
@@ -167,7 +167,7 @@ class InMemoryServerTests(SynchronousTestCase):
         [event] = self._connectionEvents()
         self.assertEqual(event["outcome"], "replied")
         self.assertIn("did not close within 3s", event["closed"])
-        self.assertEqual(server.factory.connections, set())
+        self.assertEqual(self.serverFactory.connections.inProgress, 0)
 
     def test_handshakeTimeoutAbortsSilentClient(self) -> None:
         """
@@ -175,7 +175,8 @@ class InMemoryServerTests(SynchronousTestCase):
         C{handshakeTimeout} seconds and logged as a failed handshake.
         """
         factory = ReplyFactory(clock=self.clock, handshakeTimeout=10)
-        tls = wrapWithTLS(self.options, factory).buildProtocol(PEER)
+        serverFactory = wrapWithTLS(self.options, factory)
+        tls = serverFactory.buildProtocol(PEER)
         transport = StringTransport(peerAddress=PEER)
         tls.makeConnection(transport)
         self.clock.advance(9.9)
@@ -187,7 +188,7 @@ class InMemoryServerTests(SynchronousTestCase):
         [event] = self._connectionEvents()
         self.assertEqual(event["outcome"], "handshake-failed")
         self.assertEqual(event["reason"], "handshake not completed within 10s")
-        self.assertEqual(factory.connections, set())
+        self.assertEqual(serverFactory.connections.inProgress, 0)
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_zeroTimeoutsMeanNoTimers(self) -> None:
@@ -255,17 +256,18 @@ class ReplyFactoryTests(SynchronousTestCase):
             loadCredentials(certificates.certificatePath, certificates.keyPath)
         )
         factory = wrapWithTLS(contexts, ReplyFactory(clock=clock))
-        self.assertIsNone(self.successResultOf(factory.whenIdle()))
+        registry = factory.connections
+        self.assertIsNone(self.successResultOf(registry.whenIdle()))
         connections = []
         for port in (1, 2):
             protocol = factory.buildProtocol(PEER)
             transport = StringTransport(peerAddress=IPv4Address("TCP", "10.0.0.1", port))
             protocol.makeConnection(transport)
             connections.append((protocol, transport))
-        self.assertEqual(factory.inProgress, 2)
-        idle = factory.whenIdle()
+        self.assertEqual(registry.inProgress, 2)
+        idle = registry.whenIdle()
         self.assertNoResult(idle)
-        self.assertEqual(factory.abortAll("stopping the test"), 2)
+        self.assertEqual(registry.abortAll("stopping the test"), 2)
         self.assertTrue(all(t.disconnecting for _, t in connections))
         for protocol, _ in connections:
             protocol.connectionLost(Failure(ConnectionAborted()))

@@ -27,7 +27,7 @@ from tlsreply.protocol import ReplyFactory
 from tlsreply.service import TLSReplyService
 from tlsreply.tap import Options, makeService
 from tlsreply.tlscontext import TLSPolicy
-from tlsreply.transport import ClientHelloFirstFactory
+from tlsreply.tlsmemory import TLSReplyServerFactory
 
 
 def replyFactoryOf(factory: object) -> ReplyFactory:
@@ -35,12 +35,11 @@ def replyFactoryOf(factory: object) -> ReplyFactory:
     The L{ReplyFactory} under the layers tlsreply listens with: the
     ClientHello reader, then TLS.
     """
-    assert isinstance(factory, ClientHelloFirstFactory)
+    assert isinstance(factory, TLSReplyServerFactory)
     tls = factory.wrappedFactory
     assert isinstance(tls, TLSMemoryBIOFactory)
-    reply = tls.wrappedFactory
-    assert isinstance(reply, ReplyFactory)
-    return reply
+    assert tls.wrappedFactory is factory.replyFactory
+    return factory.replyFactory
 
 
 def parse(*arguments: str) -> Options:

@@ -18,9 +18,11 @@ from tests.support import (
     LOOPBACK,
     RunningServer,
     SSLResult,
+    WireTestCase,
     clientContext,
     fetchWithSSL,
     inThread,
+    onMemoryBIO,
     requireCommand,
     runCommand,
     startServer,
@@ -28,7 +30,7 @@ from tests.support import (
 )
 
 
-class ReplyTests(TestCase):
+class ReplyTests(WireTestCase):
     """
     The reply arrives whole and the connection ends with close_notify.
     """
@@ -124,7 +126,7 @@ class ReplyTests(TestCase):
         self.assertEqual((result.data, result.alpnProtocol), (b"test\n", None))
 
 
-class VersionTests(TestCase):
+class VersionTests(WireTestCase):
     """
     The highest version the client offers, from TLS 1.2 to 1.3.
     """
@@ -210,7 +212,7 @@ class VersionTests(TestCase):
         self.assertIn("no shared cipher", event["reason"])
 
 
-class ResumptionTests(TestCase):
+class ResumptionTests(WireTestCase):
     """
     With the defaults, clients resume sessions.
     """
@@ -296,7 +298,7 @@ class ResumptionTests(TestCase):
         self.assertIn("\ntest\n", output)
 
 
-class MisbehavingClientTests(TestCase):
+class MisbehavingClientTests(WireTestCase):
     """
     Clients that stop half-way never hold the server or its descriptors.
     """
@@ -477,3 +479,10 @@ class EndpointTests(TestCase):
         await server.service.stopService()
         [event] = server.connectionEvents()
         self.assertEqual(event["peer"], "198.51.100.7:5555")
+
+
+# The same tests with TLS over memory BIOs (haproxy: and embedders' endpoints).
+ReplyTestsOnMemoryBIO = onMemoryBIO(ReplyTests)
+VersionTestsOnMemoryBIO = onMemoryBIO(VersionTests)
+ResumptionTestsOnMemoryBIO = onMemoryBIO(ResumptionTests)
+MisbehavingClientTestsOnMemoryBIO = onMemoryBIO(MisbehavingClientTests)

@@ -14,6 +14,7 @@ is handed over as it is, for OpenSSL to reject with its own reason.
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass
 
@@ -25,6 +26,7 @@ _HANDSHAKE_RECORD = 22
 _CLIENT_HELLO = 1
 _EXTENSION_SERVER_NAME = 0
 _EXTENSION_ALPN = 16
+_EXTENSION_SESSION_TICKET = 35
 _EXTENSION_PRE_SHARED_KEY = 41
 _EXTENSION_EARLY_DATA = 42
 _EXTENSION_SUPPORTED_VERSIONS = 43
@@ -47,7 +49,8 @@ class ClientHello:
     @ivar alpnProtocols: the ALPN protocols offered, in the client's order.
     @ivar versions: the protocol versions offered (from supported_versions,
         or the legacy version field when that extension is absent).
-    @ivar resumptionOffered: a TLS 1.3 pre-shared key (a ticket) was offered.
+    @ivar resumptionOffered: a session was offered for resumption: a TLS 1.3
+        pre-shared key, or a TLS 1.2 session ticket.
     @ivar earlyDataOffered: the client announced 0-RTT data.
     """
 
@@ -58,6 +61,10 @@ class ClientHello:
     earlyDataOffered: bool = False
 
 
+#: Bytes a client may put in a name that L{printableASCII} escapes.
+_UNSAFE_IN_NAME = re.compile(rb"[^\x21-\x5b\x5d-\x7e]")
+
+
 def printableASCII(data: bytes) -> str:
     """
     Bytes a client chose (a server name, an ALPN protocol) as text safe for
@@ -65,9 +72,88 @@ def printableASCII(data: bytes) -> str:
     backslash, becomes a C{\\xHH} escape, so no client can forge log lines
     or send terminal escape sequences.
     """
+    if _UNSAFE_IN_NAME.search(data) is None:
+        return data.decode("ascii")
     return "".join(
         chr(b) if 0x20 < b < 0x7F and b != 0x5C else f"\\x{b:02x}" for b in data
     )
+
+
+#: L{scanClientHello}: the bytes are not (the start of) a ClientHello.
+NOT_A_HELLO = -1
+#: L{scanClientHello}: the ClientHello spans several TLS records; only
+#: L{ClientHelloParser} reassembles those.
+SPANS_RECORDS = -2
+
+
+def scanClientHello(data: bytes | bytearray, length: int) -> tuple[int, str | None, bool]:
+    """
+    The two facts the server needs before creating a TLS connection (the
+    server name, to choose the context; the 0-RTT offer, for the log),
+    read from the first C{length} bytes of C{data} without parsing the
+    rest of the ClientHello.
+
+    This runs for every connection, so it reads as little as it can: the
+    common case, a ClientHello in one record, is one walk over the
+    extension headers. L{ClientHelloParser} does the rest (hellos split
+    across records, and every field), when something needs it.
+
+    @return: C{(status, serverName, earlyDataOffered)}, where C{status} is
+        C{0} when the whole hello was read (and the other two are its
+        facts); a positive number of bytes the whole hello needs when it
+        has not all arrived; L{NOT_A_HELLO}; or L{SPANS_RECORDS}.
+    """
+    # Refuse early what cannot be a hello (OpenSSL then answers it at once,
+    # e.g. a record too long with record_overflow), rather than wait for
+    # more bytes.
+    if (length >= 1 and data[0] != _HANDSHAKE_RECORD) or (length >= 2 and data[1] != 3):
+        return NOT_A_HELLO, None, False
+    if length < 5:
+        return 5, None, False
+    recordLength = data[3] << 8 | data[4]
+    if recordLength == 0 or recordLength > 16384 + 2048:
+        return NOT_A_HELLO, None, False
+    if length < 9:
+        return 9, None, False
+    if data[5] != _CLIENT_HELLO:
+        return NOT_A_HELLO, None, False
+    helloLength = data[6] << 16 | data[7] << 8 | data[8]
+    if helloLength + 4 > recordLength:
+        return SPANS_RECORDS, None, False
+    end = 9 + helloLength
+    if length < end:
+        return end, None, False
+    try:
+        position = 9 + 34  # legacy version, random
+        position += 1 + data[position]  # legacy session ID
+        position += 2 + (data[position] << 8 | data[position + 1])  # cipher suites
+        position += 1 + data[position]  # compression methods
+        if position >= end:
+            return 0, None, False
+        extensionsEnd = position + 2 + (data[position] << 8 | data[position + 1])
+        if extensionsEnd > end:
+            return NOT_A_HELLO, None, False
+        position += 2
+        serverName: str | None = None
+        earlyData = False
+        while position + 4 <= extensionsEnd:
+            kind = data[position] << 8 | data[position + 1]
+            size = data[position + 2] << 8 | data[position + 3]
+            position += 4
+            if kind == _EXTENSION_SERVER_NAME:
+                # server_name_list length (2), name type (1), name length (2)
+                if size >= 5 and data[position + 2] == 0:
+                    nameLength = data[position + 3] << 8 | data[position + 4]
+                    name = bytes(data[position + 5 : min(position + 5 + nameLength, position + size)])
+                    serverName = printableASCII(name).lower().rstrip(".") or None
+            elif kind == _EXTENSION_EARLY_DATA:
+                earlyData = True
+            position += size
+        if position != extensionsEnd:
+            return NOT_A_HELLO, None, False
+    except IndexError:
+        return NOT_A_HELLO, None, False
+    return 0, serverName, earlyData
 
 
 class NotAClientHello(ValueError):
@@ -90,6 +176,20 @@ class ClientHelloParser:
         self._received = bytearray()
         self._recordsEnd = 0
         self._handshake = bytearray()
+
+    @property
+    def moreBytesNeeded(self) -> int:
+        """
+        A lower bound on the bytes still to come before the hello is whole
+        (at least 1): a caller that waits for that many before feeding
+        again needs few rounds even for a hello split into tiny records.
+        """
+        handshake = self._handshake
+        if len(handshake) < 4:
+            return 1
+        missing = 4 + int.from_bytes(handshake[1:4], "big") - len(handshake)
+        partial = len(self._received) - self._recordsEnd - 5
+        return max(1, missing - max(0, partial))
 
     @property
     def received(self) -> bytes:
@@ -198,7 +298,8 @@ def _parseClientHello(body: bytes) -> ClientHello:
         serverName=_serverName(extensions.get(_EXTENSION_SERVER_NAME)),
         alpnProtocols=_alpn(extensions.get(_EXTENSION_ALPN)),
         versions=_versions(extensions.get(_EXTENSION_SUPPORTED_VERSIONS), legacyVersion),
-        resumptionOffered=_EXTENSION_PRE_SHARED_KEY in extensions,
+        resumptionOffered=_EXTENSION_PRE_SHARED_KEY in extensions
+        or bool(extensions.get(_EXTENSION_SESSION_TICKET)),
         earlyDataOffered=_EXTENSION_EARLY_DATA in extensions,
     )
 

@@ -14,7 +14,7 @@ from tlsreply import _openssl
 from tlsreply.clienthello import ClientHello, printableASCII
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HandshakeInfo:
     """
     The facts of one completed handshake, as an operator or a test wants
@@ -71,6 +71,8 @@ class ConnectionRecord:
     @ivar requestedServerName: the SNI name in the ClientHello, if any.
     @ivar offeredALPN: the ALPN protocols the client offered.
     @ivar offeredVersions: the TLS versions the client offered.
+    @ivar resumptionOffered: the client offered a session to resume (a
+        TLS 1.3 pre-shared key, or a TLS 1.2 session ticket).
     """
 
     peer: str
@@ -90,6 +92,7 @@ class ConnectionRecord:
     requestedServerName: str | None = None
     offeredALPN: tuple[str, ...] = ()
     offeredVersions: tuple[str, ...] = ()
+    resumptionOffered: bool = False
 
     @property
     def handshakeFailed(self) -> bool:
@@ -113,6 +116,7 @@ class ConnectionRecord:
                 "offeredALPN": clientHello.alpnProtocols,
                 "offeredVersions": clientHello.versions,
                 "earlyDataOffered": clientHello.earlyDataOffered,
+                "resumptionOffered": clientHello.resumptionOffered,
             }
         if handshake is None:
             return cls(peer, "handshake-failed", closed, failureReason=closed, **offered)
@@ -134,14 +138,14 @@ class ConnectionRecord:
 def describeHandshake(
     connection: SSL.Connection,
     duration: float,
-    clientHello: ClientHello | None = None,
+    earlyDataOffered: bool = False,
 ) -> HandshakeInfo:
     """
     Read what a connection negotiated, right after its handshake completed.
 
     @param connection: a server connection whose handshake has completed.
     @param duration: seconds the handshake took, measured by the caller.
-    @param clientHello: what the client offered, if known.
+    @param earlyDataOffered: whether the ClientHello offered 0-RTT data.
     """
     serverName = connection.get_servername()
     alpn = connection.get_alpn_proto_negotiated()
@@ -154,7 +158,7 @@ def describeHandshake(
         serverName=printableASCII(serverName) if serverName else None,
         alpnProtocol=printableASCII(alpn) if alpn else None,
         duration=duration,
-        earlyDataOffered=clientHello.earlyDataOffered if clientHello else False,
+        earlyDataOffered=earlyDataOffered,
         clientCertificate=(
             peerCertificate.subject.rfc4514_string() if peerCertificate else None
         ),

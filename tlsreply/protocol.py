@@ -2,14 +2,13 @@
 """
 The reply protocol: write the reply, send close_notify, close.
 
-The protocol knows nothing about certificates or listening: it runs inside
-L{TLSMemoryBIOProtocol} (see L{wrapWithTLS}), so any stream endpoint can
-carry it.
+The protocol knows nothing about certificates or listening: it runs on a
+TLS transport of tlsreply's, on the socket (L{tlsreply.tlssocket}) or over
+any stream endpoint (L{wrapWithTLS}).
 """
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +16,6 @@ from OpenSSL import SSL
 from twisted.internet.error import ConnectionAborted, ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import (
     IAddress,
-    IDelayedCall,
     IHandshakeListener,
     IReactorTime,
 )
@@ -26,14 +24,18 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from tlsreply._tcpinfo import bytesAcknowledged, unsentBytes
+from tlsreply.accesslog import (
+    FAILED_FORMAT,
+    REPLIED_FORMAT,
+    ConnectionLog,
+    repliedFields,
+)
+from tlsreply.addresses import formatAddress
 from tlsreply.clienthello import ClientHello
+from tlsreply.connections import ServerConnections
 from tlsreply.errors import openSSLReasons
 from tlsreply.handshake import ConnectionRecord, HandshakeInfo, describeHandshake
-from tlsreply.transport import (
-    ClientHelloFirstFactory,
-    ReplyTLSFactory,
-)
+from tlsreply.tlsmemory import TLSReplyServerFactory
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
@@ -41,22 +43,6 @@ if TYPE_CHECKING:
 DEFAULT_REPLY = b"test\n"
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
 DEFAULT_CLOSE_TIMEOUT = 3.0
-
-
-def formatAddress(address: IAddress) -> str:
-    """
-    Render a peer or listening address the way operators write them:
-    C{127.0.0.1:4433}, C{[::1]:4433}, C{unix:/run/tlsreply.sock}.
-    """
-    host = getattr(address, "host", None)
-    port = getattr(address, "port", None)
-    if host is not None and port is not None:
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    name = getattr(address, "name", None)
-    if name is not None:
-        path = name.decode("utf-8", "replace") if isinstance(name, bytes) else name
-        return f"unix:{path}"
-    return str(address)
 
 
 def describeFailure(reason: Failure) -> str:
@@ -86,67 +72,49 @@ class ReplyProtocol(Protocol):
     cleanly.
 
     C{connectionMade} writes the reply and calls C{loseConnection()} at
-    once; the TLS layer holds both until the handshake completes, then sends
-    the reply, then close_notify, then waits for the client's close_notify
-    before closing TCP. Reading goes on until then, so that a client which
-    sent something first (an HTTP request) is never answered with a TCP
-    reset that could destroy the reply in flight.
+    once; the TLS transport holds both until the handshake completes, then
+    sends the reply, then close_notify, then reads until the client's
+    close_notify before closing TCP, so that a client which sent something
+    first (an HTTP request) is never answered with a TCP reset that could
+    destroy the reply in flight.
 
-    Two timers bound a connection's life, both on the factory's clock: the
-    handshake timer, from accept to handshake completion; and the close
-    timer, from handshake completion (when the reply and close_notify are
-    written) to the client closing. When either expires the connection is
-    aborted: Twisted's TLS transport would otherwise wait for the client's
-    close_notify for ever, holding its descriptor. A client still receiving
-    a large reply when the close timer expires gets another period for as
-    long as it keeps acknowledging data (see L{tlsreply._tcpinfo}).
+    It runs on tlsreply's TLS transports (L{tlsreply.tlssocket} on
+    tlsreply's own ports, L{tlsreply.tlsmemory} on any endpoint, see
+    L{wrapWithTLS}), whose C{connection} holds the connection's state: when
+    it was accepted, what its ClientHello offered, its deadlines (the
+    handshake and close timeouts, L{tlsreply.connections}) and why it was
+    aborted, if it was.
 
     @ivar handshake: what the handshake negotiated, once it has completed.
     """
 
     factory: ReplyFactory
-    # A TLSMemoryBIOProtocol in practice: ISSLTransport and ITCPTransport.
+    # A tlsreply TLS transport: ITransport, ISSLTransport and a connection.
     transport: Any
     handshake: HandshakeInfo | None = None
-    _log = Logger()
-    _timer: IDelayedCall | None = None
-    _timeoutReason: str | None = None
-    _acknowledged: int | None = None
 
     def connectionMade(self) -> None:
         """
         Queue the reply and the close; the TLS layer sends them as soon as
         the handshake allows.
         """
-        factory = self.factory
-        now = factory.clock.seconds()
-        # Accepted earlier if the ClientHello was read first (ReplyTLSProtocol).
-        acceptedAt = getattr(self.transport, "acceptedAt", None)
-        self._acceptedAt = now if acceptedAt is None else acceptedAt
-        factory.connections.add(self)
-        if factory.handshakeTimeout:
-            self._startTimer(
-                max(0.0, factory.handshakeTimeout - (now - self._acceptedAt)),
-                f"handshake not completed within {factory.handshakeTimeout:g}s",
-            )
-        self.transport.write(factory.reply)
-        self.transport.loseConnection()
+        transport = self.transport
+        transport.write(self.factory.reply)
+        transport.loseConnection()
 
     def handshakeCompleted(self) -> None:
         """
-        Record what was negotiated and give the client
-        C{factory.closeTimeout} seconds to read the reply and close.
+        Record what was negotiated; from now the client has the close
+        timeout to read the reply and close.
         """
-        factory = self.factory
+        transport = self.transport
+        connection = transport.connection
         self.handshake = describeHandshake(
-            self.transport.getHandle(),
-            factory.clock.seconds() - self._acceptedAt,
-            getattr(self.transport, "clientHello", None),
+            transport.getHandle(),
+            self.factory.clock.seconds() - connection.acceptedAt,
+            connection.earlyDataOffered,
         )
-        self._cancelTimer()
-        if factory.closeTimeout:
-            self._acknowledged = self._delivery()[1]
-            self._timer = factory.clock.callLater(factory.closeTimeout, self._closeDue)
+        connection.handshakeCompleted()
 
     def dataReceived(self, data: bytes) -> None:
         """
@@ -156,73 +124,24 @@ class ReplyProtocol(Protocol):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         """
-        Log the connection's one event, hand its record to the factory, and
-        forget it.
+        Report the connection: its log line and its record.
         """
-        self._cancelTimer()
-        self.factory.connections.discard(self)
-        # Read only now: behind haproxy: the client's address is known once
-        # the PROXY header has arrived, after connectionMade.
+        connection = self.transport.connection
+        # The peer is read only now: behind haproxy: the client's address
+        # is known once the PROXY header has arrived, after connectionMade.
         self.factory.report(
-            formatAddress(self.transport.getPeer()),
-            self._timeoutReason or describeFailure(reason),
+            connection.peerText(),
+            connection.abortReason or describeFailure(reason),
             self.handshake,
-            getattr(self.transport, "clientHello", None),
+            connection.clientHello,
         )
 
-    def _delivery(self) -> tuple[int | None, int | None]:
-        """
-        Bytes still queued to the client, and bytes it has acknowledged so
-        far, as the kernel tells them (L{None} where it does not).
-        """
-        lower = getattr(self.transport, "transport", None)
-        try:
-            sock = lower.getHandle() if lower is not None else None
-        except AttributeError:
-            sock = None
-        if not isinstance(sock, socket.socket):
-            return None, None
-        return unsentBytes(sock), bytesAcknowledged(sock)
 
-    def _closeDue(self) -> None:
-        """
-        The close timeout expired. A client still receiving the reply (bytes
-        queued, and more acknowledged than last time) gets another period;
-        any other is cut off.
-        """
-        self._timer = None
-        closeTimeout = self.factory.closeTimeout
-        unsent, acknowledged = self._delivery()
-        if unsent and acknowledged is not None and acknowledged != self._acknowledged:
-            self._acknowledged = acknowledged
-            self._timer = self.factory.clock.callLater(closeTimeout, self._closeDue)
-            return
-        if unsent:
-            self.abort(f"peer stopped reading the reply for {closeTimeout:g}s")
-        else:
-            self.abort(
-                f"peer did not close within {closeTimeout:g}s of the reply and close_notify"
-            )
+#: The connection log's namespace, on both of its paths (L{AccessLog} and
+#: L{twisted.logger}).
+ACCESS_LOG_NAMESPACE = "tlsreply.access"
 
-    def _startTimer(self, seconds: float, why: str) -> None:
-        self._timer = self.factory.clock.callLater(seconds, self._timeOut, why)
-
-    def _cancelTimer(self) -> None:
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
-
-    def _timeOut(self, why: str) -> None:
-        self._timer = None
-        self.abort(why)
-
-    def abort(self, why: str) -> None:
-        """
-        Abort the connection now; C{why} is what its log event says.
-        """
-        self._cancelTimer()
-        self._timeoutReason = why
-        self.transport.abortConnection()
+_accessLog = Logger(namespace=ACCESS_LOG_NAMESPACE)
 
 
 class ReplyFactory(Factory[ReplyProtocol]):
@@ -236,11 +155,14 @@ class ReplyFactory(Factory[ReplyProtocol]):
         C{0} for no limit.
     @ivar closeTimeout: seconds the client has, after the reply and
         close_notify were sent, to close; C{0} for no limit.
-    @ivar connections: the connections in progress whose ClientHello has
-        arrived (the listening layer, L{ClientHelloFirstFactory}, counts
-        every connection, waits for them and aborts them on stop).
+    @ivar accessLog: where the one line per connection goes: an
+        L{tlsreply.accesslog.AccessLog} (cheap: a buffered write), or
+        L{None} for a structured L{twisted.logger} event (what an embedding
+        application's observers expect; it costs about a tenth of a
+        millisecond per connection under twistd's text observer).
     @ivar recorders: called with a L{ConnectionRecord} as each connection
-        ends (L{tlsreply.testing} records connections this way).
+        ends (L{tlsreply.testing} records connections this way). With a
+        recorder, each connection's ClientHello is parsed in full.
     """
 
     protocol = ReplyProtocol
@@ -252,6 +174,7 @@ class ReplyFactory(Factory[ReplyProtocol]):
         clock: IReactorTime | None = None,
         handshakeTimeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
         closeTimeout: float = DEFAULT_CLOSE_TIMEOUT,
+        accessLog: ConnectionLog | None = None,
     ) -> None:
         """
         @raise ValueError: for an empty reply (TLS would then have nothing
@@ -270,8 +193,18 @@ class ReplyFactory(Factory[ReplyProtocol]):
         self.clock: IReactorTime = clock
         self.handshakeTimeout = handshakeTimeout
         self.closeTimeout = closeTimeout
-        self.connections: set[ReplyProtocol] = set()
+        self.accessLog = accessLog
         self.recorders: list[Callable[[ConnectionRecord], None]] = []
+
+    def buildProtocol(self, addr: IAddress | None) -> ReplyProtocol:
+        """
+        A new L{ReplyProtocol}. C{addr} is L{None} on tlsreply's own ports,
+        which make no address object before one is asked for: the
+        transport's C{getPeer()} gives it.
+        """
+        protocol = ReplyProtocol()
+        protocol.factory = self
+        return protocol
 
     def report(
         self,
@@ -281,45 +214,31 @@ class ReplyFactory(Factory[ReplyProtocol]):
         clientHello: ClientHello | None = None,
     ) -> None:
         """
-        Log a connection's one event and hand its record to the recorders.
+        Log a connection's one line and hand its record to the recorders.
 
-        Called as each connection ends: by its L{ReplyProtocol}, or by the
-        listening layer for a connection that ended before sending a byte
-        (no TLS state is made for those).
+        Called as each connection ends, by its L{ReplyProtocol} (or, on the
+        endpoint path, for a connection that ended before sending a byte,
+        by the layer below: no TLS state is made for those).
 
-        @param peer: the client's address, formatted.
+        @param peer: the client's address, formatted (L{formatAddress}).
         @param closed: how the connection ended.
         @param handshake: what was negotiated, or L{None} if the handshake
             did not complete.
         """
-        log = ReplyProtocol._log
-        if handshake is None:
-            log.info(
-                "handshake failed with {peer}: {reason}",
-                peer=peer,
-                reason=closed,
-                outcome="handshake-failed",
+        accessLog = self.accessLog
+        if accessLog is not None:
+            accessLog.connectionEnded(peer, closed, handshake)
+        elif handshake is None:
+            _accessLog.info(
+                FAILED_FORMAT, peer=peer, reason=closed, outcome="handshake-failed"
             )
         else:
-            log.info(
-                "replied to {peer}: {tlsVersion} {cipher} group={group} "
-                "resumed={resumed} sni={serverName} alpn={alpnProtocol} "
-                "handshake={handshakeMilliseconds:.1f}ms"
-                "{earlyDataNote}{clientCertificateNote}; {closed}",
+            _accessLog.info(
+                REPLIED_FORMAT,
                 peer=peer,
                 outcome="replied",
                 closed=closed,
-                handshakeMilliseconds=handshake.duration * 1000,
-                earlyDataNote=(
-                    " early-data-offered=refused" if handshake.earlyDataOffered else ""
-                ),
-                clientCertificateNote=(
-                    f" client-cert={handshake.clientCertificate!r} "
-                    f"verify={handshake.clientVerification}"
-                    if handshake.clientCertificate
-                    else ""
-                ),
-                **handshake.asLogFields(),
+                **repliedFields(handshake),
             )
         if not self.recorders:
             return
@@ -328,7 +247,9 @@ class ReplyFactory(Factory[ReplyProtocol]):
             try:
                 recorder(record)
             except Exception:
-                log.failure("connection recorder {recorder!r} failed", recorder=recorder)
+                _accessLog.failure(
+                    "connection recorder {recorder!r} failed", recorder=recorder
+                )
 
     def reportSilent(self, peer: IAddress, reason: Failure, why: str | None) -> None:
         """
@@ -340,19 +261,24 @@ class ReplyFactory(Factory[ReplyProtocol]):
 def wrapWithTLS(
     contextFactory: IOpenSSLServerConnectionCreator,
     factory: ReplyFactory,
-) -> ClientHelloFirstFactory:
+    connections: ServerConnections | None = None,
+) -> TLSReplyServerFactory:
     """
     Put TLS around a L{ReplyFactory}, so that any stream endpoint
     (C{tcp:}, C{unix:}, C{haproxy:}, C{systemd:}) can carry it.
 
-    The ClientHello is read before TLS starts (L{ClientHelloFirstFactory}),
-    so that a L{ServerContexts} can create each connection from the context
+    The ClientHello is read before TLS starts
+    (L{tlsreply.tlsmemory.ClientHelloFirst}), so
+    that a L{ServerContexts} can create each connection from the context
     for the name the client asked for.
 
     @param contextFactory: usually from L{buildServerContexts}; any
         L{IOpenSSLServerConnectionCreator} (a L{CertificateOptions}) works.
+    @param connections: the registry of the server's connections; a new
+        one, with the factory's timeouts and no cap, by default.
     """
-    tls = ReplyTLSFactory(contextFactory, False, factory, clock=factory.clock)
-    return ClientHelloFirstFactory(
-        tls, factory.clock, factory.handshakeTimeout, reportSilent=factory.reportSilent
-    )
+    if connections is None:
+        connections = ServerConnections(
+            factory.clock, factory.handshakeTimeout, factory.closeTimeout
+        )
+    return TLSReplyServerFactory(contextFactory, factory, connections)

@@ -54,6 +54,13 @@ class ReloadableContexts:
         """
         return self.current.policy
 
+    def contextForHandshake(self, serverName: str | None) -> SSL.Context:
+        """
+        The current contexts' choice for C{serverName} (see
+        L{ServerContexts.contextForHandshake}).
+        """
+        return self.current.contextForHandshake(serverName)
+
     def serverConnectionForTLS(self, tlsProtocol: Any) -> SSL.Connection:
         return self.current.serverConnectionForTLS(tlsProtocol)
 

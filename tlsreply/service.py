@@ -19,9 +19,12 @@ from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from tlsreply.addresses import formatAddress
+from tlsreply.connections import ServerConnections
 from tlsreply.errors import ConfigurationError
 from tlsreply.limits import DEFAULT_MAX_CONNECTIONS, AcceptLimit
-from tlsreply.protocol import ReplyFactory, formatAddress, wrapWithTLS
+from tlsreply.listening import SocketTLSReactor
+from tlsreply.protocol import ReplyFactory, wrapWithTLS
 from tlsreply.tlscontext import TLSPolicy
 
 if TYPE_CHECKING:
@@ -114,6 +117,8 @@ class TLSReplyService(Service):
     then aborts the rest.
 
     @ivar listeningPorts: the ports, once listening.
+    @ivar connections: every connection in progress, on every port.
+    @ivar tlsFactory: the factory every endpoint listens with.
     """
 
     _log = Logger()
@@ -144,10 +149,14 @@ class TLSReplyService(Service):
             raise ConfigurationError("no listen address given")
         self.endpoints = list(endpoints)
         self.replyFactory = replyFactory
-        self.contextFactory = contextFactory
         self.limit = AcceptLimit(maxConnections)
-        self.tlsFactory = wrapWithTLS(contextFactory, replyFactory)
-        self.tlsFactory.limit = self.limit
+        self.connections = ServerConnections(
+            replyFactory.clock,
+            replyFactory.handshakeTimeout,
+            replyFactory.closeTimeout,
+            self.limit,
+        )
+        self.tlsFactory = wrapWithTLS(contextFactory, replyFactory, self.connections)
         if policy is None:
             # What the contexts follow (ServerContexts, ReloadableContexts).
             policy = getattr(contextFactory, "policy", None) or TLSPolicy()
@@ -166,14 +175,20 @@ class TLSReplyService(Service):
         policy: TLSPolicy | None = None,
         shutdownGrace: float = DEFAULT_SHUTDOWN_GRACE,
         maxConnections: int = DEFAULT_MAX_CONNECTIONS,
+        socketTLS: bool = True,
     ) -> TLSReplyService:
         """
         Build the service from listening addresses as the command line takes
         them (see L{parseListenAddress}).
 
+        @param socketTLS: serve C{tcp:}, C{unix:} and C{systemd:} addresses
+            on tlsreply's own ports, with TLS on the socket
+            (L{tlsreply.listening}); L{False} for Twisted's ports and TLS
+            over memory BIOs on every address, as C{haproxy:} always has.
         @raise ConfigurationError: for an address that cannot be parsed.
         """
-        endpoints = [(d, parseListenAddress(reactor, d)) for d in descriptions]
+        listener = SocketTLSReactor(reactor) if socketTLS else reactor
+        endpoints = [(d, parseListenAddress(listener, d)) for d in descriptions]
         return cls(
             endpoints, contextFactory, replyFactory, policy, shutdownGrace, maxConnections
         )
@@ -254,13 +269,14 @@ class TLSReplyService(Service):
         """
         super().stopService()
         self._listening = None
-        connections = self.tlsFactory
+        connections = self.connections
         clock = self.replyFactory.clock
         stopped = self._stopListening()
 
         def drain(_: object) -> Deferred[None]:
             inProgress = connections.inProgress
             if not inProgress:
+                self._flushAccessLog()
                 self._log.info("tlsreply stopped; no connection was in progress")
                 return succeed(None)
             self._log.info(
@@ -273,6 +289,7 @@ class TLSReplyService(Service):
             timer = clock.callLater(self.shutdownGrace, abortStragglers)
 
             def done(result: None) -> None:
+                self._flushAccessLog()
                 if timer.active():
                     timer.cancel()
                     self._log.info(
@@ -282,16 +299,26 @@ class TLSReplyService(Service):
             return idle.addCallback(done)
 
         def abortStragglers() -> None:
-            aborted = connections.abortAll(
-                f"aborted at shutdown after the {self.shutdownGrace:g}s grace"
-            )
+            # Logged first: the last abort lets the stop complete at once.
             self._log.warn(
-                "aborted {aborted} connection(s) still open after {grace:g}s",
-                aborted=aborted,
+                "aborting {aborted} connection(s) still open after {grace:g}s",
+                aborted=connections.inProgress,
                 grace=self.shutdownGrace,
+            )
+            connections.abortAll(
+                f"aborted at shutdown after the {self.shutdownGrace:g}s grace"
             )
 
         return stopped.addCallback(drain)
+
+    def _flushAccessLog(self) -> None:
+        """
+        Write out the connection log's buffer before the shutdown's own
+        lines, so that the log reads in order.
+        """
+        accessLog = self.replyFactory.accessLog
+        if accessLog is not None:
+            accessLog.flush()
 
 
 def _listenError(description: str, failure: Failure) -> ConfigurationError:

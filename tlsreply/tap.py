@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import resource
 import signal
 import sys
@@ -25,6 +26,7 @@ from twisted.application.service import IService, MultiService
 from twisted.logger import Logger, LogLevel
 from twisted.python import usage
 
+from tlsreply.accesslog import AccessLog, ConnectionLog, NoAccessLog
 from tlsreply.credentials import (
     ServerCredentials,
     loadCertificateDirectory,
@@ -226,6 +228,16 @@ class Options(usage.Options):
             _seconds,
         ],
         [
+            "access-log",
+            None,
+            "auto",
+            "Where the line for each connection goes: stdout; a file path "
+            "(reopened on SIGHUP, for log rotation); log (the server log, as "
+            "structured events: about 0.1 ms of CPU per line); off. auto: "
+            "stdout when the server log goes there (twistd -n, twist with "
+            "text logs), otherwise log.",
+        ],
+        [
             "max-connections",
             None,
             DEFAULT_MAX_CONNECTIONS,
@@ -367,11 +379,14 @@ class Options(usage.Options):
         )
 
 
-def makeService(options: Options, reactor: Any = None) -> IService:
+def makeService(options: Options, reactor: Any = None, socketTLS: bool = True) -> IService:
     """
     Build the tlsreply service from parsed options.
 
     @param reactor: for tests; the global reactor when L{None}.
+    @param socketTLS: serve C{tcp:}, C{unix:} and C{systemd:} addresses on
+        tlsreply's own ports (see L{TLSReplyService.fromDescriptions}); the
+        tests also run the command line's servers with L{False}.
     """
     if reactor is None:
         from twisted.internet import reactor
@@ -384,7 +399,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
             )
         if options["show-config"]:
             _showConfig(options, contexts.current)
-        service = _makeService(options, contexts, reactor)
+        service = _makeService(options, contexts, reactor, socketTLS)
     except ConfigurationError as e:
         raise SystemExit(f"tlsreply: {e}") from None
     parent = _CommandLineService(reactor, contexts)
@@ -453,7 +468,7 @@ def _scenarioContexts(options: Options) -> ServerContexts:
 
 
 def _makeService(
-    options: Options, contexts: ReloadableContexts, reactor: Any
+    options: Options, contexts: ReloadableContexts, reactor: Any, socketTLS: bool
 ) -> TLSReplyService:
     policy: TLSPolicy = options["policy"]
     factory = ReplyFactory(
@@ -461,6 +476,7 @@ def _makeService(
         clock=reactor,
         handshakeTimeout=options["handshake-timeout"],
         closeTimeout=options["close-timeout"],
+        accessLog=_accessLog(options, reactor),
     )
     service = TLSReplyService.fromDescriptions(
         reactor,
@@ -470,11 +486,64 @@ def _makeService(
         policy=policy,
         shutdownGrace=options["shutdown-grace"],
         maxConnections=options["max-connections"],
+        socketTLS=socketTLS,
     )
     for warning in policy.warnings():
         _log.warn("{policyWarning}", policyWarning=warning)
     _raiseDescriptorLimit(options["max-connections"])
     return service
+
+
+def _accessLog(options: Options, reactor: Any) -> ConnectionLog | None:
+    """
+    The connection log C{--access-log} asks for; L{None} means the server
+    log (structured L{twisted.logger} events).
+
+    @raise ConfigurationError: for a file that cannot be opened.
+    """
+    where: str = options["access-log"]
+    if where == "auto":
+        where = "stdout" if _serverLogIsTextOnStdout(options) else "log"
+    if where == "log":
+        return None
+    if where == "off":
+        return NoAccessLog()
+    if where == "stdout":
+        return AccessLog(os.fdopen(os.dup(1), "wb", buffering=0), reactor)
+    try:
+        return AccessLog.toFile(where, reactor)
+    except OSError as e:
+        raise ConfigurationError(
+            f"cannot open the access log {where}: {e.strerror or e}"
+        ) from None
+
+
+def _serverLogIsTextOnStdout(options: Options) -> bool:
+    """
+    Does the program running tlsreply write its log, as text, to standard
+    output? (twistd in the foreground without --logfile, --syslog or
+    --logger; twist with its text log on standard output.) Then the
+    connection lines can go there directly.
+    """
+    runner = getattr(options, "parent", None)
+    if runner is None:
+        return False
+    keys = set(runner.keys())
+    if "nodaemon" in keys:  # twistd
+        return bool(
+            runner["nodaemon"]
+            and runner.get("logfile") in (None, "-")
+            and not runner.get("syslog")
+            and runner.get("logger") is None
+        )
+    if "fileLogObserverFactory" in keys:  # twist
+        from twisted.logger import textFileLogObserver
+
+        return bool(
+            runner.get("logFile") is sys.stdout
+            and runner["fileLogObserverFactory"] is textFileLogObserver
+        )
+    return False
 
 
 def _raiseDescriptorLimit(maxConnections: int) -> None:
@@ -581,6 +650,17 @@ def _exitOnListenFailure() -> Iterator[None]:
         raise SystemExit(1) from None
 
 
+def _ignoreStopSignals() -> None:
+    """
+    The shutdown is complete and the process is about to exit: ignore any
+    further SIGTERM or SIGINT (an init system repeating itself). Python
+    puts the default handlers back while it exits, and a signal arriving
+    then would kill the process with a failure status after a clean stop.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class _CommandLineService(MultiService):
     """
     The top service of the command line.
@@ -654,7 +734,7 @@ class _CommandLineService(MultiService):
     def _stop(self, name: str) -> None:
         if self._stoppingOnSignal:
             aborted = sum(
-                service.tlsFactory.abortAll(f"aborted on a second {name}")
+                service.connections.abortAll(f"aborted on a second {name}")
                 for service in self
                 if isinstance(service, TLSReplyService)
             )
@@ -666,6 +746,7 @@ class _CommandLineService(MultiService):
             return
         self._stoppingOnSignal = True
         _log.info("received {signal}: stopping gracefully", signal=name)
+        self._reactor.addSystemEventTrigger("after", "shutdown", _ignoreStopSignals)
         if self._reactor.running:
             self._reactor.stop()
 
@@ -675,3 +756,8 @@ class _CommandLineService(MultiService):
     def _reload(self) -> None:
         _log.info("received SIGHUP: reloading certificates")
         self.contexts.reload()
+        for service in self:
+            if isinstance(service, TLSReplyService):
+                accessLog = service.replyFactory.accessLog
+                if isinstance(accessLog, AccessLog):
+                    accessLog.reopen()

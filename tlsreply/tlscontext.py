@@ -10,9 +10,9 @@ it, and every connection must see the same policy.
 Each configured server name gets a context of its own, and so a session
 cache and session-ticket keys of its own: a session made under one name can
 only ever be resumed under that name. The context is chosen from the server
-name in the client's ClientHello (read by L{tlsreply.transport}) when the
-connection is created; a missing or unknown name gets the fallback context,
-which serves the first certificate.
+name in the client's ClientHello (read by L{tlsreply.tlssocket} or
+L{tlsreply.tlsmemory}) when the connection is created; a missing or unknown
+name gets the fallback context, which serves the first certificate.
 """
 
 from __future__ import annotations
@@ -339,7 +339,7 @@ def _buildContext(
 ) -> SSL.Context:
     """
     One finished context serving C{credentials}. (Its session ID context
-    is set for each connection, by L{ServerContexts}.)
+    is set by the caller, see L{ServerContexts.contextForHandshake}.)
     """
     minimum = policy.effectiveMinimumVersion
     versionArguments: dict[str, Any] = {"lowerMaximumSecurityTo": policy.maximumVersion}
@@ -354,6 +354,10 @@ def _buildContext(
     )
     context = options.getContext()
     context.set_options(SSL.OP_NO_RENEGOTIATION)
+    # Free each connection's record buffers while they are empty (nginx
+    # does the same): a connection waiting for its client's close_notify
+    # then holds a few kilobytes instead of two 16 KiB buffers.
+    context.set_mode(SSL.MODE_RELEASE_BUFFERS)
     try:
         context.set_cipher_list(policy.effectiveTLS12Ciphers.encode())
     except SSL.Error:
@@ -436,12 +440,18 @@ class ServerContexts:
     @ivar fallback: the context for a missing or unknown server name.
     @ivar byName: exact names (and wildcard patterns like
         C{*.example.com}) to their contexts.
+    @ivar dedicated: the contexts (by C{id}) that serve exactly one name
+        (their session ID context was set once, when they were built); the
+        others serve several (the fallback, wildcards, names beyond
+        L{MAXIMUM_NAME_CONTEXTS}).
     """
 
     credentials: tuple[ServerCredentials, ...]
     policy: TLSPolicy
     fallback: SSL.Context
     byName: dict[str, SSL.Context] = field(default_factory=dict)
+    dedicated: set[int] = field(default_factory=set)
+    _sessionNames: dict[int, str] = field(default_factory=dict, repr=False)
 
     def contextFor(self, serverName: str | None) -> SSL.Context:
         """
@@ -450,28 +460,51 @@ class ServerContexts:
         """
         if serverName:
             name = serverName.lower().rstrip(".")
-            if name in self.byName:
-                return self.byName[name]
+            context = self.byName.get(name)
+            if context is not None:
+                return context
             _, dot, parent = name.partition(".")
-            if dot and f"*.{parent}" in self.byName:
-                return self.byName[f"*.{parent}"]
+            if dot:
+                context = self.byName.get(f"*.{parent}")
+                if context is not None:
+                    return context
         return self.fallback
+
+    def contextForHandshake(self, serverName: str | None) -> SSL.Context:
+        """
+        The context to create a connection from, for a client that asked
+        for C{serverName}, with the session ID context of that name in
+        place.
+
+        Sessions never cross server names (RFC 6066 forbids resuming a
+        TLS 1.2 session under another name): OpenSSL resumes a session, by
+        ticket or ID, TLS 1.2 or 1.3, only on a connection with the
+        session's own session ID context, which a connection copies from
+        its context when it is created. A context that serves one name had
+        that name's set when it was built. One that serves several gets the
+        requested name's written just before the connection is created, and
+        only when it differs from the last one written there: pyOpenSSL
+        binds no per-connection setter, and OpenSSL's servername callback
+        runs after the session was already chosen, too late to choose it by
+        name.
+        """
+        context = self.contextFor(serverName)
+        key = id(context)
+        if key in self.dedicated:
+            return context
+        name = serverName or ""
+        if self._sessionNames.get(key) != name:
+            _openssl.setSessionIDContext(context, _sessionIDContext(name))
+            self._sessionNames[key] = name
+        return context
 
     def serverConnectionForTLS(self, tlsProtocol: Any) -> SSL.Connection:
         """
-        Create the connection from the context for the server name the
-        client asked for (see L{tlsreply.transport.ClientHelloFirst}).
+        A connection from the fallback context, for a Twisted TLS protocol
+        that does not say which name its client asked for (tlsreply's own
+        paths choose by name, see L{contextForHandshake}).
         """
-        hello = getattr(tlsProtocol, "clientHello", None)
-        serverName = hello.serverName if hello else None
-        context = self.contextFor(serverName)
-        # Names that share a context (under a wildcard, unknown names, no
-        # name, names beyond MAXIMUM_NAME_CONTEXTS) must not share sessions
-        # either: the session ID context, copied into the connection now and
-        # into every session it makes, is per name, and OpenSSL resumes a
-        # session (ID or ticket, TLS 1.2 or 1.3) only where it matches.
-        _openssl.setSessionIDContext(context, _sessionIDContext(serverName or ""))
-        return SSL.Connection(context, None)
+        return SSL.Connection(self.contextForHandshake(None), None)
 
 
 def buildServerContexts(
@@ -519,10 +552,17 @@ def buildServerContexts(
         )
         shared: dict[tuple[int, ...], SSL.Context] = {}
         for name, group in namesToCredentials.items():
-            key = tuple(id(c) for c in group)
-            if perName or key not in shared:
-                shared[key] = _buildContext(group, policy, chainFiles, keyLog)
-            contexts.byName[name] = shared[key]
+            if perName:
+                context = _buildContext(group, policy, chainFiles, keyLog)
+                if not name.startswith("*."):
+                    context.set_session_id(_sessionIDContext(name))
+                    contexts.dedicated.add(id(context))
+            else:
+                key = tuple(id(c) for c in group)
+                if key not in shared:
+                    shared[key] = _buildContext(group, policy, chainFiles, keyLog)
+                context = shared[key]
+            contexts.byName[name] = context
     return contexts
 
 

@@ -1,0 +1,228 @@
+# -*- test-case-name: tests.test_wire,tests.test_lifecycle -*-
+"""
+tlsreply's own listening ports: the lean path from accept to TLS.
+
+A L{SocketTLSPort} is Twisted's TCP (or Unix) port, with its binding,
+address and stop, but its own accept loop: it accepts until the kernel has
+no more connections queued (within the connection cap, which it checks for
+every connection, so the cap is exact), turns on C{TCP_NODELAY} (without
+it the ticket, the reply and close_notify, three separate writes, wait on
+Nagle's algorithm and delayed acknowledgements), and hands each socket to
+a L{TLSSocketConnection}.
+
+Endpoint descriptions stay Twisted's: L{SocketTLSReactor} is the reactor
+that L{twisted.internet.endpoints.serverFromString} is given, so that the
+C{tcp:}, C{tcp6:}, C{unix:} and C{systemd:} endpoints it parses create
+these ports for a tlsreply server. Every other endpoint (C{haproxy:}, which
+must read the PROXY header first, or an application's own) gets Twisted's
+port and the memory-BIO path (L{tlsreply.tlsmemory}).
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+from typing import Any
+
+from twisted.internet import tcp, unix
+from twisted.internet.interfaces import (
+    IListeningPort,
+    IProtocolFactory,
+    IReactorSocket,
+    IReactorTCP,
+    IReactorUNIX,
+)
+from twisted.internet.posixbase import PosixReactorBase
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from tlsreply.poller import readinessFor
+from tlsreply.tlsmemory import HandshakeContexts, TLSReplyServerFactory
+from tlsreply.tlssocket import PEEK_SIZE, TLSSocketConnection
+
+#: accept() errors that mean "no descriptor or memory for now": accepting
+#: pauses briefly instead of spinning on a listening socket that stays
+#: readable.
+_RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+#: accept() errors about one connection only (it went away, or a firewall
+#: refused it): go on with the next.
+_SKIP_ERRORS = frozenset({errno.ECONNABORTED, errno.EPERM, errno.EPROTO, errno.EINTR})
+
+#: Seconds accepting pauses after running out of descriptors or memory.
+RESOURCE_PAUSE = 0.1
+
+
+class SocketTLSPort(tcp.Port):
+    """
+    A TCP port serving TLS on each accepted socket: Twisted's port with
+    tlsreply's accept loop, for a L{TLSReplyServerFactory}.
+    """
+
+    _log = Logger()
+    _resumeCall: Any = None
+
+    def startListening(self) -> None:
+        super().startListening()
+        factory = self.factory
+        assert isinstance(factory, TLSReplyServerFactory)
+        contexts = factory.handshakeContexts
+        assert contexts is not None
+        self.contexts: HandshakeContexts = contexts
+        self.replyFactory = factory.replyFactory
+        self.connections = factory.connections
+        #: Where each first flight is peeked at (one per port: a port
+        #: belongs to one reactor, and so to one thread).
+        self.peekBuffer = bytearray(PEEK_SIZE)
+        #: Watches the connections (one for all the reactor's ports).
+        self.readiness = readinessFor(self.reactor)
+
+    def doRead(self) -> None:
+        """
+        Accept every connection queued (up to the cap) and start each.
+        """
+        accept = self.socket.accept
+        connections = self.connections
+        replyFactory = self.replyFactory
+        clock = replyFactory.clock
+        family = self.addressFamily
+        isTCP = family != socket.AF_UNIX
+        while self.connected and not connections.full:
+            try:
+                sock, address = accept()
+            except BlockingIOError:
+                return
+            except OSError as e:
+                if e.errno in _SKIP_ERRORS:
+                    continue
+                if e.errno in _RESOURCE_ERRORS:
+                    self._pauseAccepting(e)
+                    return
+                raise
+            sock.setblocking(False)
+            if isTCP:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            protocol = replyFactory.buildProtocol(None)
+            if protocol is None:
+                sock.close()
+                continue
+            connection = TLSSocketConnection(self, sock, address, protocol, clock.seconds())
+            try:
+                connection.begin()
+            except Exception:
+                # A fault in one connection must not close the port.
+                self._log.failure("unexpected error starting a connection")
+                connection.abort("internal error")
+
+    def _pauseAccepting(self, error: OSError) -> None:
+        """
+        Out of descriptors or memory: stop accepting for a moment (the
+        kernel's backlog holds new clients) and say so, once per pause.
+        """
+        self.stopReading()
+        if self._resumeCall is None:
+            self._log.warn(
+                "cannot accept connections ({error}); pausing {pause:g}s",
+                error=errno.errorcode.get(error.errno or 0, str(error)),
+                pause=RESOURCE_PAUSE,
+            )
+            self._resumeCall = self.replyFactory.clock.callLater(
+                RESOURCE_PAUSE, self._resumeAccepting
+            )
+
+    def _resumeAccepting(self) -> None:
+        self._resumeCall = None
+        limit = self.connections.limit
+        if self.connected and not (limit is not None and limit.paused):
+            self.startReading()
+
+    def connectionLost(self, reason: Any) -> None:
+        if self._resumeCall is not None and self._resumeCall.active():
+            self._resumeCall.cancel()
+        self._resumeCall = None
+        super().connectionLost(reason)
+
+    def logPrefix(self) -> str:
+        return "tlsreply"
+
+
+class SocketTLSUNIXPort(SocketTLSPort, unix.Port):
+    """
+    A Unix socket port serving TLS on each accepted socket.
+    """
+
+
+def _servesOnSocket(reactor: object, factory: IProtocolFactory) -> bool:
+    """
+    Can tlsreply's own port serve this factory on this reactor? It needs a
+    tlsreply server factory whose contexts are chosen by name, and a
+    reactor that Twisted's own TCP ports run on (one of file descriptors:
+    epoll, poll, select, asyncio; not a test's memory reactor).
+    """
+    return (
+        isinstance(factory, TLSReplyServerFactory)
+        and factory.handshakeContexts is not None
+        and isinstance(reactor, PosixReactorBase)
+    )
+
+
+@implementer(IReactorTCP, IReactorUNIX, IReactorSocket)
+class SocketTLSReactor:
+    """
+    A reactor for Twisted's endpoint parsers whose listeners, for a tlsreply
+    server factory, are tlsreply's own ports; everything else goes to the
+    real reactor.
+    """
+
+    def __init__(self, reactor: Any) -> None:
+        self._reactor = reactor
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._reactor, name)
+
+    def listenTCP(
+        self, port: int, factory: IProtocolFactory, backlog: int = 50, interface: str = ""
+    ) -> IListeningPort:
+        if not _servesOnSocket(self._reactor, factory):
+            return self._reactor.listenTCP(port, factory, backlog, interface)
+        listening = SocketTLSPort(port, factory, backlog, interface, self._reactor)
+        listening.startListening()
+        return listening
+
+    def listenUNIX(
+        self,
+        address: str | bytes,
+        factory: IProtocolFactory,
+        backlog: int = 50,
+        mode: int = 0o666,
+        wantPID: int = 0,
+    ) -> IListeningPort:
+        if not _servesOnSocket(self._reactor, factory):
+            return self._reactor.listenUNIX(address, factory, backlog, mode, wantPID)
+        listening = SocketTLSUNIXPort(
+            address.encode() if isinstance(address, str) else address,
+            factory,
+            backlog,
+            mode,
+            self._reactor,
+            wantPID,
+        )
+        listening.startListening()
+        return listening
+
+    def adoptStreamPort(
+        self, fileDescriptor: int, addressFamily: int, factory: IProtocolFactory
+    ) -> IListeningPort:
+        if not _servesOnSocket(self._reactor, factory):
+            return self._reactor.adoptStreamPort(fileDescriptor, addressFamily, factory)
+        listening: SocketTLSPort
+        if addressFamily == socket.AF_UNIX:
+            listening = SocketTLSUNIXPort._fromListeningDescriptor(
+                self._reactor, fileDescriptor, factory
+            )
+        else:
+            listening = SocketTLSPort._fromListeningDescriptor(
+                self._reactor, fileDescriptor, addressFamily, factory
+            )
+        listening.startListening()
+        return listening

@@ -1,0 +1,580 @@
+# -*- test-case-name: tests.test_wire,tests.test_hostile -*-
+"""
+The lean connection path: TLS directly on the accepted socket.
+
+tlsreply's own listening ports (L{tlsreply.listening}) accept connections
+and hand each socket to a L{TLSSocketConnection}, which drives an OpenSSL
+connection bound to the socket by the reactor's readiness events and runs
+the same L{ReplyProtocol} as every other path. Compared with Twisted's TLS
+over memory BIOs on a C{tcp.Server}, this saves, per connection, the
+copies of every TLS byte through Python, a transport object and its log
+prefix, a wrapping protocol and a timer or two: about a third of the
+server's CPU time per handshake (see C{BENCHMARKS.md}).
+
+Before any TLS state exists, the first bytes are only peeked at (they stay
+in the socket for OpenSSL to read): enough to choose the context by the
+server name the client asked for and to note a 0-RTT offer. A connection
+that never sends a byte costs no OpenSSL state at all.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import TYPE_CHECKING, Any
+
+from OpenSSL import SSL
+from twisted.internet.error import ConnectionAborted, ConnectionLost
+from twisted.internet.interfaces import (
+    IAddress,
+    INegotiated,
+    IReadDescriptor,
+    ISSLTransport,
+    ITransport,
+    IWriteDescriptor,
+)
+from twisted.internet.main import CONNECTION_DONE
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from tlsreply.addresses import formatPeer, peerAddress
+from tlsreply.clienthello import (
+    MAXIMUM_HELLO_SIZE,
+    SPANS_RECORDS,
+    ClientHello,
+    ClientHelloParser,
+    NotAClientHello,
+    scanClientHello,
+)
+
+if TYPE_CHECKING:
+    from tlsreply.listening import SocketTLSPort
+    from tlsreply.protocol import ReplyProtocol
+
+#: Twisted's shared L{Failure} for a clean close: no traceback is captured.
+_DONE = Failure(CONNECTION_DONE)
+
+#: How much the first peek can see: a whole ClientHello at its largest.
+PEEK_SIZE = MAXIMUM_HELLO_SIZE + 2048
+
+_WantRead = SSL.WantReadError
+_WantWrite = SSL.WantWriteError
+_ZeroReturn = SSL.ZeroReturnError
+_SysCallError = SSL.SysCallError
+_Error = SSL.Error
+_MSG_PEEK = socket.MSG_PEEK
+
+
+def _lost() -> Failure:
+    """
+    A L{Failure} for a TCP connection that ended without close_notify (at
+    EOF, or by a reset: OpenSSL does not tell them apart here).
+    """
+    return Failure(ConnectionLost())
+
+
+@implementer(IReadDescriptor, IWriteDescriptor, ITransport, ISSLTransport, INegotiated)
+class TLSSocketConnection:
+    """
+    One accepted connection with TLS on its socket, from accept to close.
+
+    It is both the transport of its L{ReplyProtocol} (which writes the reply
+    and calls L{loseConnection} at once, as on any TLS transport) and the
+    connection's state (L{tlsreply.connections.AcceptedConnection}: accept
+    time, what the ClientHello offered, how to abort), so it is also its
+    own C{connection}.
+
+    Life of a connection: the first bytes are peeked at until they hold a
+    whole ClientHello; the OpenSSL connection is made from the context for
+    the name it asks for; the handshake runs; the reply is written, then
+    close_notify; then whatever the client sends is read and discarded
+    until its close_notify or EOF (closing with unread data would make the
+    kernel send a reset, which can destroy the reply in flight); then the
+    socket is closed and the protocol told, once.
+    """
+
+    __slots__ = (
+        "protocol",
+        "acceptedAt",
+        "earlyDataOffered",
+        "clientHello",
+        "abortReason",
+        "acknowledged",
+        "_port",
+        "_socket",
+        "_fd",
+        "_family",
+        "_address",
+        "_peer",
+        "_tls",
+        "_pending",
+        "_handshakeDone",
+        "_closeRequested",
+        "_shutdownSent",
+        "_closed",
+        "_writing",
+        "_peeked",
+        "_helloParser",
+    )
+
+    def __init__(
+        self,
+        port: SocketTLSPort,
+        sock: socket.socket,
+        address: Any,
+        protocol: ReplyProtocol,
+        acceptedAt: float,
+    ) -> None:
+        """
+        @param address: the peer's address as C{accept} returned it.
+        """
+        self.protocol = protocol
+        self.acceptedAt = acceptedAt
+        self.earlyDataOffered = False
+        self.clientHello: ClientHello | None = None
+        self.abortReason: str | None = None
+        self.acknowledged: int | None = None
+        self._port = port
+        self._socket = sock
+        self._fd = sock.fileno()
+        self._family = sock.family
+        self._address = address
+        self._peer: IAddress | None = None
+        self._tls: SSL.Connection | None = None
+        self._pending: list[bytes | memoryview] = []
+        self._handshakeDone = False
+        self._closeRequested = False
+        self._shutdownSent = False
+        self._closed = False
+        self._writing = False
+        self._peeked = 0
+        self._helloParser: ClientHelloParser | None = None
+
+    # The reactor's side: IReadDescriptor, IWriteDescriptor.
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def logPrefix(self) -> str:
+        return "tlsreply"
+
+    def doRead(self) -> None:
+        """
+        The socket is readable: peek at the ClientHello, or go on with the
+        handshake, or read and discard what the client sends.
+        """
+        if self._tls is None and not self._startTLS():
+            return
+        if not self._handshakeDone:
+            self._handshake()
+        else:
+            self._discardInput()
+
+    def doWrite(self) -> None:
+        """
+        The socket is writable again: go on with whatever wanted to write
+        (the handshake, the reply, close_notify, or a read that had to
+        write first).
+        """
+        self._stopWriting()
+        if not self._handshakeDone:
+            self._handshake()
+            return
+        if self._flush() and self._closeRequested and not self._shutdownSent:
+            self._shutdown()
+        if not self._closed:
+            self._discardInput()
+
+    def connectionLost(self, reason: Failure) -> None:
+        """
+        The reactor dropped this connection (it is shutting down, or a
+        method above raised): close it and report it like any other.
+        """
+        self._close(reason)
+
+    # The connection's side: AcceptedConnection.
+
+    @property
+    def connection(self) -> TLSSocketConnection:
+        """
+        The connection's state, which this transport holds itself.
+        """
+        return self
+
+    def peerText(self) -> str:
+        return formatPeer(self._family, self._address)
+
+    def tcpSocket(self) -> socket.socket | None:
+        return self._socket if self._family != socket.AF_UNIX else None
+
+    def handshakeCompleted(self) -> None:
+        """
+        Told by the protocol: from now the close timeout applies.
+        """
+        self._port.connections.handshakeCompleted(self)
+
+    def abort(self, why: str) -> None:
+        if not self._closed:
+            self.abortReason = why
+            self._close(Failure(ConnectionAborted()), drain=True)
+
+    def begin(self) -> None:
+        """
+        Start the connection, right after accept: count it, connect its
+        protocol, and read whatever the client has already sent (under
+        load its ClientHello usually arrived before the accept), which
+        saves a round through the reactor.
+        """
+        self._port.connections.opened(self)
+        self.protocol.makeConnection(self)
+        if self._closed:
+            return
+        self.doRead()
+        if not self._closed:
+            self._port.readiness.addReader(self)
+
+    # The protocol's side: ITransport, ISSLTransport.
+
+    def write(self, data: bytes) -> None:
+        if self._closed or self._closeRequested or not data:
+            return
+        if self._handshakeDone and not self._pending:
+            self._pending.append(data)
+            self._flush()
+        else:
+            self._pending.append(data)
+
+    def writeSequence(self, data: Any) -> None:
+        self.write(b"".join(data))
+
+    def loseConnection(self) -> None:
+        """
+        Send close_notify once everything written has been sent, then wait
+        for the client to close.
+        """
+        if self._closed or self._closeRequested:
+            return
+        self._closeRequested = True
+        if self._handshakeDone and not self._pending:
+            self._shutdown()
+
+    def abortConnection(self) -> None:
+        self.abort("aborted")
+
+    def getPeer(self) -> Any:
+        """
+        The client's address: an L{IPv4Address}, L{IPv6Address} or
+        L{UNIXAddress}.
+        """
+        if self._peer is None:
+            self._peer = peerAddress(self._family, self._address)
+        return self._peer
+
+    def getHost(self) -> Any:
+        return self._port.getHost()
+
+    def loseWriteConnection(self) -> None:
+        """
+        For TLS, closing the writing side is sending close_notify, which
+        L{loseConnection} does once the reply is out.
+        """
+        self.loseConnection()
+
+    def getTcpNoDelay(self) -> bool:
+        return self._option(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+    def setTcpNoDelay(self, enabled: bool) -> None:
+        if self.tcpSocket() is not None:
+            self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, enabled)
+
+    def getTcpKeepAlive(self) -> bool:
+        return self._option(socket.SOL_SOCKET, socket.SO_KEEPALIVE)
+
+    def setTcpKeepAlive(self, enabled: bool) -> None:
+        if self.tcpSocket() is not None:
+            self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, enabled)
+
+    def _option(self, level: int, option: int) -> bool:
+        if self.tcpSocket() is None or self._closed:
+            return False
+        return bool(self._socket.getsockopt(level, option))
+
+    def getHandle(self) -> SSL.Connection | None:
+        """
+        The OpenSSL connection (as Twisted's TLS transport gives it), or
+        L{None} before the ClientHello has arrived.
+        """
+        return self._tls
+
+    def getPeerCertificate(self) -> Any:
+        return self._tls.get_peer_certificate() if self._tls is not None else None
+
+    @property
+    def negotiatedProtocol(self) -> bytes | None:
+        if self._tls is None or not self._handshakeDone:
+            return None
+        return self._tls.get_alpn_proto_negotiated() or None
+
+    @property
+    def disconnecting(self) -> bool:
+        return self._closeRequested
+
+    @property
+    def connected(self) -> bool:
+        return not self._closed
+
+    # The connection's life.
+
+    def _startTLS(self) -> bool:
+        """
+        Peek at the first bytes. Once they hold a whole ClientHello (or
+        cannot be one, or cannot grow any more), make the OpenSSL connection
+        from the context for the name it asks for.
+
+        @return: whether TLS has started.
+        """
+        port = self._port
+        buffer = port.peekBuffer
+        try:
+            length = self._socket.recv_into(buffer, PEEK_SIZE, _MSG_PEEK)
+        except BlockingIOError:
+            return False
+        except OSError:
+            self._close(_lost())
+            return False
+        if not length:
+            # Closed before sending a byte: no TLS state is made for it.
+            self._close(_DONE)
+            return False
+        if length == self._peeked:
+            # Woken with no new byte since the last look: the client shut
+            # down its side mid-hello. OpenSSL ends it with its reason.
+            self._helloParser = None
+            return self._makeTLS(None)
+        serverName: str | None = None
+        wantHello = bool(port.replyFactory.recorders)
+        parser = self._helloParser
+        fedAlready = self._peeked
+        if parser is None:
+            status, serverName, self.earlyDataOffered = scanClientHello(buffer, length)
+            if status > 0:
+                return self._waitForMore(length, status - length)
+            if status == SPANS_RECORDS:
+                # Rare (a hello split into several records): the full
+                # parser reassembles it, fed only the new bytes each time.
+                parser = self._helloParser = ClientHelloParser()
+                fedAlready = 0
+            elif status == 0 and wantHello:
+                self.clientHello = _parseWhole(buffer, length)
+        if parser is not None:
+            try:
+                hello = parser.feed(bytes(buffer[fedAlready:length]))
+            except NotAClientHello:
+                hello = None
+            else:
+                if hello is None:
+                    return self._waitForMore(length, parser.moreBytesNeeded)
+            self._helloParser = None
+            if hello is not None:
+                serverName = hello.serverName
+                self.earlyDataOffered = hello.earlyDataOffered
+                if wantHello:
+                    self.clientHello = hello
+        return self._makeTLS(serverName)
+
+    def _waitForMore(self, length: int, more: int) -> bool:
+        """
+        Part of a ClientHello is here: have the kernel wake us only once at
+        least C{more} further bytes have arrived, or the client closed.
+
+        @return: L{False}: TLS has not started.
+        """
+        self._peeked = length
+        lowWater = min(length + more, PEEK_SIZE)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, lowWater)
+        return False
+
+    def _makeTLS(self, serverName: str | None) -> bool:
+        """
+        Make the OpenSSL connection, on the socket, from the context for
+        C{serverName}.
+
+        @return: L{True}: TLS has started.
+        """
+        if self._peeked:
+            self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
+        context = self._port.contexts.contextForHandshake(serverName)
+        tls = self._tls = SSL.Connection(context, self._socket)
+        tls.set_accept_state()
+        return True
+
+    def _handshake(self) -> None:
+        tls = self._tls
+        assert tls is not None
+        try:
+            tls.do_handshake()
+        except _WantRead:
+            return
+        except _WantWrite:
+            self._startWriting()
+            return
+        except _SysCallError:
+            self._close(_lost())
+            return
+        except _Error as e:
+            self._close(Failure(e), drain=True)
+            return
+        self._handshakeDone = True
+        self.protocol.handshakeCompleted()
+        if self._closed:
+            return
+        if self._flush() and self._closeRequested:
+            self._shutdown()
+        if not self._closed:
+            self._discardInput()
+
+    def _flush(self) -> bool:
+        """
+        Write what the protocol wrote, as far as the socket takes it.
+
+        @return: whether everything was written.
+        """
+        pending = self._pending
+        tls = self._tls
+        assert tls is not None
+        while pending:
+            data = pending[0]
+            try:
+                sent = tls.send(data)
+            except _WantWrite:
+                self._startWriting()
+                return False
+            except _WantRead:
+                return False
+            except _SysCallError:
+                self._close(_lost())
+                return False
+            except _Error as e:
+                self._close(Failure(e), drain=True)
+                return False
+            if sent < len(data):
+                pending[0] = memoryview(data)[sent:]
+            else:
+                del pending[0]
+        return True
+
+    def _shutdown(self) -> None:
+        """
+        Send close_notify; the close timeout starts with it (see
+        L{tlsreply.connections.ServerConnections.handshakeCompleted}).
+        """
+        tls = self._tls
+        assert tls is not None
+        try:
+            done = tls.shutdown()
+        except _WantWrite:
+            self._startWriting()
+            return
+        except _WantRead:
+            return
+        except _SysCallError:
+            self._close(_lost())
+            return
+        except _Error as e:
+            self._close(Failure(e), drain=True)
+            return
+        self._shutdownSent = True
+        if done:
+            # The client's close_notify had already arrived.
+            self._close(_DONE)
+
+    def _discardInput(self) -> None:
+        """
+        Read and discard until the client's close_notify (a clean close)
+        or the end of TCP.
+        """
+        tls = self._tls
+        assert tls is not None
+        protocol = self.protocol
+        while True:
+            try:
+                data = tls.recv(65536)
+            except _WantRead:
+                return
+            except _ZeroReturn:
+                self._close(_DONE)
+                return
+            except _WantWrite:
+                self._startWriting()
+                return
+            except _SysCallError:
+                self._close(_lost())
+                return
+            except _Error as e:
+                self._close(Failure(e), drain=True)
+                return
+            protocol.dataReceived(data)
+            if self._closed:
+                return
+
+    def _startWriting(self) -> None:
+        if not self._writing and not self._closed:
+            self._writing = True
+            self._port.readiness.setWriting(self, True)
+
+    def _stopWriting(self) -> None:
+        if self._writing:
+            self._writing = False
+            self._port.readiness.setWriting(self, False)
+
+    def _close(self, reason: Failure, drain: bool = False) -> None:
+        """
+        Close the socket and report the connection, once.
+
+        @param drain: first read and discard what the client sent that
+            OpenSSL did not read (after a failed handshake, or an abort):
+            closing a socket with unread bytes makes the kernel answer with
+            a reset, which can destroy an alert or reply still in flight.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self._writing = False
+        self._port.readiness.forget(self)
+        if drain:
+            _drain(self._socket, self._port.peekBuffer)
+        self._socket.close()
+        self._pending = []
+        protocol = self.protocol
+        try:
+            protocol.connectionLost(reason)
+        finally:
+            self._port.connections.closed(self)
+            # Break the cycle with the protocol, so that both are freed at
+            # once rather than by the cyclic garbage collector.
+            self._tls = protocol.transport = None
+
+
+def _drain(sock: socket.socket, buffer: bytearray) -> None:
+    """
+    Read and discard what has arrived on a socket about to be closed, up
+    to a bound (a client that keeps sending gets the reset).
+    """
+    for _ in range(8):
+        try:
+            if not sock.recv_into(buffer):
+                return
+        except OSError:
+            return
+
+
+def _parseWhole(buffer: bytearray, length: int) -> ClientHello | None:
+    """
+    Every field of a ClientHello known to be whole, for the recorders.
+    """
+    try:
+        return ClientHelloParser().feed(bytes(buffer[:length]))
+    except NotAClientHello:
+        return None
+
+
+__all__ = ["TLSSocketConnection"]
