@@ -34,9 +34,9 @@ REPLIED_FORMAT: Final = (
 #: The line for a connection whose handshake did not complete.
 FAILED_FORMAT: Final = "handshake failed with {peer}: {reason}"
 
-#: The system part of each line, as twistd writes it for the namespace
-#: C{tlsreply.access}.
-_SYSTEM: Final = "[tlsreply.access#info]"
+#: The system of each line, as twistd writes it for the namespace
+#: C{tlsreply.access} at level info.
+ACCESS_SYSTEM: Final = "tlsreply.access"
 
 _log = Logger()
 
@@ -144,6 +144,7 @@ class AccessLog:
         clock: IReactorTime,
         flushInterval: float = 1.0,
         path: str | None = None,
+        system: str = ACCESS_SYSTEM,
     ) -> None:
         """
         @param stream: where lines go (standard output, a file); written
@@ -151,9 +152,12 @@ class AccessLog:
         @param clock: for time stamps and the flush timer.
         @param path: the file C{stream} was opened from, if any, for
             L{reopen}.
+        @param system: what the lines name as their source (a worker's
+            lines say which worker).
         """
         self.flushInterval = flushInterval
         self.path = path
+        self._system = f"[{system}#info]"
         self._stream = stream
         self._clock = clock
         self._lines: list[str] = []
@@ -174,7 +178,7 @@ class AccessLog:
         if second != self._second:
             self._second = second
             self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(second))
-        line = f"{self._stamp} {_SYSTEM} {connectionLine(peer, closed, handshake)}\n"
+        line = f"{self._stamp} {self._system} {connectionLine(peer, closed, handshake)}\n"
         self._lines.append(line)
         self._size += len(line)
         if self._size >= self.bufferLimit:
@@ -207,13 +211,13 @@ class AccessLog:
                 )
 
     @classmethod
-    def toFile(cls, path: str, clock: IReactorTime) -> AccessLog:
+    def toFile(cls, path: str, clock: IReactorTime, system: str = ACCESS_SYSTEM) -> AccessLog:
         """
         An access log appending to the file at C{path}.
 
         @raise OSError: if it cannot be opened.
         """
-        return cls(open(path, "ab"), clock, path=path)
+        return cls(open(path, "ab"), clock, path=path, system=system)
 
     def reopen(self) -> None:
         """

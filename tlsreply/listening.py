@@ -152,7 +152,7 @@ class SocketTLSUNIXPort(SocketTLSPort, unix.Port):
     """
 
 
-def _servesOnSocket(reactor: object, factory: IProtocolFactory) -> bool:
+def servesOnSocket(reactor: object, factory: object) -> bool:
     """
     Can tlsreply's own port serve this factory on this reactor? It needs a
     tlsreply server factory whose contexts are chosen by name, and a
@@ -183,7 +183,7 @@ class SocketTLSReactor:
     def listenTCP(
         self, port: int, factory: IProtocolFactory, backlog: int = 50, interface: str = ""
     ) -> IListeningPort:
-        if not _servesOnSocket(self._reactor, factory):
+        if not servesOnSocket(self._reactor, factory):
             return self._reactor.listenTCP(port, factory, backlog, interface)
         listening = SocketTLSPort(port, factory, backlog, interface, self._reactor)
         listening.startListening()
@@ -197,7 +197,7 @@ class SocketTLSReactor:
         mode: int = 0o666,
         wantPID: int = 0,
     ) -> IListeningPort:
-        if not _servesOnSocket(self._reactor, factory):
+        if not servesOnSocket(self._reactor, factory):
             return self._reactor.listenUNIX(address, factory, backlog, mode, wantPID)
         listening = SocketTLSUNIXPort(
             address.encode() if isinstance(address, str) else address,
@@ -213,7 +213,7 @@ class SocketTLSReactor:
     def adoptStreamPort(
         self, fileDescriptor: int, addressFamily: int, factory: IProtocolFactory
     ) -> IListeningPort:
-        if not _servesOnSocket(self._reactor, factory):
+        if not servesOnSocket(self._reactor, factory):
             return self._reactor.adoptStreamPort(fileDescriptor, addressFamily, factory)
         listening: SocketTLSPort
         if addressFamily == socket.AF_UNIX:

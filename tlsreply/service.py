@@ -131,6 +131,7 @@ class TLSReplyService(Service):
         policy: TLSPolicy | None = None,
         shutdownGrace: float = DEFAULT_SHUTDOWN_GRACE,
         maxConnections: int = DEFAULT_MAX_CONNECTIONS,
+        label: str = "tlsreply",
     ) -> None:
         """
         @param endpoints: (description, endpoint) pairs; the description is
@@ -144,6 +145,7 @@ class TLSReplyService(Service):
             finish when the service stops.
         @param maxConnections: connections in progress (from accept to
             close) at which the service stops accepting until one ends.
+        @param label: what its log lines call it (C{"tlsreply worker 2"}).
         """
         if not endpoints:
             raise ConfigurationError("no listen address given")
@@ -162,6 +164,7 @@ class TLSReplyService(Service):
             policy = getattr(contextFactory, "policy", None) or TLSPolicy()
         self.policy = policy
         self.shutdownGrace = shutdownGrace
+        self.label = label
         self.listeningPorts: list[IListeningPort] = []
         self._listening: Deferred[None] | None = None
 
@@ -239,7 +242,8 @@ class TLSReplyService(Service):
 
     def _logStarted(self) -> None:
         self._log.info(
-            "tlsreply listening on {addresses}; TLS policy: {policyText}",
+            "{name} listening on {addresses}; TLS policy: {policyText}",
+            name=self.label,
             addresses=self.addresses,
             policy=self.policy.describe(),
             policyText=", ".join(f"{k}={v}" for k, v in self.policy.describe().items()),
@@ -277,11 +281,14 @@ class TLSReplyService(Service):
             inProgress = connections.inProgress
             if not inProgress:
                 self._flushAccessLog()
-                self._log.info("tlsreply stopped; no connection was in progress")
+                self._log.info(
+                    "{name} stopped; no connection was in progress", name=self.label
+                )
                 return succeed(None)
             self._log.info(
-                "tlsreply stopped listening; waiting up to {grace:g}s for "
+                "{name} stopped listening; waiting up to {grace:g}s for "
                 "{inProgress} connection(s) in progress",
+                name=self.label,
                 grace=self.shutdownGrace,
                 inProgress=inProgress,
             )

@@ -26,7 +26,7 @@ from twisted.application.service import IService, MultiService
 from twisted.logger import Logger, LogLevel
 from twisted.python import usage
 
-from tlsreply.accesslog import AccessLog, ConnectionLog, NoAccessLog
+from tlsreply.accesslog import ACCESS_SYSTEM, AccessLog, ConnectionLog, NoAccessLog
 from tlsreply.credentials import (
     ServerCredentials,
     loadCertificateDirectory,
@@ -44,7 +44,7 @@ from tlsreply.protocol import (
 )
 from tlsreply.reload import ReloadableContexts
 from tlsreply.replytext import decodeReplyText, httpResponse
-from tlsreply.service import DEFAULT_SHUTDOWN_GRACE, TLSReplyService
+from tlsreply.service import DEFAULT_SHUTDOWN_GRACE, TLSReplyService, parseListenAddress
 from tlsreply.tlscontext import (
     DEFAULT_SESSION_TIMEOUT,
     VERSIONS,
@@ -52,6 +52,7 @@ from tlsreply.tlscontext import (
     TLSPolicy,
     buildServerContexts,
 )
+from tlsreply.workers import WorkerPool, workerCount
 
 DEFAULT_LISTEN = "tcp:4433"
 DEVELOPMENT_CERTIFICATE_DIRECTORY = Path("certs")
@@ -226,6 +227,17 @@ class Options(usage.Options):
             "Seconds that connections in progress get to finish on stop "
             "(SIGTERM, SIGINT) before they are aborted.",
             _seconds,
+        ],
+        [
+            "workers",
+            None,
+            1,
+            "Serve from this many worker processes (auto: one per CPU). The "
+            "parent binds the listening sockets, forks the workers after "
+            "building the TLS contexts (so a session ticket from one worker "
+            "resumes on any other), and replaces any that dies; SIGHUP "
+            "replaces them all with workers on the new certificates.",
+            workerCount,
         ],
         [
             "access-log",
@@ -469,49 +481,97 @@ def _scenarioContexts(options: Options) -> ServerContexts:
 
 def _makeService(
     options: Options, contexts: ReloadableContexts, reactor: Any, socketTLS: bool
-) -> TLSReplyService:
+) -> TLSReplyService | WorkerPool:
     policy: TLSPolicy = options["policy"]
-    factory = ReplyFactory(
-        _reply(options),
-        clock=reactor,
-        handshakeTimeout=options["handshake-timeout"],
-        closeTimeout=options["close-timeout"],
-        accessLog=_accessLog(options, reactor),
-    )
-    service = TLSReplyService.fromDescriptions(
-        reactor,
-        options["listen"],
-        contexts,
-        factory,
-        policy=policy,
-        shutdownGrace=options["shutdown-grace"],
-        maxConnections=options["max-connections"],
-        socketTLS=socketTLS,
-    )
+    reply = _reply(options)
+    accessLogWhere = _accessLogDestination(options)
+    service: TLSReplyService | WorkerPool
+    if options["workers"] == 1:
+        service = TLSReplyService.fromDescriptions(
+            reactor,
+            options["listen"],
+            contexts,
+            _replyFactory(options, reply, reactor, _accessLog(accessLogWhere, reactor)),
+            policy=policy,
+            shutdownGrace=options["shutdown-grace"],
+            maxConnections=options["max-connections"],
+            socketTLS=socketTLS,
+        )
+    else:
+        if accessLogWhere not in ("stdout", "log", "off"):
+            # Checked now, in the parent: each worker opens it for itself.
+            _accessLog(accessLogWhere, reactor)
+
+        def serviceForWorker(
+            workerReactor: Any, workerContexts: ServerContexts, listener: Any, number: int
+        ) -> TLSReplyService:
+            accessLog = _accessLog(accessLogWhere, workerReactor, f"tlsreply.access.worker{number}")
+            return TLSReplyService(
+                [(d, parseListenAddress(listener, d)) for d in options["listen"]],
+                workerContexts,
+                _replyFactory(options, reply, workerReactor, accessLog),
+                policy=policy,
+                shutdownGrace=options["shutdown-grace"],
+                maxConnections=options["max-connections"],
+                label=f"tlsreply worker {number}",
+            )
+
+        service = WorkerPool(
+            options["workers"],
+            options["listen"],
+            contexts,
+            serviceForWorker,
+            reactor,
+            options["shutdown-grace"],
+            parseListenAddress,
+        )
     for warning in policy.warnings():
         _log.warn("{policyWarning}", policyWarning=warning)
     _raiseDescriptorLimit(options["max-connections"])
     return service
 
 
-def _accessLog(options: Options, reactor: Any) -> ConnectionLog | None:
-    """
-    The connection log C{--access-log} asks for; L{None} means the server
-    log (structured L{twisted.logger} events).
+def _replyFactory(
+    options: Options, reply: bytes, reactor: Any, accessLog: ConnectionLog | None
+) -> ReplyFactory:
+    return ReplyFactory(
+        reply,
+        clock=reactor,
+        handshakeTimeout=options["handshake-timeout"],
+        closeTimeout=options["close-timeout"],
+        accessLog=accessLog,
+    )
 
-    @raise ConfigurationError: for a file that cannot be opened.
+
+def _accessLogDestination(options: Options) -> str:
+    """
+    Where C{--access-log} sends the connection log: C{stdout}, C{log},
+    C{off} or a file path (C{auto} decided).
     """
     where: str = options["access-log"]
     if where == "auto":
-        where = "stdout" if _serverLogIsTextOnStdout(options) else "log"
+        return "stdout" if _serverLogIsTextOnStdout(options) else "log"
+    return where
+
+
+def _accessLog(
+    where: str, reactor: Any, system: str = ACCESS_SYSTEM
+) -> ConnectionLog | None:
+    """
+    The connection log for a destination of L{_accessLogDestination};
+    L{None} means the server log (structured L{twisted.logger} events).
+
+    @param system: the name its lines give (a worker's says which).
+    @raise ConfigurationError: for a file that cannot be opened.
+    """
     if where == "log":
         return None
     if where == "off":
         return NoAccessLog()
     if where == "stdout":
-        return AccessLog(os.fdopen(os.dup(1), "wb", buffering=0), reactor)
+        return AccessLog(os.fdopen(os.dup(1), "wb", buffering=0), reactor, system=system)
     try:
-        return AccessLog.toFile(where, reactor)
+        return AccessLog.toFile(where, reactor, system=system)
     except OSError as e:
         raise ConfigurationError(
             f"cannot open the access log {where}: {e.strerror or e}"
@@ -733,16 +793,22 @@ class _CommandLineService(MultiService):
 
     def _stop(self, name: str) -> None:
         if self._stoppingOnSignal:
-            aborted = sum(
-                service.connections.abortAll(f"aborted on a second {name}")
-                for service in self
-                if isinstance(service, TLSReplyService)
-            )
-            _log.warn(
-                "received {signal} again: aborted {aborted} connection(s)",
-                signal=name,
-                aborted=aborted,
-            )
+            for service in self:
+                if isinstance(service, TLSReplyService):
+                    aborted = service.connections.abortAll(f"aborted on a second {name}")
+                    _log.warn(
+                        "received {signal} again: aborted {aborted} connection(s)",
+                        signal=name,
+                        aborted=aborted,
+                    )
+                elif isinstance(service, WorkerPool):
+                    told = service.abortAll()
+                    _log.warn(
+                        "received {signal} again: {told} worker(s) abort their "
+                        "connections",
+                        signal=name,
+                        told=told,
+                    )
             return
         self._stoppingOnSignal = True
         _log.info("received {signal}: stopping gracefully", signal=name)
@@ -755,6 +821,12 @@ class _CommandLineService(MultiService):
 
     def _reload(self) -> None:
         _log.info("received SIGHUP: reloading certificates")
+        for service in self:
+            if isinstance(service, WorkerPool):
+                # New workers (with their own connection logs) replace the
+                # old ones.
+                service.reload()
+                return
         self.contexts.reload()
         for service in self:
             if isinstance(service, TLSReplyService):

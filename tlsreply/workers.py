@@ -1,0 +1,618 @@
+# -*- test-case-name: tests.test_workers -*-
+"""
+C{--workers N}: one parent that binds and supervises, N workers that serve.
+
+The parent binds every listening socket before twistd drops its
+privileges: for TCP, one socket per worker slot on the same address
+(C{SO_REUSEPORT}: the kernel spreads connections over the sockets and wakes
+only the worker whose socket a connection landed on), for Unix and
+systemd sockets one socket shared by all. It builds the TLS contexts, then
+forks the workers: a worker forked after the contexts were built shares
+their session-ticket keys, so a ticket issued by one worker resumes on any
+other (the session-ID cache, in each worker's memory, does not).
+
+Each worker adopts its slot's sockets and serves them on a reactor of its
+own (the parent's, copied by C{fork}, is never run in a worker). The
+parent accepts nothing; it:
+
+  - replaces a worker that dies (after a pause that grows if workers keep
+    dying at once); its sockets stay open in the parent meanwhile, so
+    connections wait in the kernel's queue rather than being refused;
+  - on SIGHUP, builds new contexts (new certificates, new ticket keys
+    shared by the new workers), forks a new worker for each slot, and only
+    then stops the old one gracefully: nothing is refused meanwhile;
+  - on SIGTERM or SIGINT, stops every worker gracefully and exits 0 once
+    they have; a second one makes them abort what is left.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet.abstract import isIPv6Address
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import (
+    IListeningPort,
+    IProtocolFactory,
+    IReadDescriptor,
+)
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from tlsreply.addresses import formatAddress
+from tlsreply.errors import ConfigurationError
+from tlsreply.listening import SocketTLSPort, SocketTLSUNIXPort, servesOnSocket
+from tlsreply.reload import ReloadableContexts
+from tlsreply.tlscontext import ServerContexts
+
+#: Seconds between the death of a worker that ran for a while and its
+#: replacement; a worker that dies sooner than L{STABLE_AFTER} doubles the
+#: pause, up to L{MAXIMUM_PAUSE}.
+REPLACE_PAUSE = 0.1
+STABLE_AFTER = 5.0
+MAXIMUM_PAUSE = 30.0
+
+#: Seconds, past the shutdown grace, that the parent waits for workers to
+#: exit before it kills them.
+KILL_AFTER_GRACE = 5.0
+
+_log = Logger(namespace="tlsreply.workers")
+
+
+def workerCount(value: str) -> int:
+    """
+    Parse C{--workers}: a whole number from 1, or C{auto} for one per CPU
+    this process may run on.
+
+    @raise ValueError: for anything else.
+    """
+    if value == "auto":
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # not Linux
+            return max(1, os.cpu_count() or 1)
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"expected a whole number >= 1 or auto, got {value!r}")
+    return int(value)
+
+
+# Listening sockets: bound in the parent, adopted in each worker.
+
+
+@implementer(IListeningPort)
+@dataclass
+class _BoundAddress:
+    """
+    Stands for the port an endpoint asked the parent for: the sockets are
+    bound, and listened on by the workers.
+    """
+
+    address: Any
+
+    def startListening(self) -> None:
+        pass
+
+    def stopListening(self) -> None:
+        pass
+
+    def getHost(self) -> Any:
+        return self.address
+
+
+def _address(sock: socket.socket) -> Any:
+    if sock.family == socket.AF_UNIX:
+        return UNIXAddress(sock.getsockname() or None)
+    host, port = sock.getsockname()[:2]
+    if sock.family == socket.AF_INET6:
+        return IPv6Address("TCP", host, port)
+    return IPv4Address("TCP", host, port)
+
+
+@dataclass
+class ListeningSockets:
+    """
+    Every listening socket of a server with workers, bound by the parent.
+
+    @ivar slots: for each worker slot, its sockets, in the order the
+        endpoints asked for them.
+    @ivar addresses: what each endpoint listens on.
+    """
+
+    workers: int
+    slots: list[list[socket.socket]] = field(default_factory=list)
+    addresses: list[Any] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.slots = [[] for _ in range(self.workers)]
+
+    def listenTCP(
+        self, port: int, factory: IProtocolFactory, backlog: int = 50, interface: str = ""
+    ) -> IListeningPort:
+        """
+        Bind one socket per worker slot (C{SO_REUSEPORT}) to the address.
+        """
+        family = socket.AF_INET6 if isIPv6Address(interface) else socket.AF_INET
+        bound: list[socket.socket] = []
+        try:
+            for _ in range(self.workers):
+                sock = socket.socket(family, socket.SOCK_STREAM)
+                bound.append(sock)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                sock.bind((interface, port))
+                port = sock.getsockname()[1]
+                sock.listen(backlog)
+                sock.setblocking(False)
+        except OSError as e:
+            for sock in bound:
+                sock.close()
+            raise CannotListenError(interface, port, e) from None
+        for slot, sock in zip(self.slots, bound, strict=True):
+            slot.append(sock)
+        return self._bound(bound[0])
+
+    def listenUNIX(
+        self,
+        address: str | bytes,
+        factory: IProtocolFactory,
+        backlog: int = 50,
+        mode: int = 0o666,
+        wantPID: int = 0,
+    ) -> IListeningPort:
+        """
+        Bind one Unix socket, shared by every worker.
+        """
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(address)
+            os.chmod(address, mode)
+            sock.listen(backlog)
+            sock.setblocking(False)
+        except OSError as e:
+            sock.close()
+            raise CannotListenError(None, address, e) from None
+        return self._shared(sock)
+
+    def adoptStreamPort(
+        self, fileDescriptor: int, addressFamily: int, factory: IProtocolFactory
+    ) -> IListeningPort:
+        """
+        A socket handed over (by systemd), shared by every worker.
+        """
+        sock = socket.socket(addressFamily, socket.SOCK_STREAM, fileno=os.dup(fileDescriptor))
+        sock.setblocking(False)
+        return self._shared(sock)
+
+    def __getattr__(self, name: str) -> Any:
+        raise AttributeError(
+            f"{name}: with --workers, tlsreply listens on tcp:, unix:, systemd: "
+            "and haproxy: addresses"
+        )
+
+    def _shared(self, sock: socket.socket) -> IListeningPort:
+        for slot in self.slots:
+            slot.append(sock)
+        return self._bound(sock)
+
+    def _bound(self, sock: socket.socket) -> IListeningPort:
+        address = _address(sock)
+        self.addresses.append(address)
+        return _BoundAddress(address)
+
+    def close(self) -> None:
+        """
+        Close every socket (the workers have their own copies).
+        """
+        for sock in {id(s): s for slot in self.slots for s in slot}.values():
+            sock.close()
+
+
+class _AdoptingReactor:
+    """
+    A worker's reactor as its endpoints see it: each listening call adopts
+    the next socket of the worker's slot.
+    """
+
+    def __init__(self, reactor: Any, sockets: Sequence[socket.socket]) -> None:
+        self._reactor = reactor
+        self._sockets = list(sockets)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._reactor, name)
+
+    def _adopt(self, factory: IProtocolFactory) -> IListeningPort:
+        sock = self._sockets.pop(0)
+        fd, family = sock.fileno(), sock.family
+        port: Any
+        if not servesOnSocket(self._reactor, factory):
+            port = self._reactor.adoptStreamPort(fd, family, factory)
+        elif family == socket.AF_UNIX:
+            port = SocketTLSUNIXPort._fromListeningDescriptor(self._reactor, fd, factory)
+        else:
+            port = SocketTLSPort._fromListeningDescriptor(self._reactor, fd, family, factory)
+        if not port.connected:
+            port.startListening()
+        # The port holds a copy of the descriptor.
+        sock.close()
+        return port
+
+    def listenTCP(self, port: int, factory: IProtocolFactory, *args: Any, **kwargs: Any) -> IListeningPort:
+        return self._adopt(factory)
+
+    def listenUNIX(self, address: Any, factory: IProtocolFactory, *args: Any, **kwargs: Any) -> IListeningPort:
+        return self._adopt(factory)
+
+    def adoptStreamPort(self, fd: int, family: int, factory: IProtocolFactory) -> IListeningPort:
+        return self._adopt(factory)
+
+
+# The parent.
+
+#: Builds a worker's service: (its reactor, the contexts, the reactor its
+#: endpoints are parsed with, its number from 1).
+WorkerServiceFactory = Callable[[Any, ServerContexts, Any, int], Service]
+
+
+@dataclass
+class Worker:
+    """
+    One worker process, as the parent sees it.
+    """
+
+    slot: int
+    pid: int
+    startedAt: float
+    retired: bool = False
+    exited: Deferred[int] = field(default_factory=Deferred)
+
+
+@implementer(IReadDescriptor)
+class _ExitWatch:
+    """
+    Readable when a worker exits (a pidfd, Linux 5.3 and later).
+    """
+
+    def __init__(self, reactor: Any, worker: Worker, exited: Callable[[Worker], None]) -> None:
+        self._reactor = reactor
+        self._worker = worker
+        self._exited = exited
+        self._fd = os.pidfd_open(worker.pid)
+        reactor.addReader(self)
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def logPrefix(self) -> str:
+        return "tlsreply"
+
+    def doRead(self) -> None:
+        self._reactor.removeReader(self)
+        os.close(self._fd)
+        self._exited(self._worker)
+
+    def connectionLost(self, reason: Failure) -> None:
+        pass
+
+
+class WorkerPool(Service):
+    """
+    The parent of C{--workers N}: binds, forks, supervises (see the module
+    docstring).
+
+    @ivar workers: the live workers, by pid.
+    @ivar sockets: the listening sockets, once bound.
+    """
+
+    def __init__(
+        self,
+        count: int,
+        descriptions: Sequence[str],
+        contexts: ReloadableContexts,
+        serviceForWorker: WorkerServiceFactory,
+        reactor: Any,
+        shutdownGrace: float,
+        parse: Callable[[Any, str], Any],
+    ) -> None:
+        """
+        @param serviceForWorker: builds what a worker runs.
+        @param parse: turns a listening address into an endpoint, given the
+            reactor to make it with (L{tlsreply.service.parseListenAddress}).
+        """
+        self.count = count
+        self.descriptions = list(descriptions)
+        self.contexts = contexts
+        self.serviceForWorker = serviceForWorker
+        self.shutdownGrace = shutdownGrace
+        self.workers: dict[int, Worker] = {}
+        self.sockets: ListeningSockets | None = None
+        self._reactor = reactor
+        self._parse = parse
+        self._stopping = False
+        self._pauses = [REPLACE_PAUSE] * count
+        self._pending: dict[int, Any] = {}
+
+    @property
+    def addresses(self) -> list[str]:
+        return [formatAddress(a) for a in self.sockets.addresses] if self.sockets else []
+
+    def privilegedStartService(self) -> None:
+        """
+        Bind every listening socket, while twistd still has its privileges.
+
+        @raise ConfigurationError: if one cannot be bound.
+        """
+        super().privilegedStartService()
+        self._bind()
+
+    def startService(self) -> None:
+        super().startService()
+        self._bind()
+        # Fork once the reactor runs: its logging and signal handling are
+        # then in place, in the parent and (copied) in every worker.
+        self._reactor.callWhenRunning(self._startWorkers)
+
+    def _bind(self) -> None:
+        if self.sockets is not None:
+            return
+        sockets = ListeningSockets(self.count)
+        for description in self.descriptions:
+            endpoint = self._parse(sockets, description)
+            failures: list[Failure] = []
+            endpoint.listen(_Placeholder()).addErrback(failures.append)
+            if failures:
+                sockets.close()
+                error = failures[0].value
+                why = error
+                if isinstance(error, CannotListenError) and error.socketError is not None:
+                    why = getattr(error.socketError, "strerror", None) or error.socketError
+                raise ConfigurationError(f"cannot listen on {description}: {why}")
+        self.sockets = sockets
+
+    def _startWorkers(self) -> None:
+        _log.info(
+            "tlsreply listening on {addresses} with {count} workers",
+            addresses=self.addresses,
+            count=self.count,
+        )
+        for slot in range(self.count):
+            self._fork(slot)
+
+    def _fork(self, slot: int) -> Worker:
+        assert self.sockets is not None
+        contexts = self.contexts.current
+        pid = os.fork()
+        if pid == 0:
+            _runWorker(slot, self.sockets, contexts, self.serviceForWorker)
+        worker = Worker(slot, pid, time.monotonic())
+        self.workers[pid] = worker
+        _log.info("started worker {number} (pid {pid})", number=slot + 1, pid=pid)
+        self._watch(worker)
+        return worker
+
+    def _watch(self, worker: Worker) -> None:
+        if hasattr(os, "pidfd_open"):
+            _ExitWatch(self._reactor, worker, self._exited)
+        else:  # pragma: no cover (Linux older than 5.3, or not Linux)
+            self._poll(worker)
+
+    def _poll(self, worker: Worker) -> None:
+        pid, _ = os.waitpid(worker.pid, os.WNOHANG)
+        if pid:
+            self._exited(worker, reaped=True)
+        else:
+            self._reactor.callLater(0.5, self._poll, worker)
+
+    def _exited(self, worker: Worker, reaped: bool = False) -> None:
+        status = 0
+        if not reaped:
+            _, status = os.waitpid(worker.pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        self.workers.pop(worker.pid, None)
+        number = worker.slot + 1
+        if worker.retired or self._stopping:
+            if code:
+                _log.warn(
+                    "worker {number} (pid {pid}) stopped with status {code}",
+                    number=number, pid=worker.pid, code=code,
+                )
+            worker.exited.callback(code)
+            return
+        lived = time.monotonic() - worker.startedAt
+        pause = self._pauses[worker.slot] = (
+            min(MAXIMUM_PAUSE, self._pauses[worker.slot] * 2)
+            if lived < STABLE_AFTER
+            else REPLACE_PAUSE
+        )
+        how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with status {code}"
+        _log.error(
+            "worker {number} (pid {pid}) {how} after {lived:.1f}s; replacing it in {pause:g}s",
+            number=number, pid=worker.pid, how=how, lived=lived, pause=pause,
+        )
+        worker.exited.callback(code)
+        self._pending[worker.slot] = self._reactor.callLater(pause, self._replace, worker.slot)
+
+    def _replace(self, slot: int) -> None:
+        self._pending.pop(slot, None)
+        if not self._stopping:
+            self._fork(slot)
+
+    def reload(self) -> bool:
+        """
+        Build new contexts; if that worked, start a new worker for every
+        slot, then stop the old ones gracefully.
+
+        @return: whether new workers were started.
+        """
+        if not self.contexts.reload():
+            return False
+        old = [w for w in self.workers.values() if not w.retired]
+        _log.info("replacing {count} workers with ones on the new contexts", count=len(old))
+        for worker in old:
+            self._fork(worker.slot)
+            self._retire(worker)
+        return True
+
+    def _retire(self, worker: Worker) -> None:
+        worker.retired = True
+        self._signal(worker, signal.SIGTERM)
+
+    def _signal(self, worker: Worker, number: int) -> None:
+        try:
+            os.kill(worker.pid, number)
+        except ProcessLookupError:
+            pass
+
+    def stopService(self) -> Deferred[None]:
+        """
+        Stop every worker gracefully (they stop listening at once and let
+        their connections finish for the shutdown grace), close the
+        parent's sockets, and fire once every worker has exited; kill those
+        still there after the grace.
+        """
+        super().stopService()
+        self._stopping = True
+        for pending in self._pending.values():
+            if pending.active():
+                pending.cancel()
+        self._pending.clear()
+        workers = list(self.workers.values())
+        for worker in workers:
+            if not worker.retired:  # those are stopping already
+                self._signal(worker, signal.SIGTERM)
+        if self.sockets is not None:
+            self.sockets.close()
+        if not workers:
+            return succeed(None)
+        _log.info("stopping {count} workers", count=len(workers))
+        done: Deferred[None] = Deferred()
+        remaining = {w.pid for w in workers}
+
+        def exited(code: int, pid: int) -> None:
+            remaining.discard(pid)
+            if not remaining and not done.called:
+                killer.cancel()
+                done.callback(None)
+
+        def kill() -> None:
+            for worker in workers:
+                if worker.pid in remaining:
+                    _log.warn(
+                        "worker {number} (pid {pid}) still running {grace:g}s after "
+                        "SIGTERM: killing it",
+                        number=worker.slot + 1, pid=worker.pid,
+                        grace=self.shutdownGrace + KILL_AFTER_GRACE,
+                    )
+                    self._signal(worker, signal.SIGKILL)
+
+        killer = self._reactor.callLater(self.shutdownGrace + KILL_AFTER_GRACE, kill)
+        for worker in workers:
+            worker.exited.addCallback(exited, worker.pid)
+        return done
+
+    def abortAll(self) -> int:
+        """
+        Tell every worker to abort its connections now (a second SIGTERM).
+
+        @return: how many workers were told.
+        """
+        workers = list(self.workers.values())
+        for worker in workers:
+            self._signal(worker, signal.SIGTERM)
+        return len(workers)
+
+
+class _Placeholder:
+    """
+    The factory the parent's endpoints listen with: nothing is accepted in
+    the parent.
+    """
+
+    def doStart(self) -> None:
+        pass
+
+    def doStop(self) -> None:
+        pass
+
+
+# A worker.
+
+
+def _runWorker(
+    slot: int,
+    sockets: ListeningSockets,
+    contexts: ServerContexts,
+    serviceForWorker: WorkerServiceFactory,
+) -> None:
+    """
+    The life of a worker process, right after C{fork}: never returns.
+    """
+    code = 1
+    try:
+        for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(number, signal.SIG_DFL)
+        mine = sockets.slots[slot]
+        for other in {id(s): s for s in sum(sockets.slots, []) if s not in mine}.values():
+            other.close()
+        reactor = _newReactor()
+        service = serviceForWorker(reactor, contexts, _AdoptingReactor(reactor, mine), slot + 1)
+        _WorkerSignals(reactor, service).install()
+        service.startService()
+        reactor.run(installSignalHandlers=False)
+        code = 0
+    except BaseException:
+        _log.failure("worker {number} failed", number=slot + 1)
+    finally:
+        os._exit(code)
+
+
+def _newReactor() -> Any:
+    """
+    A reactor of the worker's own (the parent's was copied by C{fork} and
+    shares its epoll instance with the parent: it must not run here).
+    """
+    try:
+        from twisted.internet.epollreactor import EPollReactor
+
+        return EPollReactor()
+    except ImportError:  # pragma: no cover (not Linux)
+        from twisted.internet.pollreactor import PollReactor
+
+        return PollReactor()
+
+
+class _WorkerSignals:
+    """
+    A worker's signals: SIGTERM or SIGINT stop it gracefully, a second one
+    aborts its connections; SIGHUP is the parent's business.
+    """
+
+    def __init__(self, reactor: Any, service: Any) -> None:
+        self._reactor = reactor
+        self._service = service
+        self._stopping = False
+
+    def install(self) -> None:
+        signal.signal(signal.SIGTERM, self._received)
+        signal.signal(signal.SIGINT, self._received)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    def _received(self, number: int, frame: Any) -> None:
+        self._reactor.callFromThread(self._stop, signal.Signals(number).name)
+
+    def _stop(self, name: str) -> None:
+        if self._stopping:
+            self._service.connections.abortAll(f"aborted on a second {name}")
+            return
+        self._stopping = True
+        stopped = self._service.stopService()
+        stopped.addBoth(lambda _: self._reactor.stop())
