@@ -107,6 +107,8 @@ class Sizes:
     workers: int
     handshakeTimeout: float
     deadline: float
+    #: KiB the server's memory may grow over the mixed phase's second half.
+    growthLimit: int = 2048
 
 
 FULL = Sizes(
@@ -117,6 +119,10 @@ QUICK = Sizes(
     warmUp=70, baseline=300, mixed=1000, idle=200, burst=200, workers=8,
     handshakeTimeout=2.0, deadline=60.0,
 )
+
+#: The snapshots that bound the mixed phase's second half.
+MIXED_HALF = "mixed, halfway"
+MIXED_END = "after mixed"
 
 
 def say(text: str = "") -> None:
@@ -568,12 +574,18 @@ class Soak:
 
     # Phases
 
-    def runPlan(self, name: str, plan: list[str], workers: int) -> PhaseReport:
+    def runPlan(
+        self, name: str, plan: list[str], workers: int, report: PhaseReport | None = None
+    ) -> PhaseReport:
         """
         Run a list of client kinds on C{workers} threads.
+
+        @param report: a report to add to (a phase run in parts), instead of
+            a new one.
         """
-        report = PhaseReport(name)
-        self.phases[name] = report
+        if report is None:
+            report = PhaseReport(name)
+            self.phases[name] = report
         seeds = [next(self._seeds) for _ in plan]
 
         def task(kind: str, seed: int) -> Result | None:
@@ -582,14 +594,16 @@ class Soak:
             return self.clients.run(kind, seed)
 
         started = time.monotonic()
+        results: list[Result] = []
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name) as pool:
             for result in pool.map(task, plan, seeds):
                 if result is None:
                     report.skipped += 1
                 else:
-                    report.results.append(result)
-        report.wall = time.monotonic() - started
-        parked = [r.parked for r in report.results if r.parked is not None]
+                    results.append(result)
+        report.results += results
+        report.wall += time.monotonic() - started
+        parked = [r.parked for r in results if r.parked is not None]
         if parked:
             cut, left = awaitServerClose(
                 parked,
@@ -600,7 +614,8 @@ class Soak:
                     f"{name}: the server left {left} of {len(parked)} truncated-hello "
                     "connections open past its handshake timeout"
                 )
-            report.silent, report.cutByServer = len(parked), cut
+            report.silent += len(parked)
+            report.cutByServer += cut
         if report.skipped:
             raise DeadlineExceeded(f"{name}: deadline reached, {report.skipped} connections skipped")
         return report
@@ -621,9 +636,19 @@ class Soak:
         self.snapshot("after baseline (good clients only)")
 
     def mixed(self) -> None:
+        """
+        The mix of good and bad clients, in two halves with the server's
+        memory taken (settled) after each: a server that keeps something
+        per connection grows in the second half as in the first, one that
+        has warmed up does not.
+        """
         rng = random.Random(self.seed + 1)
         plan = rng.choices(list(MIX), weights=list(MIX.values()), k=self.sizes.mixed)
-        report = self.runPlan("mixed", plan, self.sizes.workers)
+        half = len(plan) // 2
+        report = self.runPlan("mixed", plan[:half], self.sizes.workers)
+        self.snapshot(MIXED_HALF)
+        self.runPlan("mixed", plan[half:], self.sizes.workers, report)
+        self.snapshot(MIXED_END)
         self.checkGood(report)
         for kind in BAD_KINDS:
             failed = [r for r in report.byKind().get(kind, []) if not r.ok]
@@ -631,7 +656,21 @@ class Soak:
                 self.failures.append(
                     f"mixed: {len(failed)} {kind} clients: {failed[0].detail}"
                 )
-        self.snapshot("after mixed")
+        halfway, end = (
+            next(s for s in self.snapshots if s.label == label)
+            for label in (MIXED_HALF, MIXED_END)
+        )
+        grown = end.rss - halfway.rss
+        self.notes.append(
+            f"server memory over the mixed phase's second half (connections "
+            f"{half:,} to {len(plan):,} of it): VmRSS {halfway.rss:,} KiB -> "
+            f"{end.rss:,} KiB, grew {grown:+,} KiB (limit {self.sizes.growthLimit:,} KiB)"
+        )
+        if grown > self.sizes.growthLimit:
+            self.failures.append(
+                f"server memory grew {grown:,} KiB over the mixed phase's second half "
+                f"(limit {self.sizes.growthLimit:,} KiB)"
+            )
 
     def idle(self) -> None:
         """
@@ -858,6 +897,9 @@ def parseArguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--burst", type=int, help="good clients released at once")
     parser.add_argument("--workers", type=int, help="client threads in the baseline and mixed phases")
     parser.add_argument("--handshake-timeout", type=float, help="the server's --handshake-timeout")
+    parser.add_argument("--growth-limit", type=int, default=2048, metavar="KIB",
+                        help="KiB the server's memory may grow over the mixed phase's "
+                        "second half (default 2048)")
     parser.add_argument("--seed", type=int, default=1, help="seed for the client mix (default 1)")
     parser.add_argument("--twistd", help="the twistd to run (default: next to this Python)")
     parser.add_argument("--server-arg", action="append", default=[], metavar="ARG",
@@ -889,6 +931,7 @@ def main(argv: list[str] | None = None) -> int:
             else defaults.handshakeTimeout
         ),
         deadline=arguments.deadline or defaults.deadline,
+        growthLimit=arguments.growth_limit,
     )
     if not Path("/proc/self/fd").is_dir():
         say("soak: needs /proc (Linux)")

@@ -45,6 +45,7 @@ from tlsreply.clienthello import (
     NotAClientHello,
     scanClientHello,
 )
+from tlsreply.errors import openSSLReasons
 
 if TYPE_CHECKING:
     from tlsreply.listening import SocketTLSPort
@@ -70,6 +71,17 @@ def _lost() -> Failure:
     EOF, or by a reset: OpenSSL does not tell them apart here).
     """
     return Failure(ConnectionLost())
+
+
+def _failed(error: SSL.Error) -> Failure:
+    """
+    Why a connection ended, from an OpenSSL error: the end of TCP without
+    close_notify however OpenSSL words it (pyOpenSSL turns most of those
+    into L{SSL.SysCallError}, but not all), else the error itself.
+    """
+    if openSSLReasons(error) == "unexpected eof while reading":
+        return _lost()
+    return Failure(error)
 
 
 @implementer(IReadDescriptor, IWriteDescriptor, ITransport, ISSLTransport, INegotiated)
@@ -421,7 +433,7 @@ class TLSSocketConnection:
             self._close(_lost())
             return
         except _Error as e:
-            self._close(Failure(e), drain=True)
+            self._close(_failed(e), drain=True)
             return
         self._handshakeDone = True
         self.protocol.handshakeCompleted()
@@ -454,7 +466,7 @@ class TLSSocketConnection:
                 self._close(_lost())
                 return False
             except _Error as e:
-                self._close(Failure(e), drain=True)
+                self._close(_failed(e), drain=True)
                 return False
             if sent < len(data):
                 pending[0] = memoryview(data)[sent:]
@@ -480,7 +492,7 @@ class TLSSocketConnection:
             self._close(_lost())
             return
         except _Error as e:
-            self._close(Failure(e), drain=True)
+            self._close(_failed(e), drain=True)
             return
         self._shutdownSent = True
         if done:
@@ -510,7 +522,7 @@ class TLSSocketConnection:
                 self._close(_lost())
                 return
             except _Error as e:
-                self._close(Failure(e), drain=True)
+                self._close(_failed(e), drain=True)
                 return
             protocol.dataReceived(data)
             if self._closed:
