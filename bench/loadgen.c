@@ -100,6 +100,8 @@ struct config {
     double duration;
     double warmup;
     long count;
+    int duration_given;
+    long max_errors;
     unsigned char *expect;
     size_t expect_len;
     double timeout;
@@ -265,7 +267,7 @@ static void succeed(struct conn *c)
             session = NULL;
         }
     }
-    if (phase == PH_MEASURE) {
+    if (phase == PH_MEASURE && !(cfg.count && handshakes >= cfg.count)) {
         handshakes++;
         if (SSL_session_reused(c->ssl))
             resumed++;
@@ -517,7 +519,7 @@ static int run_rate(void)
 {
     double t, warm_end = 0, measure_start = 0, measure_end = 0, stop_at = 0;
     double cpu_start = 0, cpu_end = 0, last_check = 0;
-    int interrupted = 0;
+    int interrupted = 0, gave_up = 0;
 
     /* Priming: one connection, alone, whose session the others resume. */
     t = now();
@@ -540,7 +542,9 @@ static int run_rate(void)
 
     t = now();
     warm_end = t + cfg.warmup;
-    stop_at = cfg.count ? warm_end + 600.0 : warm_end + cfg.duration;
+    /* --count ends the window early; --duration (60 s with --count unless
+     * given) always ends it. */
+    stop_at = warm_end + (cfg.count && !cfg.duration_given ? 60.0 : cfg.duration);
     if (cfg.warmup <= 0) {
         phase = PH_MEASURE;
         measure_start = t;
@@ -558,8 +562,20 @@ static int run_rate(void)
             measure_start = now();
             cpu_start = cpu_seconds();
         }
+        if (!gave_up && errors_total() > cfg.max_errors) {
+            /* A server that fails every connection: stop hammering it. */
+            gave_up = 1;
+            fprintf(stderr, "loadgen: more than %ld errors; stopping\n", cfg.max_errors);
+            if (phase == PH_WARMUP) {
+                phase = PH_MEASURE;
+                measure_start = now();
+                cpu_start = cpu_seconds();
+                if (cfg.marks)
+                    say("start");
+            }
+        }
         if (phase == PH_MEASURE &&
-            (t >= stop_at || (cfg.count && handshakes >= cfg.count))) {
+            (t >= stop_at || gave_up || (cfg.count && handshakes >= cfg.count))) {
             measure_end = now();
             cpu_end = cpu_seconds();
             if (cfg.marks)
@@ -613,10 +629,11 @@ static int run_rate(void)
     printf(", \"errors_in_window\": %ld, \"completed_total\": %ld, "
            "\"latency_us\": {\"p50\": %.0f, \"p99\": %.0f, \"max\": %.0f}, "
            "\"client_cpu_s\": %.6f, \"client_cpu_ratio\": %.4f, "
-           "\"interrupted\": %s}\n",
+           "\"interrupted\": %s, \"gave_up\": %s}\n",
            errors_in_window, completed, percentile(0.50), percentile(0.99),
            nlatencies ? (double)latencies[nlatencies - 1] : 0.0, cpu_end - cpu_start,
-           wall > 0 ? (cpu_end - cpu_start) / wall : 0.0, interrupted ? "true" : "false");
+           wall > 0 ? (cpu_end - cpu_start) / wall : 0.0, interrupted ? "true" : "false",
+           gave_up ? "true" : "false");
     fflush(stdout);
     return errors_total() || interrupted ? 1 : 0;
 }
@@ -702,7 +719,9 @@ static void usage(FILE *out)
         "  --concurrency N    connections in flight (48)\n"
         "  --warmup S         seconds before the measured window (1)\n"
         "  --duration S       seconds of the measured window (5)\n"
-        "  --count N          end the window after N handshakes instead\n"
+        "  --count N          end the window after N handshakes (or --duration,\n"
+        "                     60 s unless given)\n"
+        "  --max-errors N     stop early after more than N errors (1000)\n"
         "  --expect TEXT      the reply, with \\n \\r \\t \\0 \\\\ \\xHH (test\\n)\n"
         "  --timeout S        per-connection deadline (10)\n"
         "  --marks            print 'start' and 'end' at the window's edges\n"
@@ -743,6 +762,7 @@ int main(int argc, char **argv)
         {"warmup", required_argument, 0, 'w'},
         {"duration", required_argument, 0, 'd'},
         {"count", required_argument, 0, 'n'},
+        {"max-errors", required_argument, 0, 'x'},
         {"expect", required_argument, 0, 'e'},
         {"timeout", required_argument, 0, 't'},
         {"marks", no_argument, 0, 'm'},
@@ -763,6 +783,7 @@ int main(int argc, char **argv)
     cfg.duration = 5;
     cfg.timeout = 10;
     cfg.max_hold = 120;
+    cfg.max_errors = 1000;
     cfg.mode = MODE_RATE;
     set_expect("test\\n");
 
@@ -783,8 +804,12 @@ int main(int argc, char **argv)
         case 'r': cfg.resume = 1; break;
         case 'c': cfg.concurrency = (int)parse_long(optarg, "--concurrency"); break;
         case 'w': cfg.warmup = parse_double(optarg, "--warmup"); break;
-        case 'd': cfg.duration = parse_double(optarg, "--duration"); break;
+        case 'd':
+            cfg.duration = parse_double(optarg, "--duration");
+            cfg.duration_given = 1;
+            break;
         case 'n': cfg.count = parse_long(optarg, "--count"); break;
+        case 'x': cfg.max_errors = parse_long(optarg, "--max-errors"); break;
         case 'e': set_expect(optarg); break;
         case 't': cfg.timeout = parse_double(optarg, "--timeout"); break;
         case 'm': cfg.marks = 1; break;
@@ -812,8 +837,8 @@ int main(int argc, char **argv)
         die("--timeout must be positive");
     if (cfg.mode != MODE_RATE && (cfg.places < 1 || cfg.places > 100000))
         die("--idle/--hold: 1 to 100000 connections");
-    if (cfg.mode == MODE_RATE && cfg.count == 0 && cfg.duration <= 0)
-        die("--duration must be positive (or give --count)");
+    if (cfg.mode == MODE_RATE && cfg.duration <= 0 && !(cfg.count && !cfg.duration_given))
+        die("--duration must be positive");
 
     /* Die with the harness; never linger as an orphan. */
     prctl(PR_SET_PDEATHSIG, SIGTERM);
