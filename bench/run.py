@@ -202,13 +202,15 @@ def spawn(
 
 def stop(process: subprocess.Popen[bytes], grace: float = 8.0) -> int | None:
     """
-    Stop a process and its group: SIGTERM, then SIGKILL after C{grace}
+    Stop a process and its group: SIGTERM to the process itself (a
+    supervisor such as nginx's master or tlsreply's parent stops its own
+    workers), then SIGKILL to whatever is left of the group after C{grace}
     seconds. Returns its exit status (None if it had to be killed and did
     not report).
     """
     if process.poll() is None:
         with suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGTERM)
+            process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout=grace)
         except subprocess.TimeoutExpired:
