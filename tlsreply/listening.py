@@ -85,7 +85,7 @@ class SocketTLSPort(tcp.Port):
         connections = self.connections
         replyFactory = self.replyFactory
         clock = replyFactory.clock
-        family = self.addressFamily
+        family = int(self.addressFamily)
         isTCP = family != socket.AF_UNIX
         while self.connected and not connections.full:
             try:
@@ -106,7 +106,9 @@ class SocketTLSPort(tcp.Port):
             if protocol is None:
                 sock.close()
                 continue
-            connection = TLSSocketConnection(self, sock, address, protocol, clock.seconds())
+            connection = TLSSocketConnection(
+                self, sock, family, address, protocol, clock.seconds()
+            )
             try:
                 connection.begin()
             except Exception:

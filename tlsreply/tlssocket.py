@@ -132,11 +132,13 @@ class TLSSocketConnection:
         self,
         port: SocketTLSPort,
         sock: socket.socket,
+        family: int,
         address: Any,
         protocol: ReplyProtocol,
         acceptedAt: float,
     ) -> None:
         """
+        @param family: the socket's address family (C{AF_INET}, ...).
         @param address: the peer's address as C{accept} returned it.
         """
         self.protocol = protocol
@@ -148,7 +150,7 @@ class TLSSocketConnection:
         self._port = port
         self._socket = sock
         self._fd = sock.fileno()
-        self._family = sock.family
+        self._family = family
         self._address = address
         self._peer: IAddress | None = None
         self._tls: SSL.Connection | None = None
@@ -441,8 +443,10 @@ class TLSSocketConnection:
             return
         if self._flush() and self._closeRequested:
             self._shutdown()
-        if not self._closed:
-            self._discardInput()
+        # No read now: the client answers close_notify a round trip later,
+        # and whatever it sent already (a request after its Finished) is
+        # still in the socket, not in OpenSSL (which reads one record at a
+        # time), so the next readiness event reports it.
 
     def _flush(self) -> bool:
         """
