@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from OpenSSL import SSL
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionAborted, ConnectionDone
 from twisted.internet.interfaces import IHandshakeListener
@@ -22,7 +23,8 @@ from zope.interface import implementer
 
 from tests.support import captureLogEvents, makeCertificates, temporaryDirectory
 from tlsreply import ReplyFactory, buildServerContexts, loadCredentials, wrapWithTLS
-from tlsreply.protocol import ReplyProtocol
+from tlsreply.protocol import ReplyProtocol, describeFailure
+from tlsreply.tlssocket import _failed
 
 PEER = IPv4Address("TCP", "192.0.2.7", 50000)
 SERVER = IPv4Address("TCP", "192.0.2.1", 4433)
@@ -273,3 +275,32 @@ class ReplyFactoryTests(SynchronousTestCase):
             protocol.connectionLost(Failure(ConnectionAborted()))
         self.assertIsNone(self.successResultOf(idle))
         self.assertEqual(clock.getDelayedCalls(), [])
+
+
+class FailureWordingTests(SynchronousTestCase):
+    """
+    How a connection's end is worded in its log line.
+    """
+
+    def test_emptyReasonsAreLeftOut(self) -> None:
+        """
+        OpenSSL queues a reason-less "system library" entry before its own
+        reason after a failed system call; the line gives only the reason.
+        """
+        error = SSL.Error([("system library", "", ""), ("SSL routines", "", "unexpected eof while reading")])
+        self.assertEqual(describeFailure(Failure(error)), "unexpected eof while reading")
+
+    def test_eofWithoutCloseNotifyIsOneWording(self) -> None:
+        """
+        On tlsreply's own ports, however OpenSSL reports the end of TCP
+        without close_notify (a pyOpenSSL C{SysCallError}, or an error with
+        OpenSSL's "unexpected eof" reason, after a reset), the line says the
+        same thing; other errors keep OpenSSL's reason.
+        """
+        eof = SSL.Error([("system library", "", ""), ("SSL routines", "", "unexpected eof while reading")])
+        self.assertEqual(
+            describeFailure(_failed(eof)),
+            "peer closed TCP without close_notify, or reset it",
+        )
+        other = SSL.Error([("SSL routines", "", "no shared cipher")])
+        self.assertEqual(describeFailure(_failed(other)), "no shared cipher")

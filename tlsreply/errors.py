@@ -27,5 +27,7 @@ def openSSLReasons(error: Exception) -> str | None:
     details = error.args[0] if error.args else None
     if not isinstance(details, list):
         return None
-    reasons = [str(entry[-1]) for entry in details if isinstance(entry, tuple)]
+    # An entry of the "system library" (a failed system call, such as a
+    # reset) carries no reason of its own.
+    reasons = [str(entry[-1]) for entry in details if isinstance(entry, tuple) and entry[-1]]
     return "; ".join(reasons) or None

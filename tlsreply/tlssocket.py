@@ -79,7 +79,7 @@ def _failed(error: SSL.Error) -> Failure:
     close_notify however OpenSSL words it (pyOpenSSL turns most of those
     into L{SSL.SysCallError}, but not all), else the error itself.
     """
-    if openSSLReasons(error) == "unexpected eof while reading":
+    if "unexpected eof while reading" in (openSSLReasons(error) or ""):
         return _lost()
     return Failure(error)
 
