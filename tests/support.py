@@ -72,6 +72,8 @@ class TestCertificates:
     A fresh CA and a server certificate it issued, written to files.
     """
 
+    __test__ = False  # a helper, not a test class, for pytest
+
     ca: trustme.CA
     caPath: Path
     certificatePath: Path
