@@ -19,7 +19,7 @@ from tlsreply.accesslog import (
     connectionLine,
     repliedFields,
 )
-from tlsreply.handshake import HandshakeInfo
+from tlsreply.records import HandshakeInfo
 
 HANDSHAKES = [
     HandshakeInfo("TLSv1.3", "TLS_AES_256_GCM_SHA384", "X25519MLKEM768", False,

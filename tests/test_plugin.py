@@ -146,7 +146,7 @@ class DiscoveryTests(SynchronousTestCase):
         pyOpenSSL nor cryptography until a fixture is used.
         """
         check = (
-            "import sys, tlsreply.pytest_plugin; "
+            "import sys, tlsreply.testing.pytest_plugin; "
             "print(sorted({m.split('.')[0] for m in sys.modules} & "
             "{'twisted', 'OpenSSL', 'cryptography'}))"
         )

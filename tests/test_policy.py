@@ -48,7 +48,7 @@ from tests.support import (
     runCommand,
     temporaryDirectory,
 )
-from tlsreply.handshake import ConnectionRecord
+from tlsreply.records import ConnectionRecord
 from tlsreply.service import TLSReplyService
 from tlsreply.tap import Options, makeService
 

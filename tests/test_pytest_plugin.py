@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tlsreply.pytest_plugin import ThreadedTestServer
+from tlsreply.testing.pytest_plugin import ThreadedTestServer
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """
-Tests for L{tlsreply.replytext.decodeReplyText}: the C{--reply} text an
+Tests for L{tlsreply.replies.decodeReplyText}: the C{--reply} text an
 operator types becomes the exact bytes the server sends.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 from twisted.trial.unittest import SynchronousTestCase
 
 from tlsreply.errors import ConfigurationError
-from tlsreply.replytext import decodeReplyText
+from tlsreply.replies import decodeReplyText
 
 
 class DecodeReplyTextTests(SynchronousTestCase):

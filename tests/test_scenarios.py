@@ -1,6 +1,6 @@
 """
-Tests for L{tlsreply.testca} (the test certificate authority) and
-L{tlsreply.scenarios} (the deliberately broken servers made from it).
+Tests for L{tlsreply.testing.ca} (the test certificate authority) and
+L{tlsreply.testing.scenarios} (the deliberately broken servers made from it).
 
 Every scenario is served for real on 127.0.0.1 and met by the client the
 scenarios promise an outcome for: Python's C{ssl} trusting only the test
@@ -43,7 +43,14 @@ from tests.support import (
 )
 from tlsreply.credentials import loadCredentials
 from tlsreply.errors import ConfigurationError
-from tlsreply.scenarios import (
+from tlsreply.testing.ca import (
+    LEAF_BACKDATE,
+    LEAF_LIFETIME,
+    TestCA,
+    selfSignedCertificate,
+    writePrivateKey,
+)
+from tlsreply.testing.scenarios import (
     ACCEPT,
     CA_FILE,
     MANY_NAMES_COUNT,
@@ -53,13 +60,6 @@ from tlsreply.scenarios import (
     buildScenario,
     describeScenarios,
     unavailableReason,
-)
-from tlsreply.testca import (
-    LEAF_BACKDATE,
-    LEAF_LIFETIME,
-    TestCA,
-    selfSignedCertificate,
-    writePrivateKey,
 )
 from tlsreply.tlscontext import buildServerContexts
 

@@ -30,8 +30,8 @@ from tlsreply._version import __version__
 # has tlsreply installed.
 _PUBLIC = {
     "ConfigurationError": "tlsreply.errors",
-    "ConnectionRecord": "tlsreply.handshake",
-    "HandshakeInfo": "tlsreply.handshake",
+    "ConnectionRecord": "tlsreply.records",
+    "HandshakeInfo": "tlsreply.records",
     "ReloadableContexts": "tlsreply.reload",
     "ReplyFactory": "tlsreply.protocol",
     "ReplyProtocol": "tlsreply.protocol",
@@ -43,7 +43,7 @@ _PUBLIC = {
     "ensureDevelopmentCertificate": "tlsreply.devcert",
     "loadCredentials": "tlsreply.credentials",
     "parseListenAddress": "tlsreply.service",
-    "wrapWithTLS": "tlsreply.protocol",
+    "wrapWithTLS": "tlsreply.tlsmemory",
 }
 
 __all__ = [
@@ -78,8 +78,9 @@ if TYPE_CHECKING:
     from tlsreply.credentials import ServerCredentials, loadCredentials
     from tlsreply.devcert import ensureDevelopmentCertificate
     from tlsreply.errors import ConfigurationError
-    from tlsreply.handshake import ConnectionRecord, HandshakeInfo
-    from tlsreply.protocol import ReplyFactory, ReplyProtocol, wrapWithTLS
+    from tlsreply.protocol import ReplyFactory, ReplyProtocol
+    from tlsreply.records import ConnectionRecord, HandshakeInfo
     from tlsreply.reload import ReloadableContexts
     from tlsreply.service import TLSReplyService, parseListenAddress
     from tlsreply.tlscontext import ServerContexts, TLSPolicy, buildServerContexts
+    from tlsreply.tlsmemory import wrapWithTLS

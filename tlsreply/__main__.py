@@ -27,7 +27,7 @@ def listScenarios(argv: list[str], out: TextIO) -> int:
     """
     Print every scenario with the outcome a correct client should see.
     """
-    from tlsreply.scenarios import describeScenarios
+    from tlsreply.testing.scenarios import describeScenarios
 
     if argv not in ([], ["--json"]):
         sys.stderr.write(USAGE)

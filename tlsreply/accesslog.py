@@ -20,7 +20,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
 if TYPE_CHECKING:
-    from tlsreply.handshake import HandshakeInfo
+    from tlsreply.records import HandshakeInfo
 
 #: The line for a connection that was served; the fields are those of
 #: L{repliedFields} and C{peer}, C{closed}.

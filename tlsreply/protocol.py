@@ -32,13 +32,11 @@ from tlsreply.accesslog import (
 )
 from tlsreply.addresses import formatAddress
 from tlsreply.clienthello import ClientHello
-from tlsreply.connections import ServerConnections
 from tlsreply.errors import openSSLReasons
-from tlsreply.handshake import ConnectionRecord, HandshakeInfo, describeHandshake
-from tlsreply.tlsmemory import TLSReplyServerFactory
+from tlsreply.records import ConnectionRecord, HandshakeInfo, describeHandshake
 
 if TYPE_CHECKING:
-    from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
+    pass
 
 DEFAULT_REPLY = b"test\n"
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
@@ -256,29 +254,3 @@ class ReplyFactory(Factory[ReplyProtocol]):
         Report a connection that ended before the client sent a byte.
         """
         self.report(formatAddress(peer), why or describeFailure(reason), None)
-
-
-def wrapWithTLS(
-    contextFactory: IOpenSSLServerConnectionCreator,
-    factory: ReplyFactory,
-    connections: ServerConnections | None = None,
-) -> TLSReplyServerFactory:
-    """
-    Put TLS around a L{ReplyFactory}, so that any stream endpoint
-    (C{tcp:}, C{unix:}, C{haproxy:}, C{systemd:}) can carry it.
-
-    The ClientHello is read before TLS starts
-    (L{tlsreply.tlsmemory.ClientHelloFirst}), so
-    that a L{ServerContexts} can create each connection from the context
-    for the name the client asked for.
-
-    @param contextFactory: usually from L{buildServerContexts}; any
-        L{IOpenSSLServerConnectionCreator} (a L{CertificateOptions}) works.
-    @param connections: the registry of the server's connections; a new
-        one, with the factory's timeouts and no cap, by default.
-    """
-    if connections is None:
-        connections = ServerConnections(
-            factory.clock, factory.handshakeTimeout, factory.closeTimeout
-        )
-    return TLSReplyServerFactory(contextFactory, factory, connections)

@@ -43,7 +43,7 @@ from tlsreply.protocol import (
     ReplyFactory,
 )
 from tlsreply.reload import ReloadableContexts
-from tlsreply.replytext import decodeReplyText, httpResponse
+from tlsreply.replies import decodeReplyText, httpResponse
 from tlsreply.service import DEFAULT_SHUTDOWN_GRACE, TLSReplyService, parseListenAddress
 from tlsreply.tlscontext import (
     DEFAULT_SESSION_TIMEOUT,
@@ -322,12 +322,12 @@ class Options(usage.Options):
         Settle the listening addresses, the reply text and the TLS policy.
         """
         if self["list-scenarios"]:
-            from tlsreply.scenarios import describeScenarios
+            from tlsreply.testing.scenarios import describeScenarios
 
             sys.stdout.write(json.dumps(describeScenarios(), indent=2) + "\n")
             raise SystemExit(0)
         if self["scenario"] is not None:
-            from tlsreply.scenarios import SCENARIOS
+            from tlsreply.testing.scenarios import SCENARIOS
 
             if self["scenario"] not in SCENARIOS:
                 raise usage.UsageError(
@@ -452,8 +452,8 @@ def _scenarioContexts(options: Options) -> ServerContexts:
     verification; ALPN, groups, ciphers and the key log still come from
     the command line.
     """
-    from tlsreply.scenarios import buildScenario
-    from tlsreply.testca import TestCA
+    from tlsreply.testing.ca import TestCA
+    from tlsreply.testing.scenarios import buildScenario
 
     directory = (DEVELOPMENT_CERTIFICATE_DIRECTORY / "scenario").absolute()
     directory.mkdir(parents=True, exist_ok=True)

@@ -31,7 +31,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from OpenSSL import SSL
 from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
 from twisted.internet.ssl import CertificateOptions, TLSVersion
-from twisted.logger import Logger
 from zope.interface import implementer
 
 from tlsreply import _openssl
@@ -81,7 +80,6 @@ _LEGACY = (TLSVersion.TLSv1_0, TLSVersion.TLSv1_1)
 
 VerifyClient = Literal["none", "optional", "require"]
 
-_log = Logger()
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ client asked for.
 from __future__ import annotations
 
 import socket
-from typing import TYPE_CHECKING, Any, runtime_checkable
+from typing import Any, runtime_checkable
 from typing import Protocol as TypingProtocol
 
 from OpenSSL import SSL
@@ -41,9 +41,7 @@ from zope.interface import directlyProvides, implementer, providedBy
 from tlsreply.addresses import formatAddress
 from tlsreply.clienthello import ClientHello, ClientHelloParser, NotAClientHello
 from tlsreply.connections import ServerConnections
-
-if TYPE_CHECKING:
-    from tlsreply.protocol import ReplyFactory
+from tlsreply.protocol import ReplyFactory
 
 
 @runtime_checkable
@@ -269,3 +267,29 @@ class TLSReplyServerFactory(WrappingFactory):
 
     def logPrefix(self) -> str:
         return "tlsreply"
+
+
+def wrapWithTLS(
+    contextFactory: IOpenSSLServerConnectionCreator,
+    factory: ReplyFactory,
+    connections: ServerConnections | None = None,
+) -> TLSReplyServerFactory:
+    """
+    Put TLS around a L{ReplyFactory}, so that any stream endpoint
+    (C{tcp:}, C{unix:}, C{haproxy:}, C{systemd:}) can carry it.
+
+    The ClientHello is read before TLS starts
+    (L{tlsreply.tlsmemory.ClientHelloFirst}), so
+    that a L{ServerContexts} can create each connection from the context
+    for the name the client asked for.
+
+    @param contextFactory: usually from L{buildServerContexts}; any
+        L{IOpenSSLServerConnectionCreator} (a L{CertificateOptions}) works.
+    @param connections: the registry of the server's connections; a new
+        one, with the factory's timeouts and no cap, by default.
+    """
+    if connections is None:
+        connections = ServerConnections(
+            factory.clock, factory.handshakeTimeout, factory.closeTimeout
+        )
+    return TLSReplyServerFactory(contextFactory, factory, connections)

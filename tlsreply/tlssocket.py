@@ -20,7 +20,7 @@ that never sends a byte costs no OpenSSL state at all.
 from __future__ import annotations
 
 import socket
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from OpenSSL import SSL
 from twisted.internet.error import ConnectionAborted, ConnectionLost
@@ -48,8 +48,26 @@ from tlsreply.clienthello import (
 from tlsreply.errors import openSSLReasons
 
 if TYPE_CHECKING:
-    from tlsreply.listening import SocketTLSPort
-    from tlsreply.protocol import ReplyProtocol
+    from tlsreply.connections import ServerConnections
+    from tlsreply.poller import Readiness
+    from tlsreply.protocol import ReplyFactory, ReplyProtocol
+    from tlsreply.tlsmemory import HandshakeContexts
+
+
+class AcceptingPort(Protocol):
+    """
+    What a connection needs of the port that accepted it
+    (L{tlsreply.listening.SocketTLSPort}).
+    """
+
+    reactor: Any
+    contexts: HandshakeContexts
+    replyFactory: ReplyFactory
+    connections: ServerConnections
+    readiness: Readiness
+    peekBuffer: bytearray
+
+    def getHost(self) -> Any: ...
 
 #: Twisted's shared L{Failure} for a clean close: no traceback is captured.
 _DONE = Failure(CONNECTION_DONE)
@@ -130,7 +148,7 @@ class TLSSocketConnection:
 
     def __init__(
         self,
-        port: SocketTLSPort,
+        port: AcceptingPort,
         sock: socket.socket,
         family: int,
         address: Any,

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from tlsreply.handshake import ConnectionRecord
+    from tlsreply.records import ConnectionRecord
     from tlsreply.testing import TestServer
 
 

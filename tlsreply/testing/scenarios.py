@@ -36,7 +36,7 @@ from twisted.internet.ssl import TLSVersion
 
 from tlsreply.credentials import ServerCredentials
 from tlsreply.errors import ConfigurationError
-from tlsreply.testca import (
+from tlsreply.testing.ca import (
     KeyType,
     TestCA,
     certificatesPEM,

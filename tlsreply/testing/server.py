@@ -19,7 +19,7 @@ ready client contexts, and the record of every connection::
             self.assertTrue(records[1].resumed)
 
 For pytest suites (which need no reactor at all) the C{tlsreply_server}
-fixtures of L{tlsreply.pytest_plugin} run the same server on a private
+fixtures of L{tlsreply.testing.pytest_plugin} run the same server on a private
 reactor in a thread.
 """
 
@@ -41,12 +41,12 @@ from twisted.internet.ssl import (
     optionsForClientTLS,
 )
 
-from tlsreply.handshake import ConnectionRecord
 from tlsreply.protocol import DEFAULT_REPLY, ReplyFactory
-from tlsreply.replytext import httpResponse
-from tlsreply.scenarios import buildScenario
+from tlsreply.records import ConnectionRecord
+from tlsreply.replies import httpResponse
 from tlsreply.service import TLSReplyService
-from tlsreply.testca import TestCA
+from tlsreply.testing.ca import TestCA
+from tlsreply.testing.scenarios import buildScenario
 from tlsreply.tlscontext import buildServerContexts
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ class TestServer:
     @ivar host: C{"127.0.0.1"}.
     @ivar port: the ephemeral port it listens on.
     @ivar serverName: the name its certificate is for (C{"localhost"}).
-    @ivar scenario: which scenario it serves (see L{tlsreply.scenarios}).
+    @ivar scenario: which scenario it serves (see L{tlsreply.testing.scenarios}).
     @ivar caCertificatePEM: the test CA's certificate, to trust.
     @ivar caCertificatePath: the same, as a file.
     @ivar clientCertificatePath: for C{client-cert-required}, a PEM file
@@ -172,7 +172,7 @@ def startTLSReplyServer(
 
     @param testCase: if given, the server is stopped (and its files
         removed) in the test's cleanup.
-    @param scenario: a name from L{tlsreply.scenarios}: C{"valid"},
+    @param scenario: a name from L{tlsreply.testing.scenarios}: C{"valid"},
         C{"expired"}, C{"tls1.2-only"}, ...
     @param reply: the bytes every client receives.
     @param http: wrap the reply in a minimal HTTP/1.1 response.
