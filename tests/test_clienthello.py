@@ -3,13 +3,16 @@ Tests for L{tlsreply.clienthello}: the parser that reads a client's
 ClientHello before OpenSSL does.
 
 Real ClientHellos come from Python's C{ssl} over memory BIOs; malformed and
-unusual ones (GREASE, early data, SSLv2-style) are built byte by byte.
+unusual ones (GREASE, early data, SSLv2-style, post-quantum groups, the
+JA4 specification's and Salesforce's JA3 examples) are built byte by byte.
 """
 
 from __future__ import annotations
 
 import ssl
 import struct
+from collections.abc import Sequence
+from dataclasses import replace
 
 import trustme
 from twisted.trial.unittest import SynchronousTestCase
@@ -21,8 +24,10 @@ from tlsreply.clienthello import (
     ClientHello,
     ClientHelloParser,
     NotAClientHello,
+    OfferedCodes,
     scanClientHello,
 )
+from tlsreply.tlsnames import CIPHER_SUITES, GREASE_VALUES
 
 # Real ClientHellos, from Python's ssl.
 
@@ -120,8 +125,43 @@ def versionsExtension(*versions: int) -> bytes:
     return extension(43, vector(1, b"".join(v.to_bytes(2, "big") for v in versions)))
 
 
+def codeList(codes: Sequence[int]) -> bytes:
+    """
+    Two-byte values, one after another.
+    """
+    return b"".join(code.to_bytes(2, "big") for code in codes)
+
+
+def groupsExtension(*groups: int) -> bytes:
+    """
+    A supported_groups extension.
+    """
+    return extension(10, vector(2, codeList(groups)))
+
+
+def signaturesExtension(*schemes: int) -> bytes:
+    """
+    A signature_algorithms extension.
+    """
+    return extension(13, vector(2, codeList(schemes)))
+
+
+def keyShareExtension(*shares: tuple[int, int]) -> bytes:
+    """
+    A client's key_share extension: (group, key size) entries, with keys
+    of zeros.
+    """
+    return extension(
+        51, vector(2, b"".join(codeList([g]) + vector(2, bytes(n)) for g, n in shares))
+    )
+
+
 def helloMessage(
-    extensions: list[bytes] | None = None, legacyVersion: int = 0x0303, kind: int = 1
+    extensions: list[bytes] | None = None,
+    legacyVersion: int = 0x0303,
+    kind: int = 1,
+    cipherSuites: Sequence[int] = (0x1301, 0xC02B),
+    compressionMethods: bytes = b"\x00",
 ) -> bytes:
     """
     A handshake message (a ClientHello unless C{kind} says otherwise) with
@@ -131,8 +171,8 @@ def helloMessage(
         legacyVersion.to_bytes(2, "big")
         + bytes(32)
         + vector(1, b"")
-        + vector(2, b"\x13\x01\xc0\x2b")
-        + vector(1, b"\x00")
+        + vector(2, codeList(cipherSuites))
+        + vector(1, compressionMethods)
     )
     if extensions is not None:
         body += vector(2, b"".join(extensions))
@@ -168,6 +208,23 @@ def parse(data: bytes) -> ClientHello | None:
     return ClientHelloParser().feed(data)
 
 
+def parseWhole(data: bytes) -> ClientHello:
+    """
+    Parse C{data}, which holds a whole ClientHello.
+    """
+    hello = parse(data)
+    assert hello is not None
+    return hello
+
+
+def summary(hello: ClientHello | None) -> ClientHello | None:
+    """
+    C{hello} without its code points: the five fields read for the server
+    itself, to compare with a L{ClientHello} written out in a test.
+    """
+    return None if hello is None else replace(hello, codes=OfferedCodes())
+
+
 class RealClientHelloTests(SynchronousTestCase):
     """
     ClientHellos from Python's C{ssl} client, however they arrive.
@@ -192,7 +249,7 @@ class RealClientHelloTests(SynchronousTestCase):
         be handed on.
         """
         parser = ClientHelloParser()
-        self.assertEqual(parser.feed(self.flight), self.expected)
+        self.assertEqual(summary(parser.feed(self.flight)), self.expected)
         self.assertEqual(parser.received, self.flight)
 
     def test_byteByByte(self) -> None:
@@ -203,7 +260,7 @@ class RealClientHelloTests(SynchronousTestCase):
         parser = ClientHelloParser()
         for i in range(len(self.flight) - 1):
             self.assertIsNone(parser.feed(self.flight[i : i + 1]), f"at byte {i}")
-        self.assertEqual(parser.feed(self.flight[-1:]), self.expected)
+        self.assertEqual(parser.feed(self.flight[-1:]), parse(self.flight))
         self.assertEqual(parser.received, self.flight)
 
     def test_splitAcrossRecords(self) -> None:
@@ -213,11 +270,12 @@ class RealClientHelloTests(SynchronousTestCase):
         parses the same.
         """
         message = handshakeMessageOf(self.flight)
+        whole = parse(self.flight)
         for recordSize in (1, 7, 100, 16384):
             flight = records(message, recordSize)
             parser = ClientHelloParser()
             results = [parser.feed(flight[i : i + 13]) for i in range(0, len(flight), 13)]
-            self.assertEqual(results[-1], self.expected, f"records of {recordSize}")
+            self.assertEqual(results[-1], whole, f"records of {recordSize}")
             self.assertEqual(results[:-1], [None] * (len(results) - 1))
 
     def test_tls12OnlyClient(self) -> None:
@@ -282,7 +340,7 @@ class BuiltClientHelloTests(SynchronousTestCase):
             extension(41, b"\x00" * 40),
         ])))
         self.assertEqual(
-            hello,
+            summary(hello),
             ClientHello(serverName="example.com", versions=("TLSv1.3",),
                         resumptionOffered=True, earlyDataOffered=True),
         )
@@ -318,7 +376,7 @@ class BuiltClientHelloTests(SynchronousTestCase):
             alpnExtension(b"h2"),
         ])))
         self.assertEqual(
-            hello,
+            summary(hello),
             ClientHello(serverName="example.com", alpnProtocols=("h2",),
                         versions=("TLSv1.3", "TLSv1.2")),
         )
@@ -337,7 +395,7 @@ class BuiltClientHelloTests(SynchronousTestCase):
         the legacy version and nothing else.
         """
         self.assertEqual(
-            parse(records(helloMessage(None, legacyVersion=0x0300))),
+            summary(parse(records(helloMessage(None, legacyVersion=0x0300)))),
             ClientHello(versions=("SSLv3",)),
         )
 
@@ -346,13 +404,13 @@ class BuiltClientHelloTests(SynchronousTestCase):
         Only a host_name entry (type 0) of the server_name list counts.
         """
         self.assertEqual(
-            parse(records(helloMessage([
+            summary(parse(records(helloMessage([
                 serverNameExtension((1, b"other"), (0, b"example.com"))
-            ]))),
+            ])))),
             ClientHello(serverName="example.com", versions=("TLSv1.2",)),
         )
         self.assertEqual(
-            parse(records(helloMessage([serverNameExtension((1, b"other"))]))),
+            summary(parse(records(helloMessage([serverNameExtension((1, b"other"))])))),
             ClientHello(versions=("TLSv1.2",)),
         )
 
@@ -457,14 +515,23 @@ class NotAClientHelloTests(SynchronousTestCase):
 
     def test_truncatedInside(self) -> None:
         """
-        A hello whose inner lengths run past its end is refused.
+        A hello whose framing runs past its end is refused: a session ID,
+        cipher suites or compression methods that are not there, an
+        extensions block longer than the hello, an extension longer than
+        the block, half an extension header. (Malformed extension bodies
+        are another matter: see L{MalformedExtensionBodyTests}.)
         """
-        message = helloMessage([serverNameExtension((0, b"example.com"))])
-        # Claim a longer server name than there is.
-        broken = message.replace(vector(2, b"example.com"), b"\x00\x40example.com")
-        self.assertRefused(records(broken), "truncated ClientHello")
-        body = b"\x03\x03" + bytes(32) + b"\x20"  # a session ID that is not there
-        self.assertRefused(records(b"\x01" + vector(3, body)), "truncated ClientHello")
+        start = b"\x03\x03" + bytes(32)
+        for body in (
+            start + b"\x20",  # a session ID that is not there
+            start + b"\x00\x00\x10\x13\x01",  # 16 bytes of cipher suites, 2 sent
+            start + b"\x00\x00\x02\x13\x01\x02\x00",  # 2 compression methods, 1 sent
+            start + b"\x00\x00\x02\x13\x01\x01\x00\x00",  # half an extensions length
+            start + b"\x00\x00\x02\x13\x01\x01\x00\x00\x08" + extension(23),
+            start + b"\x00\x00\x02\x13\x01\x01\x00" + vector(2, b"\x00\x17\x00\x05ab"),
+            start + b"\x00\x00\x02\x13\x01\x01\x00" + vector(2, b"\x00\x17\x00"),
+        ):
+            self.assertRefused(records(b"\x01" + vector(3, body)), "truncated ClientHello")
 
 
 class ScanClientHelloTests(SynchronousTestCase):
@@ -576,3 +643,451 @@ class ScanClientHelloTests(SynchronousTestCase):
             rounds += 1
         self.assertEqual(hello.serverName, "example.com")
         self.assertLess(rounds, 40)
+
+
+# The JA4 specification's example ("Example" and "Raw Output" in FoxIO's
+# technical_details/JA4.md), with the bodies a client would send.
+SPEC_JA4 = "t13d1516h2_8daaf6152771_e5627efa2ab1"
+SPEC_JA4_RAW = (
+    "t13d1516h2_002f,0035,009c,009d,1301,1302,1303,c013,c014,c02b,c02c,c02f,c030,cca8,cca9"
+    "_0005,000a,000b,000d,0012,0015,0017,001b,0023,002b,002d,0033,4469,ff01"
+    "_0403,0804,0401,0503,0805,0501,0806,0601"
+)
+
+
+def specExampleHello(grease: bool = False) -> bytes:
+    """
+    A ClientHello with the cipher suites, extensions (in that order) and
+    signature algorithms of the JA4 specification's example; with
+    C{grease}, also the GREASE values a Chrome client adds, which change
+    nothing.
+    """
+    g = [0x0A0A] if grease else []
+    ciphers = [*g, 0x1301, 0x1302, 0x1303, 0xC02B, 0xC02F, 0xC02C, 0xC030, 0xCCA9,
+               0xCCA8, 0xC013, 0xC014, 0x009C, 0x009D, 0x002F, 0x0035]
+    extensions = [
+        *[extension(0x1A1A)] * grease,
+        extension(0x001B, vector(1, b"\x00\x02")),  # compress_certificate: brotli
+        serverNameExtension((0, b"example.com")),
+        keyShareExtension(*[(0x2A2A, 1)] * grease, (0x001D, 32)),
+        alpnExtension(b"h2", b"http/1.1"),
+        extension(0x4469, vector(2, vector(1, b"h2"))),  # application_settings
+        extension(0x0017),
+        extension(0x002D, vector(1, b"\x01")),
+        signaturesExtension(0x0403, 0x0804, 0x0401, 0x0503, 0x0805, 0x0501, 0x0806, 0x0601),
+        extension(0x0005, b"\x01\x00\x00\x00\x00"),
+        extension(0x0023),
+        extension(0x0012),
+        versionsExtension(*g, 0x0304, 0x0303),
+        extension(0xFF01, b"\x00"),
+        extension(0x000B, vector(1, b"\x00")),
+        groupsExtension(*g, 0x001D, 0x0017, 0x0018),
+        extension(0x0015, bytes(100)),
+        *[extension(0xFAFA, b"\x00")] * grease,
+    ]
+    return records(helloMessage(extensions, cipherSuites=ciphers))
+
+
+class FingerprintTests(SynchronousTestCase):
+    """
+    JA4 and JA3 from ClientHello bytes, against the published examples.
+    """
+
+    def test_ja4SpecificationExample(self) -> None:
+        """
+        The JA4 specification's example hello has the specification's JA4
+        and JA4_r, with or without the GREASE values Chrome adds.
+        """
+        for grease in (False, True):
+            hello = parseWhole(specExampleHello(grease))
+            self.assertEqual((hello.ja4, hello.ja4Raw), (SPEC_JA4, SPEC_JA4_RAW), grease)
+
+    def test_ja3SalesforceExample(self) -> None:
+        """
+        A TLS 1.0 hello with the values of Salesforce's JA3 example (cipher
+        suites, then server_name, supported_groups and ec_point_formats)
+        has Salesforce's JA3.
+        """
+        hello = parseWhole(records(helloMessage(
+            [
+                serverNameExtension((0, b"example.com")),
+                groupsExtension(23, 24, 25),
+                extension(11, vector(1, b"\x00")),
+            ],
+            legacyVersion=0x0301,
+            cipherSuites=[47, 53, 5, 10, 49161, 49162, 49171, 49172, 50, 56, 19, 4],
+        )))
+        self.assertEqual(
+            hello.ja3Text,
+            "769,47-53-5-10-49161-49162-49171-49172-50-56-19-4,0-10-11,23-24-25,0",
+        )
+        self.assertEqual(hello.ja3, "ada70206e40642a3e4461f35503241d5")
+
+    def test_ja3SalesforceExampleWithoutExtensions(self) -> None:
+        """
+        Salesforce's example of a hello without extensions.
+        """
+        hello = parseWhole(records(helloMessage(
+            None, legacyVersion=0x0301,
+            cipherSuites=[4, 5, 10, 9, 100, 98, 3, 6, 19, 18, 99],
+        )))
+        self.assertEqual(hello.ja3Text, "769,4-5-10-9-100-98-3-6-19-18-99,,,")
+        self.assertEqual(hello.ja3, "de350869b8c85de67a350c8d186f11e6")
+
+    def test_ja3IgnoresGrease(self) -> None:
+        """
+        GREASE in cipher suites, extensions and groups leaves JA3 as it is,
+        and the version is the legacy one, not supported_versions'.
+        """
+        hello = parseWhole(specExampleHello(grease=True))
+        self.assertEqual(hello.ja3, parseWhole(specExampleHello()).ja3)
+        self.assertTrue(hello.ja3Text.startswith("771,4865-4866-4867-49195-"), hello.ja3Text)
+        self.assertTrue(hello.ja3Text.endswith(",29-23-24,0"), hello.ja3Text)
+
+
+class RealClientHelloOfferTests(SynchronousTestCase):
+    """
+    What Python's C{ssl} client offers, as the new fields show it.
+    """
+
+    def test_cipherSuitesInOpenSSLsOrder(self) -> None:
+        """
+        The cipher suites are the client context's, by IANA name, in its
+        order, then the renegotiation signalling value OpenSSL adds.
+        """
+        context = clientContext()
+        hello = parseWhole(firstFlight(context))
+        self.assertEqual(
+            hello.offeredCipherSuites,
+            tuple(CIPHER_SUITES[cipher["id"] & 0xFFFF] for cipher in context.get_ciphers())
+            + ("TLS_EMPTY_RENEGOTIATION_INFO_SCSV",),
+        )
+        self.assertEqual(hello.offeredCompressionMethods, ("NULL",))
+
+    def test_extensionsGroupsSignatures(self) -> None:
+        """
+        The extensions, groups, key shares and signature algorithms have
+        IANA names (none unknown), in the client's order.
+        """
+        context = clientContext()
+        context.set_alpn_protocols(["h2"])
+        hello = parseWhole(firstFlight(context))
+        self.assertEqual(hello.offeredExtensions[0], "server_name")
+        for name in ("application_layer_protocol_negotiation", "supported_versions",
+                     "key_share", "signature_algorithms", "supported_groups"):
+            self.assertIn(name, hello.offeredExtensions)
+        self.assertIn("x25519", hello.offeredGroups)
+        self.assertIn("secp256r1", hello.offeredGroups)
+        self.assertTrue(hello.offeredKeyShares)
+        self.assertLessEqual(set(hello.offeredKeyShares), set(hello.offeredGroups))
+        self.assertIn("ecdsa_secp256r1_sha256", hello.offeredSignatureAlgorithms)
+        self.assertIn("rsa_pss_rsae_sha256", hello.offeredSignatureAlgorithms)
+        for names in (hello.offeredExtensions, hello.offeredGroups,
+                      hello.offeredKeyShares, hello.offeredSignatureAlgorithms,
+                      hello.offeredCipherSuites):
+            self.assertEqual([n for n in names if n.startswith(("0x", "GREASE"))], [])
+
+    def test_fingerprints(self) -> None:
+        """
+        JA4 says TLS 1.3, a domain, as many cipher suites and extensions as
+        were sent, and h2; JA3 starts with the legacy version, 771.
+        """
+        context = clientContext()
+        context.set_alpn_protocols(["h2", "http/1.1"])
+        hello = parseWhole(firstFlight(context))
+        self.assertRegex(hello.ja4, r"^t13d\d{4}h2_[0-9a-f]{12}_[0-9a-f]{12}$")
+        self.assertEqual(
+            hello.ja4[4:8],
+            f"{len(hello.offeredCipherSuites):02d}{len(hello.offeredExtensions):02d}",
+        )
+        self.assertTrue(hello.ja4Raw.startswith(hello.ja4[:10] + "_"))
+        self.assertRegex(hello.ja3, r"^[0-9a-f]{32}$")
+        self.assertTrue(hello.ja3Text.startswith("771,"), hello.ja3Text)
+
+    def test_tls12AndAddressClients(self) -> None:
+        """
+        A TLS 1.2-only client is C{t12} in JA4 and sends no key share; a
+        client connecting to an address sends no server name: C{i}.
+        """
+        tls12 = clientContext()
+        tls12.maximum_version = ssl.TLSVersion.TLSv1_2
+        hello = parseWhole(firstFlight(tls12))
+        self.assertTrue(hello.ja4.startswith("t12d"), hello.ja4)
+        self.assertEqual(hello.offeredKeyShares, ())
+        self.assertNotIn("supported_versions", hello.offeredExtensions)
+        noName = clientContext()
+        noName.check_hostname = False
+        self.assertTrue(parseWhole(firstFlight(noName, "127.0.0.1")).ja4.startswith("t13i"))
+
+    def test_sameClientSameFingerprint(self) -> None:
+        """
+        Two connections of the same client (fresh randoms and key shares)
+        have the same fingerprints.
+        """
+        context = clientContext()
+        first, second = (parseWhole(firstFlight(context)) for _ in range(2))
+        self.assertEqual((first.ja4, first.ja3), (second.ja4, second.ja3))
+
+
+class BuiltOfferTests(SynchronousTestCase):
+    """
+    What Python's client never sends: GREASE, post-quantum groups, unknown
+    code points.
+    """
+
+    def test_chromeLikeHello(self) -> None:
+        """
+        GREASE values are marked where they were sent, hybrid post-quantum
+        groups and key shares have IANA's names, and values without a name
+        show as hex, in the client's order.
+        """
+        hello = parseWhole(records(helloMessage(
+            [
+                extension(0x3A3A),
+                serverNameExtension((0, b"example.com")),
+                groupsExtension(0x4A4A, 0x11EC, 0x001D, 0x0017, 0x11EB, 0x0201, 0x7777),
+                keyShareExtension((0x4A4A, 1), (0x11EC, 1216), (0x001D, 32)),
+                signaturesExtension(0x0403, 0x0804, 0x0905, 0x0F0F),
+                extension(0x44CD, vector(2, vector(1, b"h2"))),
+                extension(0xFE0D, bytes(200)),
+                versionsExtension(0x6A6A, 0x0304, 0x0303),
+                extension(0x9A9A, b"\x00"),
+            ],
+            cipherSuites=[0x5A5A, 0x1301, 0x1302, 0xCCA9, 0x00C8],
+            compressionMethods=b"\x00\x01\x40\x99",
+        )))
+        self.assertEqual(
+            hello.offeredCipherSuites,
+            ("GREASE (0x5a5a)", "TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384",
+             "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", "0x00c8"),
+        )
+        self.assertEqual(hello.offeredCompressionMethods, ("NULL", "DEFLATE", "LZS", "0x99"))
+        self.assertEqual(
+            hello.offeredExtensions,
+            ("GREASE (0x3a3a)", "server_name", "supported_groups", "key_share",
+             "signature_algorithms", "0x44cd", "encrypted_client_hello",
+             "supported_versions", "GREASE (0x9a9a)"),
+        )
+        self.assertEqual(
+            hello.offeredGroups,
+            ("GREASE (0x4a4a)", "X25519MLKEM768", "x25519", "secp256r1",
+             "SecP256r1MLKEM768", "MLKEM768", "0x7777"),
+        )
+        self.assertEqual(hello.offeredKeyShares, ("GREASE (0x4a4a)", "X25519MLKEM768", "x25519"))
+        self.assertEqual(
+            hello.offeredSignatureAlgorithms,
+            ("ecdsa_secp256r1_sha256", "rsa_pss_rsae_sha256", "mldsa65", "0x0f0f"),
+        )
+        self.assertEqual(hello.versions, ("TLSv1.3", "TLSv1.2"))
+        self.assertEqual(hello.ja4[:10], "t13d040700")
+        self.assertEqual(hello.ja3Text, "771,4865-4866-52393-200,0-10-51-13-17613-65037-43,"
+                                        "4588-29-23-4587-513-30583,")
+
+    def test_codesAsSent(self) -> None:
+        """
+        C{codes} holds the values as the client sent them, GREASE included.
+        """
+        hello = parseWhole(specExampleHello(grease=True))
+        self.assertEqual(hello.codes.cipherSuites[:2], (0x0A0A, 0x1301))
+        self.assertEqual(hello.codes.extensions[:3], (0x1A1A, 0x001B, 0x0000))
+        self.assertEqual(hello.codes.supportedVersions, (0x0A0A, 0x0304, 0x0303))
+        self.assertEqual(hello.codes.keyShareGroups, (0x2A2A, 0x001D))
+        self.assertEqual(hello.codes.ecPointFormats, (0,))
+        self.assertEqual(hello.codes.alpnProtocols, (b"h2", b"http/1.1"))
+
+    def test_namesAndFingerprintsOnDemand(self) -> None:
+        """
+        Parsing does not name anything or compute a fingerprint: that
+        happens the first time a field is read, once.
+        """
+        hello = parseWhole(specExampleHello())
+        self.assertEqual(set(vars(hello)) & {"offeredCipherSuites", "_ja4", "_ja3"}, set())
+        self.assertIs(hello.offeredCipherSuites, hello.offeredCipherSuites)
+        self.assertEqual(hello.ja4, SPEC_JA4)
+        self.assertIn("_ja4", vars(hello))
+
+    def test_equalityIncludesTheOffer(self) -> None:
+        """
+        Two hellos that differ only in what they offered are not equal.
+        """
+        one = parseWhole(records(helloMessage([], cipherSuites=[0x1301])))
+        other = parseWhole(records(helloMessage([], cipherSuites=[0x1302])))
+        self.assertEqual(summary(one), summary(other))
+        self.assertNotEqual(one, other)
+
+    def test_handBuiltHello(self) -> None:
+        """
+        A L{ClientHello} made without codes offers nothing.
+        """
+        hello = ClientHello(serverName="example.com")
+        self.assertEqual(
+            (hello.offeredCipherSuites, hello.offeredExtensions, hello.offeredGroups,
+             hello.offeredSignatureAlgorithms, hello.offeredKeyShares,
+             hello.offeredCompressionMethods),
+            ((), (), (), (), (), ()),
+        )
+
+
+class BoundsTests(SynchronousTestCase):
+    """
+    A client cannot make the lists larger than the hello size limit allows,
+    nor make the parse fail on their size.
+    """
+
+    def test_hugeCipherSuiteList(self) -> None:
+        """
+        A hello that fills L{MAXIMUM_HELLO_SIZE} with cipher suites has them
+        all, JA4 counts 99 of them, and fingerprints are computed.
+        """
+        count = (MAXIMUM_HELLO_SIZE - 100) // 2
+        codes = [code for code in range(0x0100, 0x9000) if code not in GREASE_VALUES][:count]
+        message = helloMessage([], cipherSuites=codes)
+        self.assertLessEqual(len(message) - 4, MAXIMUM_HELLO_SIZE)
+        hello = parseWhole(records(message))
+        self.assertEqual(len(hello.offeredCipherSuites), count)
+        self.assertEqual(hello.ja4[:10], "t12i990000")
+        self.assertEqual(len(hello.ja3Text.split(",")[1].split("-")), count)
+
+    def test_hugeExtensionList(self) -> None:
+        """
+        So does a hello made of empty extensions.
+        """
+        count = (MAXIMUM_HELLO_SIZE - 100) // 4
+        hello = parseWhole(records(helloMessage([extension(0x0100 + i) for i in range(count)])))
+        self.assertEqual(len(hello.offeredExtensions), count)
+        self.assertEqual(hello.ja4[:10], "t12i029900")
+
+    def test_overTheLimit(self) -> None:
+        """
+        A hello one byte over the limit is refused before any list is read.
+        """
+        message = helloMessage([extension(0x0100, bytes(100))], cipherSuites=[0x1301] * 32767)
+        self.assertGreater(len(message) - 4, MAXIMUM_HELLO_SIZE)
+        with self.assertRaises(NotAClientHello):
+            parse(records(message))
+
+
+class MalformedExtensionBodyTests(SynchronousTestCase):
+    """
+    An extension body that does not parse gives nothing for what it
+    carries, raises nothing, and loses nothing else the client offered.
+    """
+
+    def assertSurvives(self, kind: int, body: bytes) -> ClientHello:
+        """
+        A hello whose extension C{kind} has the malformed C{body}, placed
+        between well-formed extensions (not of that kind): parsing and
+        reading every field raise nothing, the extension is listed, and
+        the well-formed ones are read.
+        """
+        others = {
+            0: serverNameExtension((0, b"example.com")),
+            16: alpnExtension(b"h2"),
+            10: groupsExtension(0x11EC, 0x001D),
+            13: signaturesExtension(0x0403),
+            51: keyShareExtension((0x001D, 32)),
+            43: versionsExtension(0x0304, 0x0303),
+            11: extension(11, vector(1, b"\x00")),
+        }
+        extensions = [e for k, e in others.items() if k != kind]
+        extensions.insert(3, extension(kind, body))
+        hello = parseWhole(records(helloMessage(extensions)))
+        for name in ("offeredCipherSuites", "offeredExtensions", "offeredGroups",
+                     "offeredSignatureAlgorithms", "offeredKeyShares",
+                     "offeredCompressionMethods", "ja4", "ja4Raw", "ja3", "ja3Text"):
+            getattr(hello, name)
+        self.assertEqual(len(hello.codes.extensions), len(others))
+        self.assertEqual(hello.offeredCipherSuites,
+                         ("TLS_AES_128_GCM_SHA256", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"))
+        if kind != 0:
+            self.assertEqual(hello.serverName, "example.com")
+        if kind != 16:
+            self.assertEqual(hello.alpnProtocols, ("h2",))
+        if kind != 10:
+            self.assertEqual(hello.offeredGroups, ("X25519MLKEM768", "x25519"))
+        if kind != 13:
+            self.assertEqual(hello.offeredSignatureAlgorithms, ("ecdsa_secp256r1_sha256",))
+        if kind != 51:
+            self.assertEqual(hello.offeredKeyShares, ("x25519",))
+        if kind != 43:
+            self.assertEqual(hello.versions, ("TLSv1.3", "TLSv1.2"))
+        return hello
+
+    def test_serverName(self) -> None:
+        """
+        A server name longer than its extension: no server name, and JA4
+        still counts the extension (C{d}).
+        """
+        hello = self.assertSurvives(0, b"\x00\x0e\x00\x00\x40example.com")
+        self.assertIsNone(hello.serverName)
+        self.assertEqual(hello.ja4[3], "d")
+
+    def test_alpn(self) -> None:
+        """
+        An ALPN list longer than its extension: no protocols, JA4's C{00}.
+        """
+        hello = self.assertSurvives(16, b"\x00\x10\x02h2")
+        self.assertEqual((hello.alpnProtocols, hello.ja4[8:10]), ((), "00"))
+
+    def test_groups(self) -> None:
+        """
+        A groups list longer than its extension: no groups.
+        """
+        hello = self.assertSurvives(10, b"\x00\x08\x00\x1d")
+        self.assertEqual(hello.offeredGroups, ())
+        self.assertTrue(hello.ja3Text.endswith(",,0"), hello.ja3Text)
+
+    def test_signatureAlgorithms(self) -> None:
+        """
+        An empty body where a list belongs: no signature algorithms, and
+        JA4 hashes the extensions alone.
+        """
+        hello = self.assertSurvives(13, b"")
+        self.assertEqual(hello.offeredSignatureAlgorithms, ())
+        self.assertEqual(hello.ja4Raw.count("_"), 2)
+
+    def test_keyShare(self) -> None:
+        """
+        A key share whose key runs past the extension: no key shares.
+        """
+        hello = self.assertSurvives(51, b"\x00\x06\x00\x1d\x00\x20\x00\x00")
+        self.assertEqual(hello.offeredKeyShares, ())
+
+    def test_supportedVersions(self) -> None:
+        """
+        A versions list longer than its extension: no versions, and JA4's
+        version is unknown (C{00}) rather than the legacy one.
+        """
+        hello = self.assertSurvives(43, b"\x08\x03\x04")
+        self.assertEqual((hello.versions, hello.ja4[1:3]), ((), "00"))
+
+    def test_pointFormats(self) -> None:
+        """
+        A point formats list longer than its extension: none, for JA3.
+        """
+        hello = self.assertSurvives(11, b"\x05\x00")
+        self.assertTrue(hello.ja3Text.endswith(","), hello.ja3Text)
+
+    def test_oddByteIgnored(self) -> None:
+        """
+        An odd byte at the end of a list of two-byte values, or bytes after
+        the list, are ignored: the whole values are kept.
+        """
+        hello = self.assertSurvives(10, b"\x00\x05\x11\xec\x00\x1d\x00")
+        self.assertEqual(hello.offeredGroups, ("X25519MLKEM768", "x25519"))
+        hello = self.assertSurvives(13, b"\x00\x02\x04\x03\xff\xff")
+        self.assertEqual(hello.offeredSignatureAlgorithms, ("ecdsa_secp256r1_sha256",))
+
+    def test_scanStillAgreesOnWellFormedNames(self) -> None:
+        """
+        The server's quick scan and the parser agree on the name of a hello
+        whose other extensions are malformed.
+        """
+        flight = records(helloMessage([
+            serverNameExtension((0, b"example.com")),
+            extension(10, b"\x00\x08\x00\x1d"),
+            extension(16, b"\x00\x10\x02h2"),
+        ]))
+        buffer = bytearray(flight)
+        self.assertEqual(scanClientHello(buffer, len(buffer)),
+                         (0, parseWhole(flight).serverName, False))

@@ -16,7 +16,20 @@ from __future__ import annotations
 
 import re
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
+from typing import TypeVar
+
+from tlsreply.fingerprint import JA3, JA4, computeJA3, computeJA4
+from tlsreply.tlsnames import (
+    GREASE_VALUES,
+    cipherSuiteNames,
+    compressionMethodNames,
+    extensionNames,
+    groupNames,
+    signatureSchemeNames,
+)
 
 #: Enough for any real ClientHello (post-quantum key shares included),
 #: small enough that a client cannot make tlsreply buffer much.
@@ -25,11 +38,15 @@ MAXIMUM_HELLO_SIZE = 65536
 _HANDSHAKE_RECORD = 22
 _CLIENT_HELLO = 1
 _EXTENSION_SERVER_NAME = 0
+_EXTENSION_SUPPORTED_GROUPS = 10
+_EXTENSION_EC_POINT_FORMATS = 11
+_EXTENSION_SIGNATURE_ALGORITHMS = 13
 _EXTENSION_ALPN = 16
 _EXTENSION_SESSION_TICKET = 35
 _EXTENSION_PRE_SHARED_KEY = 41
 _EXTENSION_EARLY_DATA = 42
 _EXTENSION_SUPPORTED_VERSIONS = 43
+_EXTENSION_KEY_SHARE = 51
 
 _VERSION_NAMES = {
     0x0300: "SSLv3",
@@ -41,9 +58,56 @@ _VERSION_NAMES = {
 
 
 @dataclass(frozen=True)
+class OfferedCodes:
+    """
+    The code points a ClientHello carried, as integers, in the client's
+    order, GREASE values included: what L{ClientHello}'s names and
+    fingerprints are made from.
+
+    An extension whose body does not parse gives nothing for the field it
+    carries (see L{ClientHelloParser}); it is still listed in
+    C{extensions}.
+
+    @ivar legacyVersion: the legacy_version field (0x0303 for TLS 1.2 and
+        1.3 clients).
+    @ivar cipherSuites: the cipher suites.
+    @ivar compressionMethods: the compression methods (one byte each).
+    @ivar extensions: the extension types, every one sent, in order.
+    @ivar supportedVersions: the supported_versions extension's values, or
+        L{None} if the client sent no such extension.
+    @ivar supportedGroups: the supported_groups extension's values.
+    @ivar signatureAlgorithms: the signature_algorithms extension's values.
+    @ivar keyShareGroups: the group of each key_share entry.
+    @ivar ecPointFormats: the ec_point_formats extension's values.
+    @ivar alpnProtocols: the ALPN protocols, as sent (bytes).
+    """
+
+    legacyVersion: int = 0x0303
+    cipherSuites: tuple[int, ...] = ()
+    compressionMethods: tuple[int, ...] = ()
+    extensions: tuple[int, ...] = ()
+    supportedVersions: tuple[int, ...] | None = None
+    supportedGroups: tuple[int, ...] = ()
+    signatureAlgorithms: tuple[int, ...] = ()
+    keyShareGroups: tuple[int, ...] = ()
+    ecPointFormats: tuple[int, ...] = ()
+    alpnProtocols: tuple[bytes, ...] = ()
+
+
+@dataclass(frozen=True)
 class ClientHello:
     """
     What a client offered in its ClientHello.
+
+    The fields are read as the hello is parsed. The names of everything
+    offered and the fingerprints are worked out from C{codes} the first
+    time they are asked for, and kept: a server that parses every hello
+    for its server name pays nothing for them, and a client cannot make it
+    spend more than a moment on a hello of L{MAXIMUM_HELLO_SIZE} bytes of
+    lists.
+
+    Names are IANA's (L{tlsreply.tlsnames}): a GREASE value (RFC 8701)
+    reads C{GREASE (0x0a0a)}, a code point with no name C{0xNNNN}.
 
     @ivar serverName: the SNI host name, if sent.
     @ivar alpnProtocols: the ALPN protocols offered, in the client's order.
@@ -52,6 +116,7 @@ class ClientHello:
     @ivar resumptionOffered: a session was offered for resumption: a TLS 1.3
         pre-shared key, or a TLS 1.2 session ticket.
     @ivar earlyDataOffered: the client announced 0-RTT data.
+    @ivar codes: the code points offered, as sent.
     """
 
     serverName: str | None = None
@@ -59,6 +124,113 @@ class ClientHello:
     versions: tuple[str, ...] = ()
     resumptionOffered: bool = False
     earlyDataOffered: bool = False
+    codes: OfferedCodes = OfferedCodes()
+
+    @cached_property
+    def offeredCipherSuites(self) -> tuple[str, ...]:
+        """
+        The cipher suites offered, in the client's order, e.g.
+        C{("GREASE (0x8a8a)", "TLS_AES_128_GCM_SHA256", ...)}.
+        """
+        return cipherSuiteNames(self.codes.cipherSuites)
+
+    @cached_property
+    def offeredCompressionMethods(self) -> tuple[str, ...]:
+        """
+        The compression methods offered, e.g. C{("NULL",)}.
+        """
+        return compressionMethodNames(self.codes.compressionMethods)
+
+    @cached_property
+    def offeredExtensions(self) -> tuple[str, ...]:
+        """
+        The extensions sent, in the client's order, e.g.
+        C{("server_name", "ec_point_formats", ...)}.
+        """
+        return extensionNames(self.codes.extensions)
+
+    @cached_property
+    def offeredGroups(self) -> tuple[str, ...]:
+        """
+        The key exchange groups of the supported_groups extension, in the
+        client's order, e.g. C{("X25519MLKEM768", "x25519", "secp256r1")}.
+        """
+        return groupNames(self.codes.supportedGroups)
+
+    @cached_property
+    def offeredSignatureAlgorithms(self) -> tuple[str, ...]:
+        """
+        The signature schemes of the signature_algorithms extension, in
+        the client's order, e.g. C{("ecdsa_secp256r1_sha256",
+        "rsa_pss_rsae_sha256", ...)}.
+        """
+        return signatureSchemeNames(self.codes.signatureAlgorithms)
+
+    @cached_property
+    def offeredKeyShares(self) -> tuple[str, ...]:
+        """
+        The group of each key share sent (TLS 1.3), in the client's order,
+        e.g. C{("X25519MLKEM768", "x25519")}.
+        """
+        return groupNames(self.codes.keyShareGroups)
+
+    @cached_property
+    def _ja4(self) -> JA4:
+        codes = self.codes
+        return computeJA4(
+            legacyVersion=codes.legacyVersion,
+            supportedVersions=codes.supportedVersions,
+            cipherSuites=codes.cipherSuites,
+            extensions=codes.extensions,
+            signatureAlgorithms=codes.signatureAlgorithms,
+            alpn=codes.alpnProtocols[0] if codes.alpnProtocols else None,
+        )
+
+    @property
+    def ja4(self) -> str:
+        """
+        The JA4 fingerprint (FoxIO), e.g.
+        C{t13d1516h2_8daaf6152771_e5627efa2ab1}; see
+        L{tlsreply.fingerprint}.
+        """
+        return self._ja4.fingerprint
+
+    @property
+    def ja4Raw(self) -> str:
+        """
+        The JA4 fingerprint before hashing (JA4_r): the sorted hex lists of
+        cipher suites and of extensions (without server_name and ALPN),
+        then the signature algorithms in the client's order.
+        """
+        return self._ja4.raw
+
+    @cached_property
+    def _ja3(self) -> JA3:
+        codes = self.codes
+        return computeJA3(
+            legacyVersion=codes.legacyVersion,
+            cipherSuites=codes.cipherSuites,
+            extensions=codes.extensions,
+            groups=codes.supportedGroups,
+            pointFormats=codes.ecPointFormats,
+        )
+
+    @property
+    def ja3(self) -> str:
+        """
+        The JA3 fingerprint (Salesforce): the MD5 of L{ja3Text}, 32 hex
+        digits.
+        """
+        return self._ja3.fingerprint
+
+    @property
+    def ja3Text(self) -> str:
+        """
+        The text JA3 hashes: C{SSLVersion,Ciphers,Extensions,
+        EllipticCurves,EllipticCurvePointFormats}, decimal, GREASE removed,
+        e.g. C{771,4865-4866-4867,0-23-65281-10-11,29-23-24,0}.
+        """
+        return self._ja3.text
 
 
 #: Bytes a client may put in a name that L{printableASCII} escapes.
@@ -170,6 +342,17 @@ class ClientHelloParser:
     Parsing is incremental: each byte is looked at once, however the client
     splits its hello into records and TCP segments (a hello sent one byte
     per record and segment must not cost quadratic time).
+
+    The hello's framing must be well-formed (its fields, the extensions
+    block and each extension's type and length), or it is not a hello. The
+    body of each extension is read on its own, leniently: a body that does
+    not parse (a length that runs past its end) gives nothing for what it
+    carries (no server name, no ALPN protocols, no groups, ...), and the
+    other extensions are read as usual, so that a malformed extension
+    loses nothing else the client offered. Bytes after a body's list, and
+    an odd byte at the end of a list of two-byte values, are ignored.
+    OpenSSL, which gets the bytes next, rejects such a hello with its own
+    alert.
     """
 
     def __init__(self) -> None:
@@ -258,80 +441,196 @@ class ClientHelloParser:
             raise NotAClientHello("not a TLS handshake record")
 
 
-class _Reader:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.offset = 0
+_EXTENSION_HEADER = struct.Struct(">HH")
 
-    def take(self, count: int) -> bytes:
-        if self.offset + count > len(self.data):
-            raise NotAClientHello("truncated ClientHello")
-        chunk = self.data[self.offset : self.offset + count]
-        self.offset += count
-        return chunk
 
-    def integer(self, size: int) -> int:
-        return int.from_bytes(self.take(size), "big")
-
-    def vector(self, lengthSize: int) -> bytes:
-        return self.take(self.integer(lengthSize))
-
-    @property
-    def remaining(self) -> int:
-        return len(self.data) - self.offset
+class _Malformed(ValueError):
+    """
+    An extension body that does not parse.
+    """
 
 
 def _parseClientHello(body: bytes) -> ClientHello:
-    reader = _Reader(body)
-    legacyVersion = reader.integer(2)
-    reader.take(32)  # random
-    reader.vector(1)  # legacy session id
-    reader.vector(2)  # cipher suites
-    reader.vector(1)  # compression methods
-    extensions: dict[int, bytes] = {}
-    if reader.remaining:
-        block = _Reader(reader.vector(2))
-        while block.remaining:
-            kind = block.integer(2)
-            extensions[kind] = block.vector(2)
+    """
+    Read a whole ClientHello message body (after its handshake header).
+
+    @raise NotAClientHello: if its framing runs past its end.
+    """
+    size = len(body)
+    try:
+        legacyVersion = body[0] << 8 | body[1]
+        position = 35 + body[34]  # legacy version, random, legacy session ID
+        ciphersEnd = position + 2 + (body[position] << 8 | body[position + 1])
+        compressionEnd = ciphersEnd + 1 + body[ciphersEnd]
+        if compressionEnd > size:
+            raise IndexError(compressionEnd)
+        cipherSuites = _codes(body[position + 2 : ciphersEnd])
+        compressionMethods = tuple(body[ciphersEnd + 1 : compressionEnd])
+        kinds: list[int] = []
+        extensions: dict[int, bytes] = {}
+        if compressionEnd < size:
+            position = compressionEnd + 2
+            extensionsEnd = position + (body[compressionEnd] << 8 | body[compressionEnd + 1])
+            if extensionsEnd > size:
+                raise IndexError(extensionsEnd)
+            header = _EXTENSION_HEADER.unpack_from
+            while position < extensionsEnd:
+                if position + 4 > extensionsEnd:
+                    raise IndexError(position)
+                kind, length = header(body, position)
+                position += 4 + length
+                if position > extensionsEnd:
+                    raise IndexError(position)
+                kinds.append(kind)
+                extensions[kind] = body[position - length : position]
+    except IndexError:
+        raise NotAClientHello("truncated ClientHello") from None
+    get = extensions.get
+    alpn = _lenient(_alpn, get(_EXTENSION_ALPN), ())
+    supportedVersions = (
+        _lenient(_codeList1, get(_EXTENSION_SUPPORTED_VERSIONS), ())
+        if _EXTENSION_SUPPORTED_VERSIONS in extensions
+        else None
+    )
     return ClientHello(
-        serverName=_serverName(extensions.get(_EXTENSION_SERVER_NAME)),
-        alpnProtocols=_alpn(extensions.get(_EXTENSION_ALPN)),
-        versions=_versions(extensions.get(_EXTENSION_SUPPORTED_VERSIONS), legacyVersion),
+        serverName=_lenient(_serverName, get(_EXTENSION_SERVER_NAME), None),
+        alpnProtocols=tuple(printableASCII(protocol) for protocol in alpn),
+        versions=_versions(supportedVersions, legacyVersion),
         resumptionOffered=_EXTENSION_PRE_SHARED_KEY in extensions
-        or bool(extensions.get(_EXTENSION_SESSION_TICKET)),
+        or bool(get(_EXTENSION_SESSION_TICKET)),
         earlyDataOffered=_EXTENSION_EARLY_DATA in extensions,
+        codes=OfferedCodes(
+            legacyVersion=legacyVersion,
+            cipherSuites=cipherSuites,
+            compressionMethods=compressionMethods,
+            extensions=tuple(kinds),
+            supportedVersions=supportedVersions,
+            supportedGroups=_lenient(_codeList2, get(_EXTENSION_SUPPORTED_GROUPS), ()),
+            signatureAlgorithms=_lenient(
+                _codeList2, get(_EXTENSION_SIGNATURE_ALGORITHMS), ()
+            ),
+            keyShareGroups=_lenient(_keyShareGroups, get(_EXTENSION_KEY_SHARE), ()),
+            ecPointFormats=_lenient(_byteList, get(_EXTENSION_EC_POINT_FORMATS), ()),
+            alpnProtocols=alpn,
+        ),
     )
 
 
-def _serverName(data: bytes | None) -> str | None:
+_T = TypeVar("_T")
+_D = TypeVar("_D")
+
+
+def _lenient(read: Callable[[bytes], _T], data: bytes | None, default: _D) -> _T | _D:
+    """
+    C{read(data)}, or C{default} when the extension is absent or its body
+    does not parse.
+    """
+    if data is None:
+        return default
+    try:
+        return read(data)
+    except (_Malformed, IndexError):
+        return default
+
+
+def _vector(data: bytes, offset: int, lengthSize: int) -> tuple[bytes, int]:
+    """
+    The vector at C{offset} of C{data} (its length in C{lengthSize} bytes,
+    then its bytes), and the offset after it.
+
+    @raise _Malformed: if it runs past the end of C{data}.
+    """
+    start = offset + lengthSize
+    if lengthSize == 1:
+        end = start + data[offset]
+    else:
+        end = start + (data[offset] << 8 | data[offset + 1])
+    if end > len(data):
+        raise _Malformed(end)
+    return data[start:end], end
+
+
+def _codes(data: bytes) -> tuple[int, ...]:
+    """
+    Two-byte values, as many as C{data} holds whole.
+    """
+    count = len(data) // 2
+    return struct.unpack(f">{count}H", data[: count * 2])
+
+
+def _codeList1(data: bytes) -> tuple[int, ...]:
+    """
+    A list of two-byte values with a one-byte length (supported_versions).
+    """
+    return _codes(_vector(data, 0, 1)[0])
+
+
+def _codeList2(data: bytes) -> tuple[int, ...]:
+    """
+    A list of two-byte values with a two-byte length (supported_groups,
+    signature_algorithms).
+    """
+    return _codes(_vector(data, 0, 2)[0])
+
+
+def _byteList(data: bytes) -> tuple[int, ...]:
+    """
+    A list of one-byte values with a one-byte length (ec_point_formats).
+    """
+    return tuple(_vector(data, 0, 1)[0])
+
+
+def _keyShareGroups(data: bytes) -> tuple[int, ...]:
+    """
+    The group of each entry of a client's key_share extension.
+    """
+    entries, _ = _vector(data, 0, 2)
+    groups = []
+    offset = 0
+    while offset < len(entries):
+        groups.append(entries[offset] << 8 | entries[offset + 1])
+        _, offset = _vector(entries, offset + 2, 2)  # key_exchange
+    return tuple(groups)
+
+
+def _serverName(data: bytes) -> str | None:
+    """
+    The first host_name of a server_name extension.
+    """
     if not data:
         return None
-    names = _Reader(_Reader(data).vector(2))
-    while names.remaining:
-        kind = names.integer(1)
-        name = names.vector(2)
+    names, _ = _vector(data, 0, 2)
+    offset = 0
+    while offset < len(names):
+        kind = names[offset]
+        name, offset = _vector(names, offset + 1, 2)
         if kind == 0:
             return printableASCII(name).lower().rstrip(".")
     return None
 
 
-def _alpn(data: bytes | None) -> tuple[str, ...]:
-    if not data:
-        return ()
-    protocols = _Reader(_Reader(data).vector(2))
+def _alpn(data: bytes) -> tuple[bytes, ...]:
+    """
+    The protocols of an application_layer_protocol_negotiation extension.
+    """
+    protocols, _ = _vector(data, 0, 2)
     offered = []
-    while protocols.remaining:
-        offered.append(printableASCII(protocols.vector(1)))
+    offset = 0
+    while offset < len(protocols):
+        protocol, offset = _vector(protocols, offset, 1)
+        offered.append(protocol)
     return tuple(offered)
 
 
-def _versions(data: bytes | None, legacyVersion: int) -> tuple[str, ...]:
-    if data is None:
+def _versions(supportedVersions: tuple[int, ...] | None, legacyVersion: int) -> tuple[str, ...]:
+    """
+    The names of the versions offered: those of supported_versions (less
+    GREASE) when the client sent it, else the legacy version.
+    """
+    if supportedVersions is None:
         return (_VERSION_NAMES.get(legacyVersion, hex(legacyVersion)),)
-    raw = _Reader(data).vector(1)
-    codes = struct.unpack(f">{len(raw) // 2}H", raw[: len(raw) // 2 * 2])
-    # Skip GREASE values (0x?a?a), which only test the server's tolerance.
     return tuple(
-        _VERSION_NAMES.get(code, hex(code)) for code in codes if code & 0x0F0F != 0x0A0A
+        _VERSION_NAMES.get(code, hex(code))
+        for code in supportedVersions
+        if code not in GREASE_VALUES
     )
