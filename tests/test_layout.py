@@ -15,7 +15,7 @@ from twisted.trial.unittest import SynchronousTestCase
 PACKAGE = Path(__file__).resolve().parent.parent / "tlsreply"
 
 #: The command line: it composes the core and may serve a scenario.
-COMMAND_LINE = {"tap.py", "__main__.py", "cli.py"}
+COMMAND_LINE = {"tap.py", "daemon.py", "__main__.py", "cli.py"}
 
 WINGS = ("tlsreply.testing", "tlsreply.check")
 

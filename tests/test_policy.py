@@ -402,8 +402,8 @@ class VersionTests(WireTestCase):
         server = serve(self, "--insecure-min-tls", setting)
         warning = f"INSECURE: TLSv{setting} is allowed"
         self.assertTrue(
-            any(warning in w for w in server.options["policy"].warnings()),
-            server.options["policy"].warnings(),
+            any(warning in w for w in server.options.config.policy.warnings()),
+            server.options.config.policy.warnings(),
         )
         self.assertTrue(
             any(warning in str(e.get("policyWarning")) for e in server.events), server.events
@@ -1095,7 +1095,7 @@ class KeyLogTests(WireTestCase):
         serverLog = directory / "server.keys"
         server = serve(self, "--keylog", str(serverLog))
         self.assertTrue(
-            any("INSECURE: TLS session keys" in w for w in server.options["policy"].warnings())
+            any("INSECURE: TLS session keys" in w for w in server.options.config.policy.warnings())
         )
         clientLogs = []
         for name, configure in [("tls13", None), ("tls12", tls12)]:
@@ -1239,17 +1239,15 @@ class ShowConfigTests(SynchronousTestCase):
         certificates = makeCertificates(temporaryDirectory(self))
         stdout = io.StringIO()
         self.patch(sys, "stdout", stdout)
-        options = Options()
-        options.parseOptions([
-            "--cert", str(certificates.certificatePath), "--key", str(certificates.keyPath),
-            "--min-tls", "1.3", "--groups", "X25519:P-384", "--alpn", "h2,http/1.1",
-            "--session-timeout", "60", "--session-tickets", "off",
-            "--ciphersuites", "TLS_AES_128_GCM_SHA256",
-            "--client-ca", str(certificates.caPath), "--verify-client", "optional",
-            "--show-config",
-        ])
         with self.assertRaises(SystemExit) as caught:
-            makeService(options, reactor=MemoryReactor())
+            Options().parseOptions([
+                "--cert", str(certificates.certificatePath), "--key", str(certificates.keyPath),
+                "--min-tls", "1.3", "--groups", "X25519:P-384", "--alpn", "h2,http/1.1",
+                "--session-timeout", "60", "--session-tickets", "off",
+                "--ciphersuites", "TLS_AES_128_GCM_SHA256",
+                "--client-ca", str(certificates.caPath), "--verify-client", "optional",
+                "--show-config",
+            ])
         self.assertEqual(caught.exception.code, 0)
         settings = json.loads(stdout.getvalue())
         [certificate] = settings["certificates"]
@@ -1273,6 +1271,25 @@ class ShowConfigTests(SynchronousTestCase):
                 "earlyData": "refused",
             },
         )
+
+
+    def test_showConfigOnlyDescribes(self) -> None:
+        """
+        Without a certificate, C{--show-config} says a development
+        certificate would be made, and makes none.
+        """
+        directory = temporaryDirectory(self)
+        previous = Path.cwd()
+        os.chdir(directory)
+        self.addCleanup(os.chdir, previous)
+        stdout = io.StringIO()
+        self.patch(sys, "stdout", stdout)
+        with self.assertRaises(SystemExit) as caught:
+            Options().parseOptions(["--show-config"])
+        self.assertEqual(caught.exception.code, 0)
+        settings = json.loads(stdout.getvalue())
+        self.assertIn("a development certificate, made at start in", settings["certificates"])
+        self.assertEqual(list(directory.iterdir()), [])
 
 
 class InvalidValueTests(SynchronousTestCase):
@@ -1310,9 +1327,15 @@ class InvalidValueTests(SynchronousTestCase):
         Versions outside 1.2 and 1.3 (and insecure ones outside 1.0 and
         1.1), and a minimum above the maximum, are refused.
         """
-        self.assertRefused("expected one of 1.2, 1.3, got '1.1'", "--min-tls", "1.1")
-        self.assertRefused("expected one of 1.2, 1.3, got '1.4'", "--max-tls", "1.4")
-        self.assertRefused("expected one of 1.0, 1.1, got '1.2'", "--insecure-min-tls", "1.2")
+        self.assertRefused(
+            "--min-tls: expected 1.2 or 1.3, got '1.1' (TLS 1.0 and 1.1 are insecure: "
+            "allow them with --insecure-min-tls)",
+            "--min-tls", "1.1",
+        )
+        self.assertRefused("--max-tls: expected 1.2 or 1.3, got '1.4'", "--max-tls", "1.4")
+        self.assertRefused(
+            "--insecure-min-tls: expected 1.0 or 1.1, got '1.2'", "--insecure-min-tls", "1.2"
+        )
         self.assertRefused(
             "minimum TLS version TLSv1.3 is above the maximum TLSv1.2",
             "--min-tls", "1.3", "--max-tls", "1.2",
@@ -1336,10 +1359,10 @@ class InvalidValueTests(SynchronousTestCase):
         Session switches take on or off; the timeout a whole number of
         seconds from 1.
         """
-        self.assertRefused("expected one of on, off, got 'yes'", "--session-cache", "yes")
-        self.assertRefused("expected one of on, off, got '1'", "--session-tickets", "1")
+        self.assertRefused("--session-cache: expected on or off, got 'yes'", "--session-cache", "yes")
+        self.assertRefused("--session-tickets: expected on or off, got '1'", "--session-tickets", "1")
         for value in ("0", "-1", "1.5", "soon"):
-            self.assertRefused("expected a whole number", "--session-timeout", value)
+            self.assertRefused("--session-timeout: expected a whole number", "--session-timeout", value)
             self.assertRefused(f"got {value!r}", "--session-timeout", value)
 
     def test_alpn(self) -> None:
@@ -1347,7 +1370,7 @@ class InvalidValueTests(SynchronousTestCase):
         An empty protocol list, and a protocol name too long for ALPN, are
         refused.
         """
-        self.assertRefused("--alpn needs at least one protocol name", "--alpn", " , ")
+        self.assertRefused("--alpn: needs at least one protocol name", "--alpn", " , ")
         self.assertRefused("bad ALPN protocol name", "--alpn", "h2," + "x" * 256)
 
     def test_clientCertificates(self) -> None:
@@ -1357,7 +1380,7 @@ class InvalidValueTests(SynchronousTestCase):
         verification, and the client CA file must hold certificates.
         """
         self.assertRefused(
-            "expected one of none, optional, require, got 'always'",
+            "--verify-client: expected none, optional or require, got 'always'",
             "--verify-client", "always",
         )
         self.assertRefused(

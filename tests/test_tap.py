@@ -23,6 +23,7 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.support import captureLogEvents, makeCertificates, temporaryDirectory
+from tlsreply.config import ServerConfig
 from tlsreply.protocol import ReplyFactory
 from tlsreply.service import TLSReplyService
 from tlsreply.tap import Options, makeService
@@ -62,25 +63,25 @@ class OptionsTests(SynchronousTestCase):
         certificate and replies C{test\\n}, with the documented timeouts and
         the seed's TLS policy.
         """
-        options = parse()
+        self.assertEqual(parse().config, ServerConfig())
         self.assertEqual(
-            {k: options[k] for k in ("port", "listen", "certificates", "cert-dir",
-                                     "reply", "reply-file", "handshake-timeout",
-                                     "close-timeout", "shutdown-grace", "show-config")},
+            ServerConfig().describe(),
             {
-                "port": None,
                 "listen": ["tcp:4433"],
                 "certificates": [],
-                "cert-dir": None,
-                "reply": None,
-                "reply-file": None,
-                "handshake-timeout": 10.0,
-                "close-timeout": 3.0,
-                "shutdown-grace": 5.0,
-                "show-config": 0,
+                "certificateDirectory": None,
+                "scenario": None,
+                "tls": TLSPolicy().describe(),
+                "reply": "test\n",
+                "http": False,
+                "handshakeTimeout": 10.0,
+                "closeTimeout": 3.0,
+                "shutdownGrace": 5.0,
+                "maxConnections": 4096,
+                "workers": 1,
+                "accessLog": "auto",
             },
         )
-        self.assertEqual(options["policy"], TLSPolicy())
 
     def test_portAndRepeatedListen(self) -> None:
         """
@@ -90,14 +91,14 @@ class OptionsTests(SynchronousTestCase):
         options = parse("--port", "4433", "--listen", "tcp:8443:interface=::1",
                         "--listen", "unix:/tmp/t.sock")
         self.assertEqual(
-            options["listen"], ["4433", "tcp:8443:interface=::1", "unix:/tmp/t.sock"]
+            options.config.listen, ("4433", "tcp:8443:interface=::1", "unix:/tmp/t.sock")
         )
 
     def test_replyEscapesAreDecoded(self) -> None:
         """
         C{--reply} decodes backslash escapes into the exact bytes sent.
         """
-        self.assertEqual(parse("--reply", "OK\\r\\n\\x00").get("reply"), b"OK\r\n\x00")
+        self.assertEqual(parse("--reply", "OK\\r\\n\\x00").config.replyBody, b"OK\r\n\x00")
 
     def test_timeouts(self) -> None:
         """
@@ -105,9 +106,9 @@ class OptionsTests(SynchronousTestCase):
         """
         options = parse("--handshake-timeout", "2.5", "--close-timeout", "0",
                         "--shutdown-grace", "30")
+        config = options.config
         self.assertEqual(
-            (options["handshake-timeout"], options["close-timeout"],
-             options["shutdown-grace"]),
+            (config.handshakeTimeout, config.closeTimeout, config.shutdownGrace),
             (2.5, 0.0, 30.0),
         )
 
@@ -337,9 +338,9 @@ class MakeServiceTests(SynchronousTestCase):
         """
         empty = self.directory / "empty"
         empty.write_bytes(b"")
-        self.assertExits(f"cannot read reply file {self.directory}/missing",
+        self.assertExits(f"--reply-file: cannot read {self.directory}/missing",
                          "--reply-file", str(self.directory / "missing"))
-        self.assertExits(f"reply file {empty} is empty", "--reply-file", str(empty))
+        self.assertExits(f"--reply-file: {empty} is empty", "--reply-file", str(empty))
 
     def test_replyFile(self) -> None:
         """
@@ -422,7 +423,15 @@ class MakeServiceTests(SynchronousTestCase):
         TLS layer, is one line naming it.
         """
         self.assertExits("bad listen address 'bogus:1'", "--port", "bogus:1")
-        self.assertExits("bad listen address 'tcp:port=x'", "--port", "tcp:port=x")
+        self.assertExits(
+            "listen address 'tcp:port=x': the port must be a number from 0 to 65535, not 'x'",
+            "--port", "tcp:port=x",
+        )
+        self.assertExits(
+            "listen address 'tcp:notaport': the port must be a number from 0 to 65535",
+            "--port", "tcp:notaport",
+        )
+        self.assertExits("listen address '99999': the port must be a number", "--port", "99999")
         self.assertExits("tlsreply adds TLS itself", "--port", "ssl:443")
 
     def test_portInUse(self) -> None:

@@ -55,6 +55,7 @@ def parseListenAddress(reactor: object, description: str) -> IStreamServerEndpoi
             f"listen address {given!r}: tlsreply adds TLS itself; "
             "use a plain stream endpoint such as tcp:4433"
         )
+    _checkPort(given, description)
     try:
         return serverFromString(reactor, _withBacklog(description))
     except IndexError:
@@ -69,6 +70,33 @@ def parseListenAddress(reactor: object, description: str) -> IStreamServerEndpoi
         raise ConfigurationError(
             f"bad listen address {given!r}: {e or type(e).__name__}"
         ) from None
+
+
+_UNESCAPED_COLON = re.compile(r"(?<!\\):")
+
+
+def _checkPort(given: str, description: str) -> None:
+    """
+    Check the port of a TCP description (also behind C{haproxy:}), so that
+    a mistake names the port rather than Python's C{int()}.
+
+    @raise ConfigurationError: for a port that is not 0 to 65535.
+    """
+    parts = _UNESCAPED_COLON.split(description)
+    if parts[0] == "haproxy":
+        parts = parts[1:]
+    if not parts or parts[0] not in ("tcp", "tcp6"):
+        return
+    keywords = dict(p.split("=", 1) for p in parts[1:] if "=" in p)
+    positional = [p for p in parts[1:] if "=" not in p]
+    port = keywords.get("port", positional[0] if positional else None)
+    if port is None:
+        raise ConfigurationError(f"listen address {given!r}: no port (e.g. tcp:4433)")
+    if not port.isdigit() or int(port) > 65535:
+        raise ConfigurationError(
+            f"listen address {given!r}: the port must be a number from 0 to 65535, "
+            f"not {port!r}"
+        )
 
 
 #: The listen backlog when a description does not give one. Twisted's

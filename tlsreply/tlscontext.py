@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Final, Literal
+from typing import IO, Any, Final, Literal, NoReturn
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -135,32 +135,56 @@ class TLSPolicy:
     keyLogPath: Path | None = None
 
     def __post_init__(self) -> None:
-        for version in (self.minimumVersion, self.maximumVersion):
+        """
+        Check every field, so that a mistake is one L{ConfigurationError}
+        naming the field when the policy is made, not a C{TypeError} (or
+        nothing) later. Paths may be given as strings, ALPN protocols as
+        any sequence of strings.
+        """
+        for name in ("minimumVersion", "maximumVersion"):
+            version = getattr(self, name)
+            if version not in _VERSION_NAMES:
+                _refuse(name, "a TLSVersion (TLSVersion.TLSv1_2 or TLSVersion.TLSv1_3)", version)
             if version in _LEGACY:
                 raise ConfigurationError(
-                    f"{_VERSION_NAMES[version]} is insecure; allow it only with "
-                    "insecureMinimumVersion (--insecure-min-tls)"
+                    f"TLSPolicy.{name}: {_VERSION_NAMES[version]} is insecure; allow it "
+                    "only with insecureMinimumVersion (--insecure-min-tls)"
                 )
         if self.insecureMinimumVersion not in (None, *_LEGACY):
-            raise ConfigurationError("insecureMinimumVersion must be TLS 1.0 or 1.1")
+            _refuse(
+                "insecureMinimumVersion",
+                "None, TLSVersion.TLSv1_0 or TLSVersion.TLSv1_1",
+                self.insecureMinimumVersion,
+            )
         if self.effectiveMinimumVersion > self.maximumVersion:
             raise ConfigurationError(
                 f"minimum TLS version {_VERSION_NAMES[self.effectiveMinimumVersion]} "
                 f"is above the maximum {_VERSION_NAMES[self.maximumVersion]}"
             )
+        for name in ("tls12Ciphers", "tls13Ciphersuites", "groups"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                _refuse(name, "None or a non-empty OpenSSL list string", value)
+        for name in ("sessionCache", "sessionTickets"):
+            if not isinstance(getattr(self, name), bool):
+                _refuse(name, "True or False", getattr(self, name))
+        timeout = self.sessionTimeout
+        if not isinstance(timeout, int) or isinstance(timeout, bool) or timeout < 1:
+            _refuse("sessionTimeout", "whole seconds >= 1", timeout)
+        object.__setattr__(self, "alpnProtocols", validateALPN(self.alpnProtocols))
+        for name in ("clientCAPath", "keyLogPath"):
+            value = getattr(self, name)
+            if isinstance(value, str) and value:
+                object.__setattr__(self, name, Path(value))
+            elif value is not None and not isinstance(value, Path):
+                _refuse(name, "None or a path", value)
         if self.verifyClient not in ("none", "optional", "require"):
-            raise ConfigurationError(
-                f"verify-client must be none, optional or require, not {self.verifyClient!r}"
-            )
+            _refuse("verifyClient", "'none', 'optional' or 'require'", self.verifyClient)
         if self.verifyClient != "none" and self.clientCAPath is None:
             raise ConfigurationError(
-                f"verify-client {self.verifyClient} needs a client CA file (--client-ca)"
+                f"TLSPolicy.verifyClient {self.verifyClient!r} needs clientCAPath "
+                "(--client-ca)"
             )
-        if self.sessionTimeout <= 0:
-            raise ConfigurationError("the session timeout must be at least 1 second")
-        for protocol in self.alpnProtocols:
-            if not 0 < len(protocol.encode()) < 256:
-                raise ConfigurationError(f"bad ALPN protocol name {protocol!r}")
 
     @property
     def effectiveMinimumVersion(self) -> TLSVersion:
@@ -218,6 +242,43 @@ class TLSPolicy:
                 "who can read it can decrypt the traffic"
             )
         return found
+
+
+def _refuse(name: str, expected: str, value: object) -> NoReturn:
+    raise ConfigurationError(f"TLSPolicy.{name}: expected {expected}, got {value!r}")
+
+
+def validateALPN(protocols: object) -> tuple[str, ...]:
+    """
+    ALPN protocol names as a tuple, each 1 to 255 bytes, in preference
+    order: the one check for the command line, the policy and C{tlsreply
+    check}.
+
+    @raise ConfigurationError: for a string (a common slip for
+        C{("h2",)}), anything else that is not a sequence of strings, or a
+        name of the wrong size.
+    """
+    if isinstance(protocols, (str, bytes)) or not isinstance(protocols, (tuple, list)):
+        raise ConfigurationError(
+            "TLSPolicy.alpnProtocols: expected a sequence of protocol names such as "
+            f"('h2', 'http/1.1'), got {protocols!r}"
+        )
+    for protocol in protocols:
+        if not isinstance(protocol, str) or not 0 < len(protocol.encode()) < 256:
+            raise ConfigurationError(f"bad ALPN protocol name {protocol!r} (1 to 255 bytes)")
+    return tuple(protocols)
+
+
+def parseALPN(text: str) -> tuple[str, ...]:
+    """
+    ALPN protocols as the command lines write them: C{h2,http/1.1}.
+
+    @raise ConfigurationError: for an empty list or a bad name.
+    """
+    protocols = tuple(p.strip() for p in text.split(",") if p.strip())
+    if not protocols:
+        raise ConfigurationError("needs at least one protocol name, e.g. h2,http/1.1")
+    return validateALPN(protocols)
 
 
 def _selectALPN(preferred: tuple[bytes, ...]) -> Callable[[SSL.Connection, list[bytes]], Any]:

@@ -568,3 +568,46 @@ def _servedCertificate(context: SSL.Context) -> x509.Certificate | None:
         if all(done.values()):
             return client.get_peer_certificate(as_cryptography=True)
     raise SSL.Error("the in-memory handshake did not finish")
+
+
+#: The policy fields a scenario decides: what it is about (versions,
+#: sessions, client certificates). A command line that sets one of them
+#: differently from the default is refused, not quietly overruled.
+SCENARIO_DECIDES: Final = (
+    "minimumVersion",
+    "maximumVersion",
+    "insecureMinimumVersion",
+    "sessionCache",
+    "sessionTickets",
+    "sessionTimeout",
+    "clientCAPath",
+    "verifyClient",
+)
+
+
+def decidedByScenario(commandPolicy: TLSPolicy) -> list[str]:
+    """
+    The fields of a command line's policy that a scenario decides and that
+    were set away from their defaults.
+    """
+    defaults = TLSPolicy()
+    return [
+        name
+        for name in SCENARIO_DECIDES
+        if getattr(commandPolicy, name) != getattr(defaults, name)
+    ]
+
+
+def withCommandPolicy(scenarioPolicy: TLSPolicy, commandPolicy: TLSPolicy) -> TLSPolicy:
+    """
+    A scenario's policy with what a command line may still choose: ALPN,
+    groups, ciphers (where the scenario sets none) and the key log.
+    """
+    return replace(
+        scenarioPolicy,
+        alpnProtocols=commandPolicy.alpnProtocols,
+        groups=commandPolicy.groups,
+        tls12Ciphers=commandPolicy.tls12Ciphers or scenarioPolicy.tls12Ciphers,
+        tls13Ciphersuites=commandPolicy.tls13Ciphersuites,
+        keyLogPath=commandPolicy.keyLogPath,
+    )

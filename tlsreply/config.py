@@ -1,0 +1,151 @@
+# -*- test-case-name: tests.test_tap -*-
+"""
+What a tlsreply server is to be: every setting of the command line, checked
+and typed.
+
+L{tlsreply.tap.Options} turns a command line into a L{ServerConfig};
+L{tlsreply.daemon.buildDaemon} turns a L{ServerConfig} into the running
+server. An application can make a L{ServerConfig} itself (every field has
+the command line's default) and build the same server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from tlsreply.errors import ConfigurationError
+from tlsreply.limits import DEFAULT_MAX_CONNECTIONS
+from tlsreply.protocol import (
+    DEFAULT_CLOSE_TIMEOUT,
+    DEFAULT_HANDSHAKE_TIMEOUT,
+    DEFAULT_REPLY,
+)
+from tlsreply.replies import httpResponse
+from tlsreply.service import DEFAULT_SHUTDOWN_GRACE
+from tlsreply.tlscontext import TLSPolicy
+
+#: Where the command line listens without C{--port}.
+DEFAULT_LISTEN: Final = "tcp:4433"
+
+#: Where the development certificate (and a scenario's test CA) is kept.
+DEVELOPMENT_CERTIFICATE_DIRECTORY: Final = Path("certs")
+
+#: Where the connection log can go (L{ServerConfig.accessLog}), besides a
+#: file path.
+ACCESS_LOG_DESTINATIONS: Final = ("auto", "stdout", "log", "off")
+
+
+@dataclass(frozen=True)
+class CertificateFiles:
+    """
+    One certificate to serve, as files.
+
+    @ivar certificate: PEM certificate, optionally followed by its chain
+        (and its key, if C{key} is not given).
+    @ivar key: PEM private key; L{None} to read it from C{certificate}.
+    @ivar chain: PEM intermediates, the leaf's issuer first.
+    @ivar ocspResponse: a DER OCSP response to staple.
+    """
+
+    certificate: Path
+    key: Path | None = None
+    chain: Path | None = None
+    ocspResponse: Path | None = None
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """
+    A tlsreply server's settings.
+
+    @ivar listen: listening addresses (Twisted endpoint descriptions).
+    @ivar certificates: the certificates to serve, the fallback first;
+        none (and no C{certificateDirectory} or C{scenario}) means the
+        development certificate.
+    @ivar certificateDirectory: serve every certificate in this folder too.
+    @ivar scenario: serve this test scenario (L{tlsreply.testing.scenarios})
+        instead of certificates.
+    @ivar replyBody: the reply, or the body of the HTTP response.
+    @ivar http: send C{replyBody} as a minimal HTTP/1.1 response.
+    @ivar policy: the TLS policy.
+    @ivar handshakeTimeout: seconds from accept to a completed handshake.
+    @ivar closeTimeout: seconds the client has to close after the reply.
+    @ivar shutdownGrace: seconds connections get to finish on stop.
+    @ivar maxConnections: connections in progress at which accepting stops
+        (per worker).
+    @ivar workers: worker processes; 1 serves from the process itself.
+    @ivar accessLog: where each connection's line goes: C{"stdout"},
+        C{"log"} (structured events), C{"off"}, C{"auto"} (decided by the
+        program that runs tlsreply, see L{tlsreply.tap}), or a file path.
+    """
+
+    listen: tuple[str, ...] = (DEFAULT_LISTEN,)
+    certificates: tuple[CertificateFiles, ...] = ()
+    certificateDirectory: Path | None = None
+    scenario: str | None = None
+    replyBody: bytes = DEFAULT_REPLY
+    http: bool = False
+    policy: TLSPolicy = field(default_factory=TLSPolicy)
+    handshakeTimeout: float = DEFAULT_HANDSHAKE_TIMEOUT
+    closeTimeout: float = DEFAULT_CLOSE_TIMEOUT
+    shutdownGrace: float = DEFAULT_SHUTDOWN_GRACE
+    maxConnections: int = DEFAULT_MAX_CONNECTIONS
+    workers: int = 1
+    accessLog: str = "auto"
+
+    def __post_init__(self) -> None:
+        if not self.listen:
+            raise ConfigurationError("ServerConfig.listen: no listening address")
+        if not isinstance(self.replyBody, bytes) or not self.replyBody:
+            raise ConfigurationError("ServerConfig.replyBody: the reply must be at least one byte")
+        for name in ("handshakeTimeout", "closeTimeout", "shutdownGrace"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+                raise ConfigurationError(
+                    f"ServerConfig.{name}: expected seconds (a number >= 0), got {value!r}"
+                )
+        for name in ("maxConnections", "workers"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigurationError(
+                    f"ServerConfig.{name}: expected a whole number >= 1, got {value!r}"
+                )
+        if self.scenario is not None and (self.certificates or self.certificateDirectory):
+            raise ConfigurationError(
+                "a scenario brings its own certificates: give no certificate with it"
+            )
+
+    @property
+    def reply(self) -> bytes:
+        """
+        The bytes every client receives.
+        """
+        return httpResponse(self.replyBody) if self.http else self.replyBody
+
+    def describe(self) -> dict[str, Any]:
+        """
+        The settings as plain values (certificates as files), for
+        C{--show-config}; nothing is read or made.
+        """
+        return {
+            "listen": list(self.listen),
+            "certificates": [
+                {key: str(value) for key, value in vars(files).items() if value is not None}
+                for files in self.certificates
+            ],
+            "certificateDirectory": str(self.certificateDirectory)
+            if self.certificateDirectory
+            else None,
+            "scenario": self.scenario,
+            "tls": self.policy.describe(),
+            "reply": self.replyBody.decode("utf-8", "backslashreplace"),
+            "http": self.http,
+            "handshakeTimeout": self.handshakeTimeout,
+            "closeTimeout": self.closeTimeout,
+            "shutdownGrace": self.shutdownGrace,
+            "maxConnections": self.maxConnections,
+            "workers": self.workers,
+            "accessLog": self.accessLog,
+        }

@@ -1,0 +1,282 @@
+# -*- test-case-name: tests.test_tap,tests.test_lifecycle -*-
+"""
+The server the command line runs, built from a L{ServerConfig}: its TLS
+contexts (from certificate files, the development certificate, or a test
+scenario), its reply factory and connection log, its listening service or
+its workers, under the process's L{ServerLifecycle}.
+
+Every failure here is a L{ConfigurationError} with one line that names the
+problem; L{tlsreply.tap} turns it into that line and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from typing import Any
+
+from twisted.logger import Logger, LogLevel
+
+from tlsreply.accesslog import ACCESS_SYSTEM, AccessLog, ConnectionLog, NoAccessLog
+from tlsreply.config import DEVELOPMENT_CERTIFICATE_DIRECTORY, ServerConfig
+from tlsreply.credentials import (
+    ServerCredentials,
+    loadCertificateDirectory,
+    loadCredentials,
+    validityProblem,
+)
+from tlsreply.devcert import (
+    CERTIFICATE_NAME,
+    PRIVATE_KEY_NAME,
+    ensureDevelopmentCertificate,
+)
+from tlsreply.errors import ConfigurationError
+from tlsreply.lifecycle import ServerLifecycle, raiseDescriptorLimit
+from tlsreply.protocol import ReplyFactory
+from tlsreply.reload import ReloadableContexts
+from tlsreply.service import TLSReplyService, parseListenAddress
+from tlsreply.tlscontext import ServerContexts, buildServerContexts
+from tlsreply.workers import WorkerPool
+
+_log = Logger(namespace="tlsreply")
+
+
+def buildDaemon(
+    config: ServerConfig, reactor: Any = None, socketTLS: bool = True
+) -> ServerLifecycle:
+    """
+    Build the whole server for C{config}, ready to start.
+
+    @param reactor: the global reactor when L{None}.
+    @param socketTLS: serve C{tcp:}, C{unix:} and C{systemd:} addresses on
+        tlsreply's own ports (see L{TLSReplyService.fromDescriptions}).
+    @raise ConfigurationError: for anything that cannot be loaded or used.
+    """
+    if reactor is None:
+        from twisted.internet import reactor
+    contexts = reloadableContexts(config)
+    lifecycle: ServerLifecycle
+    if config.workers == 1:
+        server = TLSReplyService.fromDescriptions(
+            reactor,
+            config.listen,
+            contexts,
+            replyFactory(config, reactor, openAccessLog(config.accessLog, reactor)),
+            shutdownGrace=config.shutdownGrace,
+            maxConnections=config.maxConnections,
+            socketTLS=socketTLS,
+        )
+        lifecycle = ServerLifecycle.forServer(reactor, server, contexts)
+    else:
+        lifecycle = _workers(config, contexts, reactor)
+    for warning in contexts.policy.warnings():
+        _log.warn("{policyWarning}", policyWarning=warning)
+    raiseDescriptorLimit(config.maxConnections)
+    return lifecycle
+
+
+def _workers(config: ServerConfig, contexts: ReloadableContexts, reactor: Any) -> ServerLifecycle:
+    """
+    A parent that binds and supervises C{config.workers} workers.
+    """
+    if config.accessLog not in ("stdout", "log", "off", "auto"):
+        # Checked now, in the parent: each worker opens it for itself.
+        openAccessLog(config.accessLog, reactor)
+
+    def serviceForWorker(
+        workerReactor: Any, workerContexts: ServerContexts, listener: Any, number: int
+    ) -> TLSReplyService:
+        accessLog = openAccessLog(
+            config.accessLog, workerReactor, f"{ACCESS_SYSTEM}.worker{number}"
+        )
+        return TLSReplyService(
+            [(d, parseListenAddress(listener, d)) for d in config.listen],
+            workerContexts,
+            replyFactory(config, workerReactor, accessLog),
+            shutdownGrace=config.shutdownGrace,
+            maxConnections=config.maxConnections,
+            label=f"tlsreply worker {number}",
+        )
+
+    pool = WorkerPool(
+        config.workers,
+        config.listen,
+        contexts,
+        serviceForWorker,
+        reactor,
+        config.shutdownGrace,
+        parseListenAddress,
+    )
+
+    def abort(name: str) -> str:
+        return f"{pool.abortAll()} worker(s) abort their connections"
+
+    lifecycle = ServerLifecycle(reactor, pool.reload, abort)
+    pool.setServiceParent(lifecycle)
+    return lifecycle
+
+
+def replyFactory(config: ServerConfig, reactor: Any, accessLog: ConnectionLog | None) -> ReplyFactory:
+    """
+    The reply factory of C{config}, on C{reactor}'s clock.
+    """
+    return ReplyFactory(
+        config.reply,
+        clock=reactor,
+        handshakeTimeout=config.handshakeTimeout,
+        closeTimeout=config.closeTimeout,
+        accessLog=accessLog,
+    )
+
+
+def openAccessLog(where: str, reactor: Any, system: str = ACCESS_SYSTEM) -> ConnectionLog | None:
+    """
+    The connection log for a destination of L{ServerConfig.accessLog};
+    L{None} means the server log (structured L{twisted.logger} events),
+    which is also what C{"auto"} means when nothing decided it.
+
+    @param system: the name its lines give (a worker's says which).
+    @raise ConfigurationError: for a file that cannot be opened.
+    """
+    if where in ("log", "auto"):
+        return None
+    if where == "off":
+        return NoAccessLog()
+    if where == "stdout":
+        return AccessLog(os.fdopen(os.dup(1), "wb", buffering=0), reactor, system=system)
+    try:
+        return AccessLog.toFile(where, reactor, system=system)
+    except OSError as e:
+        raise ConfigurationError(
+            f"cannot open the access log {where}: {e.strerror or e}"
+        ) from None
+
+
+# The TLS contexts.
+
+
+def reloadableContexts(config: ServerConfig) -> ReloadableContexts:
+    """
+    The contexts of C{config}, which SIGHUP builds again from the files.
+    """
+    if config.scenario is not None:
+        return ReloadableContexts(scenarioContexts(config), _noScenarioReload)
+    return ReloadableContexts(loadContexts(config), lambda: loadContexts(config))
+
+
+def _noScenarioReload() -> ServerContexts:
+    raise ConfigurationError(
+        "a scenario's certificates are made at start; restart tlsreply for new ones"
+    )
+
+
+def loadContexts(config: ServerConfig) -> ServerContexts:
+    """
+    Read every certificate file and build the contexts: at start, and again
+    for each reload.
+    """
+    credentials = loadServerCredentials(config)
+    now = datetime.datetime.now(datetime.UTC)
+    for each in credentials:
+        problem = validityProblem(each, now)
+        if problem is not None:
+            _log.emit(
+                LogLevel.levelWithName(problem.severity),
+                "{problem}; serving it anyway",
+                problem=problem.message,
+            )
+    return buildServerContexts(credentials, config.policy)
+
+
+def loadServerCredentials(config: ServerConfig) -> list[ServerCredentials]:
+    """
+    The certificates C{config} names, or the development certificate
+    (made if it does not exist yet), each logged.
+    """
+    found = configuredCredentials(config)
+    if not found:
+        dev = ensureDevelopmentCertificate(DEVELOPMENT_CERTIFICATE_DIRECTORY.absolute())
+        _log.info(
+            "{action} development certificate {path} (SHA-256 {fingerprint}) for "
+            "{names}; clients can trust it with e.g. curl --cacert {path}",
+            action="created" if dev.created else "using",
+            path=str(dev.certificatePath),
+            fingerprint=dev.credentials.fingerprint,
+            names=", ".join(dev.credentials.subjectNames),
+        )
+        return [dev.credentials]
+    for each in found:
+        _log.info(
+            "serving certificate {path} ({key}, SHA-256 {fingerprint}) for {names}",
+            path=str(each.certificatePath),
+            key=each.keyDescription,
+            fingerprint=each.fingerprint,
+            names=", ".join(each.subjectNames) or "(no subjectAltName)",
+        )
+    return found
+
+
+def configuredCredentials(config: ServerConfig) -> list[ServerCredentials]:
+    """
+    The certificates C{config} names (files and folder), read and checked.
+    """
+    found = [
+        loadCredentials(f.certificate, f.key, f.chain, f.ocspResponse)
+        for f in config.certificates
+    ]
+    if config.certificateDirectory is not None:
+        found += loadCertificateDirectory(config.certificateDirectory)
+    return found
+
+
+def scenarioContexts(config: ServerConfig) -> ServerContexts:
+    """
+    The contexts of a test scenario, from a fresh test CA whose certificate
+    clients find in C{./certs/scenario/ca.pem}; the scenario's policy with
+    what the command line may change (see
+    L{tlsreply.testing.scenarios.withCommandPolicy}).
+    """
+    from tlsreply.testing.ca import TestCA
+    from tlsreply.testing.scenarios import buildScenario, withCommandPolicy
+
+    assert config.scenario is not None
+    directory = (DEVELOPMENT_CERTIFICATE_DIRECTORY / "scenario").absolute()
+    directory.mkdir(parents=True, exist_ok=True)
+    setup = buildScenario(config.scenario, TestCA(), directory)
+    _log.info(
+        "serving test scenario {scenario} from a new test CA; clients trust it "
+        "with e.g. curl --cacert {caPath}",
+        scenario=config.scenario,
+        caPath=str(setup.caPath),
+    )
+    return buildServerContexts(setup.credentials, withCommandPolicy(setup.policy, config.policy))
+
+
+def describeServer(config: ServerConfig) -> dict[str, Any]:
+    """
+    What C{--show-config} prints: the settings, and the facts of every
+    certificate that would be served. It only reads: a development
+    certificate that does not exist yet is described as to be made.
+
+    @raise ConfigurationError: for a certificate file that cannot be read.
+    """
+    settings = config.describe()
+    if config.scenario is not None:
+        settings["certificates"] = f"made at start for scenario {config.scenario}"
+        return settings
+    found = configuredCredentials(config)
+    if found:
+        settings["certificates"] = [c.describe() for c in found]
+        return settings
+    directory = DEVELOPMENT_CERTIFICATE_DIRECTORY.absolute()
+    try:
+        existing = loadCredentials(directory / CERTIFICATE_NAME, directory / PRIVATE_KEY_NAME)
+    except ConfigurationError:
+        settings["certificates"] = (
+            f"a development certificate, made at start in {directory / CERTIFICATE_NAME}"
+        )
+    else:
+        settings["certificates"] = [existing.describe()]
+    return settings
+
+
