@@ -271,8 +271,9 @@ class GoodServerTests(TestCase):
             facts["verification"],
             {"ok": True, "trust": server.caPath, "chain": "ok", "name": "ok"},
         )
-        self.assertEqual(facts["reply"]["length"], 300)
-        self.assertEqual(facts["reply"]["preview"], repr(b"x" * 100) + "...")
+        self.assertEqual(
+            facts["reply"], {"length": 300, "text": "x" * 300, "truncated": False}
+        )
         self.assertEqual(facts["closing"], "close_notify")
         self.assertGreater(facts["handshakeSeconds"], 0)
         self.assertEqual(facts["resumption"]["resumed"], True)
@@ -394,6 +395,69 @@ class ProblemTests(TestCase):
         )
 
 
+class RequestTests(TestCase):
+    """
+    Against servers that wait for a request: C{--send} and C{--http}.
+    """
+
+    async def test_send(self) -> None:
+        """
+        C{--send} sends its text, escapes decoded, after each handshake; an
+        echo server's reply is that text.
+        """
+
+        def echo(tls: ssl.SSLSocket) -> None:
+            tls.sendall(tls.recv(100))
+            tls.unwrap()
+
+        server, certificates = pythonTLSServer(self, echo)
+        status, output = await check(
+            f"{LOOPBACK}:{server.port}", "--ca", str(certificates.caPath),
+            "--send", "PING\\r\\n", "--json",
+        )
+        self.assertEqual(json.loads(output)["reply"]["text"], "PING\r\n", output)
+
+    async def test_http(self) -> None:
+        """
+        C{--http} sends C{GET /} with the host name, as an HTTPS server
+        expects before it answers.
+        """
+        requests: list[bytes] = []
+
+        def web(tls: ssl.SSLSocket) -> None:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += tls.recv(1000)
+            requests.append(request)
+            tls.sendall(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+            tls.unwrap()
+
+        server, certificates = pythonTLSServer(self, web)
+        status, output = await check(
+            f"localhost:{server.port}", "--ca", str(certificates.caPath), "--http"
+        )
+        self.assertIn("HTTP/1.1 204", field(output, "reply"))
+        self.assertTrue(requests[0].startswith(b"GET / HTTP/1.1\r\n"), requests)
+        self.assertIn(f"Host: localhost:{server.port}\r\n".encode(), requests[0])
+
+    async def test_binaryReplyInJSON(self) -> None:
+        """
+        A reply that is not UTF-8 is base64 in the JSON output.
+        """
+
+        def binary(tls: ssl.SSLSocket) -> None:
+            tls.sendall(b"\xff\xfe\x00")
+            tls.unwrap()
+
+        server, certificates = pythonTLSServer(self, binary)
+        status, output = await check(
+            f"{LOOPBACK}:{server.port}", "--ca", str(certificates.caPath), "--json"
+        )
+        self.assertEqual(
+            json.loads(output)["reply"], {"length": 3, "base64": "//4A", "truncated": False}
+        )
+
+
 class UnreachableTests(TestCase):
     """
     When no handshake completes, the output is one line and the exit
@@ -496,6 +560,14 @@ class ArgumentTests(SynchronousTestCase):
         self.assertEqual(str(ipv6), "[2001:db8::1]:443")
         self.assertEqual(parseTarget("bücher.example:443").host, "bücher.example")
 
+    def test_defaultPort(self) -> None:
+        """
+        Without a port, a target is on 443, as for any HTTPS client.
+        """
+        self.assertEqual(parseTarget("example.com").port, 443)
+        self.assertEqual(parseTarget("192.0.2.1").port, 443)
+        self.assertEqual(str(parseTarget("[::1]")), "[::1]:443")
+
     def test_defaultServerName(self) -> None:
         """
         A name target is also the server name; an address target sends no
@@ -517,14 +589,13 @@ class ArgumentTests(SynchronousTestCase):
         Each malformed target is refused with a message naming it.
         """
         for text, message in [
-            ("localhost", "expected HOST:PORT, got 'localhost'"),
             ("localhost:", "bad port ''"),
             (":443", "no host in ':443'"),
             ("localhost:https", "bad port 'https'"),
             ("localhost:0", "bad port '0'"),
             ("localhost:65536", "bad port '65536'"),
-            ("::1:443", "put an IPv6 address in brackets: [::1]:443"),
-            ("[::1]", "expected [IPv6]:PORT"),
+            ("::1:443", "put an IPv6 address in brackets"),
+            ("[::1]443", "expected [IPv6]:PORT"),
             ("[example.com]:443", "not an IPv6 address in brackets"),
             ("exa mple.com:443", "not a host name: 'exa mple.com'"),
         ]:
@@ -541,13 +612,15 @@ class ArgumentTests(SynchronousTestCase):
         notPEM = directory / "not.pem"
         notPEM.write_text("hello\n")
         for argv, message in [
-            ([], "the following arguments are required: HOST:PORT"),
-            (["localhost"], "expected HOST:PORT"),
-            (["127.0.0.1:1", "--timeout", "0"], "argument --timeout"),
-            (["127.0.0.1:1", "--timeout", "soon"], "argument --timeout"),
-            (["127.0.0.1:1", "--bogus"], "unrecognized arguments: --bogus"),
+            ([], "which server? (HOST[:PORT])"),
+            (["127.0.0.1:1", "--timeout", "0"], "--timeout: expected a positive number"),
+            (["127.0.0.1:1", "--timeout", "soon"], "--timeout: expected a positive number"),
+            (["127.0.0.1:1", "--bogus"], "option --bogus not recognized"),
+            (["127.0.0.1:1", "another:2"], "Wrong number of arguments"),
             (["127.0.0.1:1", "--servername", "127.0.0.1"], "--servername must be"),
-            (["127.0.0.1:1", "--alpn", "h2,,http/1.1"], "--alpn"),
+            (["127.0.0.1:1", "--alpn", " , "], "--alpn: needs at least one protocol name"),
+            (["127.0.0.1:1", "--send", "x", "--http"], "--send or --http, not both"),
+            (["127.0.0.1:1", "--send", "bad\\q"], "--send: bad escape"),
             (["127.0.0.1:1", "--ca", str(directory / "missing.pem")], "--ca: no such file"),
             (["127.0.0.1:1", "--ca", str(notPEM)], "--ca: no PEM certificate"),
         ]:
@@ -563,6 +636,16 @@ class ArgumentTests(SynchronousTestCase):
         """
         status, output = runCheckCapturing(["--help"])
         self.assertEqual(status, EXIT_OK)
-        self.assertTrue(output.startswith("usage: tlsreply check "), output)
-        for option in ("--ca FILE", "--servername NAME", "--json", "--timeout SECONDS"):
+        self.assertTrue(output.startswith("Usage: tlsreply check HOST[:PORT]"), output)
+        for option in ("--ca=", "--servername=", "--alpn=", "--send=", "--http", "--json",
+                       "--timeout="):
             self.assertIn(option, output)
+
+    def test_optionsOnEitherSide(self) -> None:
+        """
+        Options may come before or after the target.
+        """
+        before = parseArguments(["--json", "--timeout", "3", "example.com"])
+        after = parseArguments(["example.com", "--json", "--timeout=3"])
+        self.assertEqual(before, after)
+        self.assertEqual((after.json, after.timeout), (True, 3.0))

@@ -18,7 +18,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.support import fetchWithSSL, inThread, requireCommand, runCommand
-from tlsreply.__main__ import main
+from tlsreply.cli import main
 from tlsreply.testing import startTLSReplyServer
 
 

@@ -265,6 +265,8 @@ def connectOnce(
         channel = _Channel(sock, connection)
         handshakeSeconds = _handshake(channel, target, timeout)
         facts = _describe(connection, options, address, handshakeSeconds)
+        if options.send:
+            _send(channel, options.send)
         _readUntilClose(channel, facts, time.monotonic() + timeout)
         facts.session = connection.get_session()
         _closePolitely(channel)
@@ -373,6 +375,22 @@ def _checkName(connection: SSL.Connection, options: CheckOptions) -> str:
     except CertificateError as e:
         return f"the certificate cannot be checked against {what}: {e}"
     return "ok"
+
+
+def _send(channel: _Channel, data: bytes) -> None:
+    """
+    Send C{data} (a request), for a server that waits for one before it
+    answers. A server that closes meanwhile is found by the read that
+    follows.
+    """
+    connection = channel.connection
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[connection.send(view) :]
+        channel.flush()
+    except (SSL.Error, OSError):
+        pass
 
 
 def _readUntilClose(channel: _Channel, facts: ConnectionFacts, deadline: float) -> None:

@@ -5,29 +5,31 @@ What C{tlsreply check} is asked to do: its command line, parsed.
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, NoReturn
+from typing import Any, Final
 
 import idna
+from twisted.python import usage
+
+from tlsreply.errors import ConfigurationError
+from tlsreply.replies import decodeReplyText
+from tlsreply.tlscontext import parseALPN
 
 #: Seconds allowed, by default, for each step of a connection: the TCP
 #: connect, the TLS handshake, and the wait for the reply and the close.
 DEFAULT_TIMEOUT: Final = 10.0
 
+#: The port of a target given without one.
+DEFAULT_PORT: Final = "443"
+
 #: Exit statuses.
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
-
-#: The synopsis at the top of C{--help}.
-USAGE: Final = (
-    "tlsreply check HOST:PORT [--ca FILE] [--servername NAME] [--alpn LIST]\n"
-    "                      [--json] [--timeout SECONDS]"
-)
 
 class CheckUsageError(Exception):
     """
@@ -60,19 +62,19 @@ class Target:
 
 def parseTarget(text: str) -> Target:
     """
-    Parse C{HOST:PORT}, where HOST is a name, an IPv4 address, or an IPv6
+    Parse C{HOST[:PORT]}, where HOST is a name, an IPv4 address, or an IPv6
     address in brackets (C{[::1]:443}); the brackets are what keeps the
-    port apart from an IPv6 address's own colons.
+    port apart from an IPv6 address's own colons. Without a port, 443.
 
     @raise CheckUsageError: naming what is wrong with C{text}.
     """
     if text.startswith("["):
         close = text.find("]")
-        if close == -1 or text[close + 1 : close + 2] != ":":
+        if close == -1 or text[close + 1 : close + 2] not in ("", ":"):
             raise CheckUsageError(
                 f"expected [IPv6]:PORT, got {text!r} (e.g. [::1]:443)"
             )
-        host, portText = text[1:close], text[close + 2 :]
+        host, portText = text[1:close], text[close + 2 :] or DEFAULT_PORT
         try:
             address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = (
                 ipaddress.IPv6Address(host)
@@ -81,10 +83,12 @@ def parseTarget(text: str) -> Target:
             raise CheckUsageError(
                 f"not an IPv6 address in brackets: {host!r}"
             ) from None
+    elif _isAddress(text) and ":" in text:
+        raise CheckUsageError(f"put an IPv6 address in brackets: [{text}]")
     else:
         host, colon, portText = text.rpartition(":")
         if not colon:
-            raise CheckUsageError(f"expected HOST:PORT, got {text!r}")
+            host, portText = text, DEFAULT_PORT
         if ":" in host:
             raise CheckUsageError(
                 f"put an IPv6 address in brackets: [{host}]:{portText}"
@@ -141,6 +145,7 @@ class CheckOptions:
         protocols a server does not speak can make it refuse the handshake).
     @ivar json: print the facts as one JSON object.
     @ivar timeout: seconds for each step of a connection.
+    @ivar send: bytes to send after each handshake (a request), or none.
     """
 
     target: Target
@@ -149,16 +154,7 @@ class CheckOptions:
     alpnProtocols: tuple[str, ...] = ()
     json: bool = False
     timeout: float = DEFAULT_TIMEOUT
-
-
-class _ArgumentParser(argparse.ArgumentParser):
-    """
-    An argument parser that raises instead of printing and exiting, so that
-    L{runCheck} writes every error as one line to its own output.
-    """
-
-    def error(self, message: str) -> NoReturn:
-        raise CheckUsageError(message)
+    send: bytes = b""
 
 
 def _positiveSeconds(text: str) -> float:
@@ -167,82 +163,128 @@ def _positiveSeconds(text: str) -> float:
     except ValueError:
         seconds = float("nan")
     if not 0 < seconds < float("inf"):
-        raise argparse.ArgumentTypeError(
-            f"expected a positive number of seconds, got {text!r}"
-        )
+        raise ValueError(f"--timeout: expected a positive number of seconds, got {text!r}")
     return seconds
 
 
-def buildArgumentParser() -> argparse.ArgumentParser:
+class CheckCommand(usage.Options):
     """
-    The C{tlsreply check} command line (its C{--help} is the usage text).
+    The C{tlsreply check} command line; after parsing, L{options} holds it
+    checked and typed.
     """
-    parser = _ArgumentParser(
-        prog="tlsreply check",
-        usage=USAGE,
-        add_help=False,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=(
-            "Connect to a TLS server, print what the handshake negotiated,\n"
-            "then connect again offering the first connection's session and\n"
-            "report whether the server resumed it."
-        ),
-        epilog=(
-            "HOST is a name, an IPv4 address or an [IPv6] address in brackets.\n"
-            "Exit status: 0 when the certificate verified, a non-empty reply\n"
-            "arrived and the second connection resumed the session; 1 when\n"
-            "any of those is missing (one line per problem) or the server\n"
-            "cannot be reached; 2 for bad arguments."
-        ),
+
+    synopsis = "HOST[:PORT] [options]"
+    longdesc = (
+        "Connect to a TLS server, print what the handshake negotiated, then "
+        "connect again offering the first connection's session and report "
+        "whether the server resumed it. HOST is a name, an IPv4 address or an "
+        "[IPv6] address in brackets; PORT is 443 unless given. Exit status: 0 "
+        "when the certificate verified, a non-empty reply arrived and the "
+        "second connection resumed the session; 1 when any of those is missing "
+        "(one line per problem) or the server cannot be reached; 2 for bad "
+        "arguments."
     )
-    parser.add_argument("target", metavar="HOST:PORT", help="the server to check")
-    parser.add_argument(
-        "--ca",
-        metavar="FILE",
-        help="trust only the CA certificates in this PEM file "
-        "(default: the system's trust store)",
-    )
-    parser.add_argument(
-        "--servername",
-        metavar="NAME",
-        help="send this name as SNI and check the certificate against it "
-        "(default: HOST when it is a name; an IP address is checked as one "
-        "and sends no SNI)",
-    )
-    parser.add_argument(
-        "--alpn",
-        metavar="LIST",
-        help="offer these ALPN protocols, comma-separated, e.g. h2,http/1.1 "
-        "(default: none)",
-    )
-    parser.add_argument(
-        "--json", action="store_true", help="print the facts as one JSON object"
-    )
-    parser.add_argument(
-        "--timeout",
-        metavar="SECONDS",
-        type=_positiveSeconds,
-        default=DEFAULT_TIMEOUT,
-        help="seconds allowed for each step: TCP connect, TLS handshake, "
-        "waiting for the reply and the close (default: %(default)g)",
-    )
-    parser.add_argument("-h", "--help", action="store_true", help="show this help")
-    return parser
+
+    optFlags = [
+        ["json", None, "Print the facts as one JSON object."],
+        [
+            "http",
+            None,
+            "Send an HTTP/1.1 GET / request for the host name after the "
+            "handshake, for servers that wait for a request (any HTTPS server).",
+        ],
+    ]
+    optParameters: list[list[Any]] = [
+        [
+            "ca",
+            None,
+            None,
+            "Trust only the CA certificates in this PEM file. [default: the "
+            "system's trust store]",
+        ],
+        [
+            "servername",
+            None,
+            None,
+            "Send this name as SNI and check the certificate against it. "
+            "[default: HOST when it is a name; an IP address is checked as one "
+            "and sends no SNI]",
+        ],
+        [
+            "alpn",
+            None,
+            None,
+            "Offer these ALPN protocols, comma-separated, e.g. h2,http/1.1. "
+            "[default: none]",
+        ],
+        [
+            "send",
+            None,
+            None,
+            "Send this text after the handshake (backslash escapes as --reply "
+            "takes them, e.g. 'PING\\r\\n'), for servers that wait for a request.",
+        ],
+        [
+            "timeout",
+            None,
+            DEFAULT_TIMEOUT,
+            "Seconds allowed for each step: TCP connect, TLS handshake, waiting "
+            "for the reply and the close.",
+            _positiveSeconds,
+        ],
+    ]
+
+    options: CheckOptions
+
+    def parseOptions(self, options: Sequence[str] | None = None) -> None:
+        """
+        Parse, taking options before or after the target (Twisted's parser
+        stops at the first argument that is not an option).
+        """
+        if options is None:
+            options = sys.argv[1:]
+        super().parseOptions(_optionsFirst(list(options), self.longOpt))
+
+    def parseArgs(self, target: str | None = None) -> None:
+        if target is None:
+            raise usage.UsageError("which server? (HOST[:PORT])")
+        self["target"] = target
+
+    def postOptions(self) -> None:
+        try:
+            self.options = _checkOptions(self)
+        except CheckUsageError as e:
+            raise usage.UsageError(str(e)) from None
 
 
-def parseArguments(argv: Sequence[str]) -> CheckOptions | None:
+def _optionsFirst(arguments: list[str], longOptions: Sequence[str]) -> list[str]:
     """
-    Parse the command line.
+    The same arguments, options (with their values) first.
+    """
+    takesValue = {name[:-1] for name in longOptions if name.endswith("=")}
+    options: list[str] = []
+    positional: list[str] = []
+    index = 0
+    while index < len(arguments):
+        token = arguments[index]
+        if token == "--":
+            positional += arguments[index + 1 :]
+            break
+        if token.startswith("-") and token != "-":
+            options.append(token)
+            name = token[2:] if token.startswith("--") else ""
+            if name in takesValue and index + 1 < len(arguments):
+                options.append(arguments[index + 1])
+                index += 1
+        else:
+            positional.append(token)
+        index += 1
+    return options + positional
 
-    @return: the options, or L{None} if C{--help} was asked for.
-    @raise CheckUsageError: for any bad argument.
-    """
-    parser = buildArgumentParser()
-    if "-h" in argv or "--help" in argv:
-        return None
-    namespace = parser.parse_args(list(argv))
-    target = parseTarget(namespace.target)
-    serverName: str | None = namespace.servername
+
+def _checkOptions(command: CheckCommand) -> CheckOptions:
+    target = parseTarget(command["target"])
+    serverName: str | None = command["servername"]
     if serverName is not None:
         if _isAddress(serverName):
             raise CheckUsageError(
@@ -260,21 +302,54 @@ def parseArguments(argv: Sequence[str]) -> CheckOptions | None:
         # hosts without one.
         serverName = serverName.rstrip(".") or serverName
     alpn: tuple[str, ...] = ()
-    if namespace.alpn is not None:
-        alpn = tuple(p.strip() for p in namespace.alpn.split(","))
-        if not all(0 < len(p.encode()) < 256 for p in alpn):
-            raise CheckUsageError(
-                f"--alpn: expected comma-separated protocol names, got {namespace.alpn!r}"
-            )
-    caPath = None if namespace.ca is None else Path(namespace.ca)
+    if command["alpn"] is not None:
+        try:
+            alpn = parseALPN(command["alpn"])
+        except ConfigurationError as e:
+            raise CheckUsageError(f"--alpn: {e}") from None
+    if command["send"] is not None and command["http"]:
+        raise CheckUsageError("give --send or --http, not both")
+    send = b""
+    if command["send"] is not None:
+        try:
+            send = decodeReplyText(command["send"])
+        except ConfigurationError as e:
+            raise CheckUsageError(f"--send: {e}") from None
+    elif command["http"]:
+        host = serverName or target.host
+        hostHeader = f"[{host}]" if ":" in host else host
+        if target.port != 443:
+            hostHeader += f":{target.port}"
+        send = (
+            f"GET / HTTP/1.1\r\nHost: {hostHeader}\r\nUser-Agent: tlsreply-check\r\n"
+            "Connection: close\r\n\r\n"
+        ).encode("ascii")
+    caPath = None if command["ca"] is None else Path(command["ca"])
     return CheckOptions(
         target=target,
         caPath=caPath,
         serverName=serverName,
         alpnProtocols=alpn,
-        json=namespace.json,
-        timeout=namespace.timeout,
+        json=bool(command["json"]),
+        timeout=command["timeout"],
+        send=send,
     )
+
+
+def parseArguments(argv: Sequence[str]) -> CheckOptions:
+    """
+    Parse the arguments after C{tlsreply check}.
+
+    @raise CheckUsageError: for any bad argument, with the message the
+        person who typed it needs.
+    """
+    command = CheckCommand()
+    try:
+        command.parseOptions(list(argv))
+    except usage.UsageError as e:
+        message = str(e).removeprefix("Parameter type enforcement failed: ")
+        raise CheckUsageError(message) from None
+    return command.options
 
 
 def _isAddress(text: str) -> bool:

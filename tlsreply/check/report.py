@@ -6,6 +6,7 @@ says so: text for a person, JSON for a script, and the exit status.
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass
 from typing import Any, Final, TextIO
@@ -20,9 +21,9 @@ from tlsreply.check.options import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
+    CheckCommand,
     CheckOptions,
     CheckUsageError,
-    buildArgumentParser,
     parseArguments,
 )
 
@@ -122,10 +123,7 @@ class CheckResult:
                 "chain": first.chainVerification,
                 "name": first.nameVerification,
             },
-            "reply": {
-                "length": first.replyLength,
-                "preview": _previewReply(first),
-            },
+            "reply": _replyAsJSON(first),
             "closing": first.closing,
             "closingDetail": first.closingDetail,
             "handshakeSeconds": round(first.handshakeSeconds, 6),
@@ -204,6 +202,20 @@ class CheckResult:
         return "\n".join(text) + "\n"
 
 
+def _replyAsJSON(facts: ConnectionFacts) -> dict[str, Any]:
+    """
+    The reply for a JSON reader: text when it is UTF-8, base64 otherwise;
+    C{truncated} when only the first L{REPLY_KEPT} bytes were kept.
+    """
+    reply: dict[str, Any] = {"length": facts.replyLength}
+    try:
+        reply["text"] = facts.reply.decode("utf-8")
+    except UnicodeDecodeError:
+        reply["base64"] = base64.b64encode(facts.reply).decode("ascii")
+    reply["truncated"] = facts.replyLength > len(facts.reply)
+    return reply
+
+
 def _previewReply(facts: ConnectionFacts) -> str:
     preview = repr(facts.reply[:REPLY_PREVIEW])
     if facts.replyLength > REPLY_PREVIEW:
@@ -264,14 +276,14 @@ def runCheck(argv: list[str], out: TextIO) -> int:
     @return: the exit status: L{EXIT_OK}, L{EXIT_FAILED} (a problem, or the
         server could not be reached) or L{EXIT_USAGE} (bad arguments).
     """
+    if "-h" in argv or "--help" in argv:
+        out.write(f"Usage: tlsreply check {CheckCommand()}")
+        return EXIT_OK
     try:
         options = parseArguments(argv)
     except CheckUsageError as e:
         out.write(f"tlsreply check: {e} (see --help)\n")
         return EXIT_USAGE
-    if options is None:
-        out.write(buildArgumentParser().format_help())
-        return EXIT_OK
     try:
         result = check(options)
     except CheckUsageError as e:

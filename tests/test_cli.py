@@ -1,0 +1,136 @@
+"""
+The C{tlsreply} command: one command line, its help generated from the
+parsers that parse it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests.support import (
+    clientContext,
+    fetchWithSSL,
+    makeCertificates,
+    temporaryDirectory,
+)
+from tests.test_plugin import SCRIPTS, Daemon
+from tlsreply._version import __version__
+from tlsreply.cli import main
+from tlsreply.tap import Options
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    """
+    Run the command in this process; its status, standard output and error.
+    """
+    out, err = io.StringIO(), io.StringIO()
+    stdout, stderr = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = out, err
+    try:
+        try:
+            status = main(list(argv), out)
+        except SystemExit as e:
+            status = e.code if isinstance(e.code, int) else (err.write(f"{e.code}\n") and 1)
+    finally:
+        sys.stdout, sys.stderr = stdout, stderr
+    return status, out.getvalue(), err.getvalue()
+
+
+class CommandLineTests(SynchronousTestCase):
+    """
+    C{tlsreply --version}, C{--help} and its subcommands.
+    """
+
+    def test_version(self) -> None:
+        """
+        C{--version} prints the version, as C{twistd tlsreply --version} does.
+        """
+        self.assertEqual(run("--version"), (0, f"tlsreply {__version__}\n", ""))
+        with self.assertRaises(SystemExit):
+            sys.stdout, saved = io.StringIO(), sys.stdout
+            try:
+                Options().parseOptions(["--version"])
+            finally:
+                sys.stdout = saved
+
+    def test_helpListsEverySubcommandAndOption(self) -> None:
+        """
+        C{--help} lists every subcommand and, under each, every option its
+        parser takes: the server's (the same as twistd's) and check's.
+        """
+        status, output, _ = run("--help")
+        self.assertEqual(status, 0)
+        for command in ("serve", "check", "scenarios", "show-config"):
+            self.assertIn(f"\ntlsreply {command} ", output)
+        for option in Options().longOpt:
+            self.assertIn(f"--{option}", output)
+        for option in ("--alpn=", "--send=", "--http", "--servername="):
+            self.assertIn(option, output.split("tlsreply check")[1])
+
+    def test_mistakesAreOneLine(self) -> None:
+        """
+        No command, an unknown one, or a bad option: one line, status 2 (or
+        1 for a server option, as twistd gives).
+        """
+        for argv, message in [
+            ((), "which command?"),
+            (("bogus",), "Unknown command: bogus"),
+            (("scenarios", "--bogus"), "option --bogus not recognized"),
+        ]:
+            status, output, error = run(*argv)
+            self.assertEqual(status, 2, (argv, error))
+            self.assertEqual(error.count("\n"), 1, error)
+            self.assertIn(message, error)
+        status, _, error = run("show-config", "--min-tls", "1.1")
+        self.assertEqual(status, 1)
+        self.assertIn("--min-tls: expected 1.2 or 1.3, got '1.1'", error)
+
+    def test_scenarios(self) -> None:
+        """
+        C{scenarios --json} is the catalogue that C{--list-scenarios} prints.
+        """
+        status, output, _ = run("scenarios", "--json")
+        self.assertEqual(status, 0)
+        names = [s["name"] for s in json.loads(output)]
+        self.assertIn("expired", names)
+
+    def test_showConfig(self) -> None:
+        """
+        C{show-config} describes the server these options would run.
+        """
+        certificates = makeCertificates(temporaryDirectory(self))
+        status, output, _ = run(
+            "show-config", "--cert", str(certificates.certificatePath),
+            "--key", str(certificates.keyPath), "--workers", "3",
+        )
+        self.assertEqual(status, 0)
+        settings = json.loads(output)
+        self.assertEqual(settings["workers"], 3)
+        self.assertEqual(settings["certificates"][0]["key"], "ECDSA-P-256")
+
+
+class ServeTests(SynchronousTestCase):
+    """
+    C{tlsreply serve} runs the server in the foreground, as C{twist} does.
+    """
+
+    def test_serveAnswersAndStops(self) -> None:
+        """
+        The server answers on the port it logs, and SIGTERM ends it with
+        status 0.
+        """
+        certificates = makeCertificates(temporaryDirectory(self))
+        daemon = Daemon(
+            [str(SCRIPTS / "tlsreply"), "serve", "--port", "tcp:0:interface=127.0.0.1",
+             "--cert", str(certificates.certificatePath), "--key", str(certificates.keyPath)],
+            certificates.caPath.parent,
+        )
+        self.addCleanup(lambda: daemon.process.poll() is None and daemon.stop())
+        port = int(daemon.waitFor(r"listening on \['127\.0\.0\.1:(\d+)'\]").group(1))
+        result = fetchWithSSL(port, clientContext(str(certificates.caPath)))
+        self.assertEqual(result.data, b"test\n")
+        self.assertEqual(daemon.stop(), 0)
