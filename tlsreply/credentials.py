@@ -17,11 +17,12 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.x509 import ocsp
 
+from tlsreply.certificates import sha256Fingerprint
 from tlsreply.errors import ConfigurationError
 
 ServerPrivateKey = (
@@ -84,7 +85,7 @@ class ServerCredentials:
         The certificate's SHA-256 fingerprint as colon-separated hex, the
         form C{openssl x509 -fingerprint -sha256} prints.
         """
-        return self.certificate.fingerprint(hashes.SHA256()).hex(":").upper()
+        return sha256Fingerprint(self.certificate)
 
     @property
     def subjectNames(self) -> tuple[str, ...]:

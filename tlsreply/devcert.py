@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime
 import fcntl
-import ipaddress
 import os
 import tempfile
 from dataclasses import dataclass
@@ -21,8 +20,9 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import NameOID
 
+from tlsreply.certificates import certificateBuilder
 from tlsreply.credentials import ServerCredentials, loadCredentials
 from tlsreply.errors import ConfigurationError
 
@@ -124,41 +124,14 @@ def _selfSigned(key: ec.EllipticCurvePrivateKey, now: datetime.datetime) -> x509
             x509.NameAttribute(NameOID.COMMON_NAME, "tlsreply development certificate"),
         ]
     )
-    sans: list[x509.GeneralName] = [x509.DNSName(n) for n in DNS_NAMES]
-    sans += [x509.IPAddress(ipaddress.ip_address(a)) for a in IP_ADDRESSES]
-    publicKey = key.public_key()
-    return (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(publicKey)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + LIFETIME)
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
-        )
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(publicKey), critical=False
-        )
-        .sign(key, hashes.SHA256())
-    )
+    return certificateBuilder(
+        role="server",
+        subject=name,
+        publicKey=key.public_key(),
+        notBefore=now - datetime.timedelta(minutes=5),
+        notAfter=now + LIFETIME,
+        names=(*DNS_NAMES, *IP_ADDRESSES),
+    ).sign(key, hashes.SHA256())
 
 
 def _writeAtomically(path: Path, data: bytes, mode: int) -> None:

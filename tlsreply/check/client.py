@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from OpenSSL import SSL
 from service_identity import CertificateError, VerificationError
 from service_identity.pyopenssl import verify_hostname, verify_ip_address
 
 from tlsreply import _openssl
+from tlsreply.certificates import sha256Fingerprint
 from tlsreply.check.options import CheckOptions, CheckUsageError, Target, encodeHostName
 from tlsreply.errors import openSSLReasons
 
@@ -109,7 +109,7 @@ class CertificateFacts:
             subject=certificate.subject.rfc4514_string(),
             subjectAltNames=names,
             issuer=certificate.issuer.rfc4514_string(),
-            sha256=certificate.fingerprint(hashes.SHA256()).hex(":").upper(),
+            sha256=sha256Fingerprint(certificate),
             notAfter=certificate.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
         )
 

@@ -18,27 +18,31 @@ instances, so one test's CA is never trusted by another's client.
 from __future__ import annotations
 
 import datetime
-import ipaddress
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Final, Literal, get_args
+from typing import Final, Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509 import ocsp
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import NameOID
 
+from tlsreply.certificates import (
+    KeyType,
+    PrivateKey,
+    PublicKey,
+    certificateBuilder,
+    certificatesPEM,
+    generatePrivateKey,
+    privateKeyPEM,
+)
 from tlsreply.credentials import ServerCredentials
 from tlsreply.errors import ConfigurationError
-
-#: The key types a L{TestCA} can make, for itself and for what it issues.
-KeyType = Literal["ecdsa-p256", "ecdsa-p384", "rsa2048", "rsa4096"]
-KEY_TYPES: Final[tuple[str, ...]] = get_args(KeyType)
+from tlsreply.testing.sha1 import signWithSHA1
 
 #: The private keys a L{TestCA} makes.
-TestPrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+TestPrivateKey = PrivateKey
 
 OCSPStatus = Literal["good", "revoked"]
 
@@ -56,64 +60,6 @@ CA_LIFETIME: Final = datetime.timedelta(days=365)
 
 #: How long an OCSP response says it is fresh.
 OCSP_LIFETIME: Final = datetime.timedelta(days=1)
-
-
-def generatePrivateKey(keyType: str) -> TestPrivateKey:
-    """
-    Make a new private key of one of L{KEY_TYPES}.
-
-    ECDSA keys take a millisecond; RSA-4096 can take seconds, which is why
-    nothing here makes an RSA key unless asked.
-
-    @raise ConfigurationError: for a key type that is not one of
-        L{KEY_TYPES}.
-    """
-    if keyType == "ecdsa-p256":
-        return ec.generate_private_key(ec.SECP256R1())
-    if keyType == "ecdsa-p384":
-        return ec.generate_private_key(ec.SECP384R1())
-    if keyType == "rsa2048":
-        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    if keyType == "rsa4096":
-        return rsa.generate_private_key(public_exponent=65537, key_size=4096)
-    raise ConfigurationError(
-        f"unknown key type {keyType!r} (known: {', '.join(KEY_TYPES)})"
-    )
-
-
-def privateKeyPEM(key: TestPrivateKey) -> bytes:
-    """
-    A private key as unencrypted PKCS#8 PEM, the form L{loadCredentials
-    <tlsreply.credentials.loadCredentials>}, OpenSSL and Python's C{ssl}
-    all read.
-    """
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-
-
-def certificatesPEM(*certificates: x509.Certificate) -> bytes:
-    """
-    Certificates as concatenated PEM, in the order given.
-    """
-    return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certificates)
-
-
-def subjectAlternativeNames(names: Sequence[str]) -> list[x509.GeneralName]:
-    """
-    The subjectAltName entries for server names: an IP address (v4 or v6,
-    as C{ipaddress} reads it) becomes an iPAddress entry, since clients
-    match IP addresses only against those; anything else a dNSName.
-    """
-    entries: list[x509.GeneralName] = []
-    for name in names:
-        try:
-            entries.append(x509.IPAddress(ipaddress.ip_address(name)))
-        except ValueError:
-            entries.append(x509.DNSName(name))
-    return entries
 
 
 def _nameList(names: Sequence[str]) -> list[str]:
@@ -142,128 +88,21 @@ def _name(commonName: str) -> x509.Name:
     )
 
 
-def _keyUsage(*, certificateSigning: bool, keyEncipherment: bool) -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=False,
-        key_encipherment=keyEncipherment,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=certificateSigning,
-        crl_sign=certificateSigning,
-        encipher_only=False,
-        decipher_only=False,
-    )
-
-
-# SHA-1 signatures. cryptography refuses to sign a certificate with SHA-1
-# (since 43), though its primitives still sign SHA-1 digests and OpenSSL
-# still serves and parses such certificates. So a SHA-1 certificate is made
-# as a SHA-256 one, then its to-be-signed part is re-encoded with the SHA-1
-# algorithm identifier and signed again. The few DER helpers below do only
-# that.
-
-#: AlgorithmIdentifier DER for ecdsa-with-SHA1 (no parameters) and
-#: sha1WithRSAEncryption (NULL parameters).
-_ECDSA_WITH_SHA1: Final = bytes.fromhex("300906072a8648ce3d0401")
-_RSA_WITH_SHA1: Final = bytes.fromhex("300d06092a864886f70d0101050500")
-
-
-def _derElement(data: bytes, offset: int) -> tuple[int, int]:
-    """
-    The start of the contents and the end of the DER element at C{offset}.
-    """
-    length = data[offset + 1]
-    start = offset + 2
-    if length & 0x80:
-        count = length & 0x7F
-        length = int.from_bytes(data[start : start + count], "big")
-        start += count
-    return start, start + length
-
-
-def _derChildren(data: bytes) -> list[bytes]:
-    """
-    The encoded elements of a constructed element's contents, in order.
-    """
-    children = []
-    offset = 0
-    while offset < len(data):
-        _, end = _derElement(data, offset)
-        children.append(data[offset:end])
-        offset = end
-    return children
-
-
-def _derEncode(tag: int, contents: bytes) -> bytes:
-    size = len(contents)
-    if size < 0x80:
-        return bytes([tag, size]) + contents
-    length = size.to_bytes((size.bit_length() + 7) // 8, "big")
-    return bytes([tag, 0x80 | len(length)]) + length + contents
-
-
-def _resignWithSHA1(
-    certificate: x509.Certificate, key: TestPrivateKey
-) -> x509.Certificate:
-    """
-    The same certificate, signed by C{key} with SHA-1.
-    """
-    if isinstance(key, rsa.RSAPrivateKey):
-        algorithm = _RSA_WITH_SHA1
-    else:
-        algorithm = _ECDSA_WITH_SHA1
-    der = certificate.public_bytes(serialization.Encoding.DER)
-    start, end = _derElement(der, 0)
-    tbs = _derChildren(der[start:end])[0]
-    tbsStart, tbsEnd = _derElement(tbs, 0)
-    # TBSCertificate: [0] version, serialNumber, signature, issuer, ...
-    fields = _derChildren(tbs[tbsStart:tbsEnd])
-    fields[2] = algorithm
-    tbs = _derEncode(0x30, b"".join(fields))
-    if isinstance(key, rsa.RSAPrivateKey):
-        signature = key.sign(tbs, padding.PKCS1v15(), hashes.SHA1())
-    else:
-        signature = key.sign(tbs, ec.ECDSA(hashes.SHA1()))
-    return x509.load_der_x509_certificate(
-        _derEncode(0x30, tbs + algorithm + _derEncode(0x03, b"\x00" + signature))
-    )
-
-
-def _sign(
-    builder: x509.CertificateBuilder,
-    key: TestPrivateKey,
-    signatureHash: SignatureHash,
-) -> x509.Certificate:
-    if isinstance(signatureHash, hashes.SHA1):
-        return _resignWithSHA1(builder.sign(key, hashes.SHA256()), key)
-    return builder.sign(key, signatureHash)
-
-
 def _caBuilder(
     subject: x509.Name,
-    publicKey: ec.EllipticCurvePublicKey | rsa.RSAPublicKey,
+    publicKey: PublicKey,
     issuer: x509.Certificate | None,
     issuerKey: TestPrivateKey,
 ) -> x509.CertificateBuilder:
     now = _now()
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer.subject if issuer is not None else subject)
-        .public_key(publicKey)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - LEAF_BACKDATE)
-        .not_valid_after(now + CA_LIFETIME)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            _keyUsage(certificateSigning=True, keyEncipherment=False), critical=True
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(publicKey), critical=False)
-    )
-    return builder.add_extension(
-        x509.AuthorityKeyIdentifier.from_issuer_public_key(issuerKey.public_key()),
-        critical=False,
+    return certificateBuilder(
+        role="ca",
+        subject=subject,
+        publicKey=publicKey,
+        notBefore=now - LEAF_BACKDATE,
+        notAfter=now + CA_LIFETIME,
+        issuer=issuer.subject if issuer is not None else None,
+        issuerPublicKey=issuerKey.public_key(),
     )
 
 
@@ -392,41 +231,21 @@ class TestCA:
         """
         names = _nameList(names)
         key = generatePrivateKey(keyType)
-        publicKey = key.public_key()
         now = _now()
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(_name(names[0]))
-            .issuer_name(self.certificate.subject)
-            .public_key(publicKey)
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(notBefore if notBefore is not None else now - LEAF_BACKDATE)
-            .not_valid_after(notAfter if notAfter is not None else now + LEAF_LIFETIME)
-            .add_extension(
-                x509.SubjectAlternativeName(subjectAlternativeNames(names)), critical=False
-            )
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                _keyUsage(
-                    certificateSigning=False,
-                    keyEncipherment=isinstance(key, rsa.RSAPrivateKey),
-                ),
-                critical=True,
-            )
-            .add_extension(
-                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
-            )
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(publicKey), critical=False
-            )
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                    self.privateKey.public_key()
-                ),
-                critical=False,
-            )
+        builder = certificateBuilder(
+            role="server",
+            subject=_name(names[0]),
+            publicKey=key.public_key(),
+            notBefore=notBefore if notBefore is not None else now - LEAF_BACKDATE,
+            notAfter=notAfter if notAfter is not None else now + LEAF_LIFETIME,
+            names=names,
+            issuer=self.certificate.subject,
+            issuerPublicKey=self.privateKey.public_key(),
         )
-        certificate = _sign(builder, self.privateKey, signatureHash or hashes.SHA256())
+        if isinstance(signatureHash, hashes.SHA1):
+            certificate = signWithSHA1(builder, self.privateKey)
+        else:
+            certificate = builder.sign(self.privateKey, signatureHash or hashes.SHA256())
         return ServerCredentials(certificate, key, self.chain if sendChain else ())
 
     def issueClientCertificate(
@@ -439,29 +258,15 @@ class TestCA:
         @return: the certificate and its fresh private key.
         """
         key = generatePrivateKey(keyType)
-        publicKey = key.public_key()
         now = _now()
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(_name(commonName))
-            .issuer_name(self.certificate.subject)
-            .public_key(publicKey)
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - LEAF_BACKDATE)
-            .not_valid_after(now + LEAF_LIFETIME)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                _keyUsage(certificateSigning=False, keyEncipherment=False), critical=True
-            )
-            .add_extension(
-                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
-            )
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                    self.privateKey.public_key()
-                ),
-                critical=False,
-            )
+        builder = certificateBuilder(
+            role="client",
+            subject=_name(commonName),
+            publicKey=key.public_key(),
+            notBefore=now - LEAF_BACKDATE,
+            notAfter=now + LEAF_LIFETIME,
+            issuer=self.certificate.subject,
+            issuerPublicKey=self.privateKey.public_key(),
         )
         return builder.sign(self.privateKey, hashes.SHA256()), key
 
@@ -521,27 +326,15 @@ def selfSignedCertificate(
     """
     names = _nameList(names)
     key = generatePrivateKey(keyType)
-    publicKey = key.public_key()
-    subject = _name(names[0])
     now = _now()
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(publicKey)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - LEAF_BACKDATE)
-        .not_valid_after(now + LEAF_LIFETIME)
-        .add_extension(
-            x509.SubjectAlternativeName(subjectAlternativeNames(names)), critical=False
-        )
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(publicKey), critical=False)
-        .sign(key, hashes.SHA256())
-    )
+    certificate = certificateBuilder(
+        role="server",
+        subject=_name(names[0]),
+        publicKey=key.public_key(),
+        notBefore=now - LEAF_BACKDATE,
+        notAfter=now + LEAF_LIFETIME,
+        names=names,
+    ).sign(key, hashes.SHA256())
     return ServerCredentials(certificate, key)
 
 
