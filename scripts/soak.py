@@ -45,7 +45,6 @@ import signal
 import socket
 import ssl
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -56,6 +55,14 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tlsreply.testing.badclients import (
+    PLAIN_HTTP,
+    clientHello,
+    randomBytes,
+    readUntilClosed,
+    resetClose,
+)
 
 LOOPBACK = "127.0.0.1"
 REPLY = b"test\n"
@@ -348,7 +355,7 @@ class Clients:
         self._connections = 0
         self._countLock = threading.Lock()
         self._sessions = threading.local()
-        self.hello = _clientHello()
+        self.hello = clientHello(SERVER_NAME)
 
     @property
     def connections(self) -> int:
@@ -403,29 +410,16 @@ class Clients:
             session = self._sessions.session
         return self._fetch("good-resumed", session)
 
-    def _closedByServer(self, sock: socket.socket) -> bytes:
-        """
-        Read until the server closes; raise C{TimeoutError} if it does not.
-        """
-        sock.settimeout(self.badTimeout)
-        received = b""
-        try:
-            while chunk := sock.recv(65536):
-                received += chunk
-        except ConnectionResetError:
-            pass
-        return received
-
     def _random_bytes(self, seed: int) -> Result:
         with self.connect(self.badTimeout) as sock:
-            sock.sendall(random.Random(seed).randbytes(2048))
-            self._closedByServer(sock)
+            sock.sendall(randomBytes(seed))
+            readUntilClosed(sock, self.badTimeout)
         return Result("random-bytes", True, 0.0)
 
     def _plain_http(self, seed: int) -> Result:
         with self.connect(self.badTimeout) as sock:
-            sock.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
-            self._closedByServer(sock)
+            sock.sendall(PLAIN_HTTP)
+            readUntilClosed(sock, self.badTimeout)
         return Result("plain-http", True, 0.0)
 
     def _truncated_hello(self, seed: int) -> Result:
@@ -454,28 +448,6 @@ class Clients:
             raise
         resetClose(tls)
         return Result("reset-after-handshake", True, 0.0)
-
-
-def _clientHello() -> bytes:
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    tls = context.wrap_bio(ssl.MemoryBIO(), outgoing := ssl.MemoryBIO(), server_hostname=SERVER_NAME)
-    try:
-        tls.do_handshake()
-    except ssl.SSLWantReadError:
-        pass
-    return outgoing.read()
-
-
-def resetClose(sock: socket.socket) -> None:
-    """
-    Close with a TCP reset (C{SO_LINGER} 0).
-    """
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    finally:
-        sock.close()
 
 
 def awaitServerClose(sockets: list[socket.socket], deadline: float) -> tuple[int, int]:

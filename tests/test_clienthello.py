@@ -27,6 +27,7 @@ from tlsreply.clienthello import (
     OfferedCodes,
     scanClientHello,
 )
+from tlsreply.testing import inmemory
 from tlsreply.tlsnames import CIPHER_SUITES, GREASE_VALUES
 
 # Real ClientHellos, from Python's ssl.
@@ -48,18 +49,10 @@ def firstFlight(
     session: ssl.SSLSession | None = None,
 ) -> bytes:
     """
-    What a Python C{ssl} client sends first: its ClientHello, as TLS
-    records.
+    What a Python C{ssl} client sends first, for C{example.com} unless
+    told otherwise.
     """
-    client = context.wrap_bio(
-        ssl.MemoryBIO(), outgoing := ssl.MemoryBIO(), server_hostname=serverName,
-        session=session,
-    )
-    try:
-        client.do_handshake()
-    except ssl.SSLWantReadError:
-        pass
-    return outgoing.read()
+    return inmemory.firstFlight(context, serverName, session)
 
 
 def sessionFromHandshake(ca: trustme.CA, context: ssl.SSLContext) -> ssl.SSLSession:
@@ -69,25 +62,9 @@ def sessionFromHandshake(ca: trustme.CA, context: ssl.SSLContext) -> ssl.SSLSess
     """
     serverContext = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ca.issue_cert("example.com").configure_cert(serverContext)
-    toServer, toClient = ssl.MemoryBIO(), ssl.MemoryBIO()
-    client = context.wrap_bio(toClient, toServer, server_hostname="example.com")
-    server = serverContext.wrap_bio(toServer, toClient, server_side=True)
-    for _ in range(10):
-        for end in (client, server):
-            try:
-                end.do_handshake()
-            except ssl.SSLWantReadError:
-                pass
-    try:
-        client.read()  # the tickets, which arrive after the handshake
-    except ssl.SSLWantReadError:
-        pass
-    session = client.session
-    assert session is not None and session.has_ticket
+    session = inmemory.handshakeInMemory(context, serverContext, "example.com").session
+    assert session is not None
     return session
-
-
-# Built ClientHellos.
 
 
 def vector(lengthSize: int, body: bytes) -> bytes:

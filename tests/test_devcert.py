@@ -27,41 +27,7 @@ from tlsreply.devcert import (
     ensureDevelopmentCertificate,
 )
 from tlsreply.errors import ConfigurationError
-
-
-def handshakeInMemory(
-    clientContext: ssl.SSLContext, serverContext: ssl.SSLContext, serverName: str
-) -> None:
-    """
-    Run a TLS handshake between two Python C{ssl} objects over memory BIOs.
-
-    @raise ssl.SSLError: if either side fails it (a client that does not
-        trust the server's certificate raises
-        L{ssl.SSLCertVerificationError}).
-    """
-    clientIn, clientOut = ssl.MemoryBIO(), ssl.MemoryBIO()
-    serverIn, serverOut = ssl.MemoryBIO(), ssl.MemoryBIO()
-    client = clientContext.wrap_bio(clientIn, clientOut, server_hostname=serverName)
-    server = serverContext.wrap_bio(serverIn, serverOut, server_side=True)
-    clientDone = serverDone = False
-    for _ in range(20):
-        if not clientDone:
-            try:
-                client.do_handshake()
-                clientDone = True
-            except ssl.SSLWantReadError:
-                pass
-        serverIn.write(clientOut.read())
-        if not serverDone:
-            try:
-                server.do_handshake()
-                serverDone = True
-            except ssl.SSLWantReadError:
-                pass
-        clientIn.write(serverOut.read())
-        if clientDone and serverDone:
-            return
-    raise AssertionError("the in-memory handshake did not finish")
+from tlsreply.testing.inmemory import handshakeInMemory
 
 
 class EnsureDevelopmentCertificateTests(SynchronousTestCase):

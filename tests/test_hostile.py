@@ -13,12 +13,10 @@ every connection.
 from __future__ import annotations
 
 import os
-import random
 import resource
 import selectors
 import socket
 import ssl
-import struct
 import threading
 import time
 from collections import Counter
@@ -45,6 +43,15 @@ from tests.support import (
     startServer,
 )
 from tlsreply.protocol import describeFailure
+from tlsreply.testing.badclients import (
+    OVERSIZED_RECORD_HEADER,
+    PLAIN_HTTP,
+    clientHello,
+    randomBytes,
+    readUntilClosed,
+    resetClose,
+    sslv2ClientHello,
+)
 
 REPLY = b"test\n"
 # A normal client must be answered within this many seconds.
@@ -78,42 +85,6 @@ def raiseDescriptorLimit(testCase: TestCase) -> None:
     testCase.addCleanup(resource.setrlimit, resource.RLIMIT_NOFILE, (soft, hard))
 
 
-def clientHello(serverName: str = "localhost") -> bytes:
-    """
-    The bytes of a real ClientHello (one TLS record) as Python's C{ssl}
-    sends it.
-    """
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    tls = context.wrap_bio(incoming, outgoing, server_hostname=serverName)
-    try:
-        tls.do_handshake()
-    except ssl.SSLWantReadError:
-        pass
-    return outgoing.read()
-
-
-def sslv2ClientHello(version: bytes = b"\x00\x02") -> bytes:
-    """
-    An SSLv2-format ClientHello: a 2-byte record header with the high bit
-    set, then message type 1, the version, and 3-byte SSLv2 cipher specs.
-    """
-    cipherSpecs = bytes.fromhex(
-        "010080" "020080" "030080" "040080" "050080" "060040" "0700c0"
-    )
-    challenge = bytes(range(16))
-    message = (
-        b"\x01"
-        + version
-        + struct.pack("!HHH", len(cipherSpecs), 0, len(challenge))
-        + cipherSpecs
-        + challenge
-    )
-    return struct.pack("!H", 0x8000 | len(message)) + message
-
-
 def connect(port: int) -> socket.socket:
     """
     A plain TCP connection to the server, with a bounded timeout for every
@@ -128,29 +99,6 @@ def peerName(sock: socket.socket) -> str:
     """
     host, port = sock.getsockname()[:2]
     return f"{host}:{port}"
-
-
-def resetClose(sock: socket.socket) -> None:
-    """
-    Close with a TCP reset instead of a FIN (C{SO_LINGER} 0).
-    """
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    sock.close()
-
-
-def readUntilClosed(sock: socket.socket) -> bytes:
-    """
-    Read until the server closes (EOF or reset); raise C{TimeoutError} if it
-    does not within L{SETTLE_TIMEOUT}.
-    """
-    sock.settimeout(SETTLE_TIMEOUT)
-    received = b""
-    try:
-        while chunk := sock.recv(65536):
-            received += chunk
-    except ConnectionResetError:
-        pass
-    return received
 
 
 def fetchReply(port: int, context: ssl.SSLContext) -> tuple[str, bytes]:
@@ -339,17 +287,17 @@ class GarbageTests(HostileClientTestCase):
         reason, and the server closes each connection by itself.
         """
 
-        def randomBytes(port: int, probe: Probe) -> HostileRun:
+        def garbage(port: int, probe: Probe) -> HostileRun:
             run = HostileRun()
             for seed in range(5):
                 with connect(port) as sock:
                     run.peers.append(peerName(sock))
-                    sock.sendall(random.Random(seed).randbytes(4096))
+                    sock.sendall(randomBytes(seed, 4096))
                     probe()
-                    readUntilClosed(sock)
+                    readUntilClosed(sock, SETTLE_TIMEOUT)
             return run
 
-        events = await self.survive(randomBytes)
+        events = await self.survive(garbage)
         self.assertEqual(len(events), 5)
         for event in events:
             self.assertIn("wrong version number", event["reason"])
@@ -362,9 +310,9 @@ class GarbageTests(HostileClientTestCase):
 
         def plainHTTP(port: int, probe: Probe) -> HostileRun:
             with connect(port) as sock:
-                sock.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                sock.sendall(PLAIN_HTTP)
                 probe()
-                readUntilClosed(sock)
+                readUntilClosed(sock, SETTLE_TIMEOUT)
                 return HostileRun([peerName(sock)])
 
         [event] = await self.survive(plainHTTP)
@@ -383,7 +331,7 @@ class GarbageTests(HostileClientTestCase):
                     run.peers.append(peerName(sock))
                     sock.sendall(sslv2ClientHello(version))
                     probe()
-                    readUntilClosed(sock)
+                    readUntilClosed(sock, SETTLE_TIMEOUT)
             return run
 
         events = await self.survive(sslv2)
@@ -409,7 +357,7 @@ class RecordTests(HostileClientTestCase):
                 sock.sendall(hello[: len(hello) // 2])
                 sent = time.monotonic()
                 probe()
-                self.assertEqual(readUntilClosed(sock), b"")
+                self.assertEqual(readUntilClosed(sock, SETTLE_TIMEOUT), b"")
                 held = time.monotonic() - sent
                 # Cut by the 1 s timer, not by anything else.
                 self.assertGreater(held, 0.5)
@@ -428,9 +376,9 @@ class RecordTests(HostileClientTestCase):
 
         def oversized(port: int, probe: Probe) -> HostileRun:
             with connect(port) as sock:
-                sock.sendall(b"\x16\x03\x01\xff\xff")
+                sock.sendall(OVERSIZED_RECORD_HEADER)
                 probe()
-                alert = readUntilClosed(sock)
+                alert = readUntilClosed(sock, SETTLE_TIMEOUT)
                 # One alert record (type 21): fatal (2), record_overflow (22).
                 self.assertEqual((alert[:1], alert[3:]), (b"\x15", b"\x00\x02\x02\x16"))
                 return HostileRun([peerName(sock)])
@@ -446,10 +394,10 @@ class RecordTests(HostileClientTestCase):
 
         def oversizedThenClose(port: int, probe: Probe) -> HostileRun:
             with connect(port) as sock:
-                sock.sendall(b"\x16\x03\x01\xff\xff")
+                sock.sendall(OVERSIZED_RECORD_HEADER)
                 sock.shutdown(socket.SHUT_WR)
                 probe()
-                readUntilClosed(sock)
+                readUntilClosed(sock, SETTLE_TIMEOUT)
                 return HostileRun([peerName(sock)])
 
         await self.survive(oversizedThenClose)
@@ -574,7 +522,7 @@ class HalfCloseTests(HostileClientTestCase):
             with connect(port) as sock:
                 sock.shutdown(socket.SHUT_WR)
                 probe()
-                self.assertEqual(readUntilClosed(sock), b"")
+                self.assertEqual(readUntilClosed(sock, SETTLE_TIMEOUT), b"")
                 return HostileRun([peerName(sock)])
 
         [event] = await self.survive(halfClose)
@@ -592,7 +540,7 @@ class HalfCloseTests(HostileClientTestCase):
                 sock.sendall(clientHello())
                 sock.shutdown(socket.SHUT_WR)
                 probe()
-                readUntilClosed(sock)
+                readUntilClosed(sock, SETTLE_TIMEOUT)
                 return HostileRun([peerName(sock)])
 
         [event] = await self.survive(halfCloseAfterHello)
