@@ -15,7 +15,8 @@ from OpenSSL import SSL
 from OpenSSL._util import lib
 from twisted.trial.unittest import SynchronousTestCase
 
-from tlsreply import _openssl
+from tests.support import makeCertificates, temporaryDirectory
+from tlsreply import _openssl, buildServerContexts, loadCredentials
 
 # What tlsreply's own code calls; spelled out here, rather than read from
 # REQUIRED_SYMBOLS, so that dropping one from that tuple is caught too.
@@ -252,3 +253,26 @@ class SessionReusedTests(SynchronousTestCase):
         server, client = tls.handshake(serverContext, clientContext, session)
         self.assertIs(_openssl.sessionReused(server), True)
         self.assertIs(_openssl.sessionReused(client), True)
+
+
+class ServedCertificateTests(SynchronousTestCase):
+    """
+    L{_openssl.servedCertificateKey}: one identity per served certificate.
+    """
+
+    def test_sameCertificateSameKey(self) -> None:
+        """
+        The key is the context's certificate object: the same for every
+        connection made from that context.
+        """
+        certificates = makeCertificates(temporaryDirectory(self))
+        contexts = buildServerContexts(
+            loadCredentials(certificates.certificatePath, certificates.keyPath)
+        )
+        first = SSL.Connection(contexts.fallback, None)
+        second = SSL.Connection(contexts.fallback, None)
+        first.set_accept_state()
+        key = _openssl.servedCertificateKey(first)
+        self.assertNotEqual(key, 0)
+        self.assertEqual(key, _openssl.servedCertificateKey(second))
+        self.assertEqual(contexts.servedCertificate(first), "ECDSA-P-256")

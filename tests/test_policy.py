@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509 import ocsp
 from twisted.internet import reactor
+from twisted.internet.ssl import TLSVersion
 from twisted.internet.task import deferLater
 from twisted.internet.testing import MemoryReactor
 from twisted.logger import LogEvent
@@ -48,9 +49,11 @@ from tests.support import (
     runCommand,
     temporaryDirectory,
 )
+from tlsreply.errors import ConfigurationError
 from tlsreply.records import ConnectionRecord
 from tlsreply.service import TLSReplyService
 from tlsreply.tap import Options, makeService
+from tlsreply.tlscontext import TLSPolicy
 
 if TYPE_CHECKING:
     # Not imported at run time: pytest would try to collect it as tests.
@@ -626,6 +629,8 @@ class CertificateSelectionTests(WireTestCase):
             )
             event = await server.lastEvent()
             self.assertEqual(event["outcome"], "replied")
+            firstName = {id(named): "a.test", id(wildcard): "*.w.test", id(first): "first.test"}
+            self.assertEqual(event["certificate"], f"{firstName[id(leaf)]}/ECDSA-P-256")
             if serverName is None:
                 self.assertIsNone(event["serverName"])
             else:
@@ -1463,3 +1468,44 @@ ALPNTestsOnMemoryBIO = onMemoryBIO(ALPNTests)
 ClientCertificateTestsOnMemoryBIO = onMemoryBIO(ClientCertificateTests)
 KeyLogTestsOnMemoryBIO = onMemoryBIO(KeyLogTests)
 EarlyDataTestsOnMemoryBIO = onMemoryBIO(EarlyDataTests)
+
+
+class PolicyValidationTests(SynchronousTestCase):
+    """
+    Every field of a L{TLSPolicy} is checked when the policy is made: a
+    mistake is a L{ConfigurationError} naming the field, never a
+    C{TypeError} later or silence.
+    """
+
+    def assertRefused(self, message: str, **fields: object) -> None:
+        with self.assertRaises(ConfigurationError) as caught:
+            TLSPolicy(**fields)  # type: ignore[arg-type]
+        self.assertIn(message, str(caught.exception))
+
+    def test_eachFieldIsChecked(self) -> None:
+        """
+        A string for ALPN (a slip for a tuple), a version as text, numbers
+        where text belongs, and text where a flag belongs are refused.
+        """
+        self.assertRefused("TLSPolicy.alpnProtocols: expected a sequence", alpnProtocols="h2")
+        self.assertRefused("TLSPolicy.minimumVersion: expected a TLSVersion", minimumVersion="1.3")
+        self.assertRefused("TLSPolicy.maximumVersion: expected a TLSVersion", maximumVersion=1.3)
+        self.assertRefused("TLSPolicy.groups: expected None or a non-empty", groups=7)
+        self.assertRefused("TLSPolicy.tls12Ciphers", tls12Ciphers="")
+        self.assertRefused("TLSPolicy.sessionCache: expected True or False", sessionCache="on")
+        self.assertRefused("TLSPolicy.sessionTimeout: expected whole seconds", sessionTimeout=1.5)
+        self.assertRefused("TLSPolicy.sessionTimeout", sessionTimeout=0)
+        self.assertRefused("TLSPolicy.verifyClient", verifyClient="always")
+        self.assertRefused("TLSPolicy.clientCAPath: expected None or a path", clientCAPath=3)
+        self.assertRefused(
+            "TLSPolicy.insecureMinimumVersion", insecureMinimumVersion=TLSVersion.TLSv1_2
+        )
+        self.assertRefused("bad ALPN protocol name", alpnProtocols=("h2", ""))
+
+    def test_convenientFormsAreAccepted(self) -> None:
+        """
+        ALPN protocols as a list and paths as strings are taken as such.
+        """
+        policy = TLSPolicy(alpnProtocols=["h2"], keyLogPath="/tmp/keys")  # type: ignore[arg-type]
+        self.assertEqual(policy.alpnProtocols, ("h2",))
+        self.assertEqual(policy.keyLogPath, Path("/tmp/keys"))

@@ -163,3 +163,67 @@ def test_readmeExampleRuns(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_my_client=example)
     result = pytester.runpytest_inprocess()
     result.assert_outcomes(passed=2)
+
+
+@pytest.mark.parametrize("tlsreply_server", ["expired"], indirect=True)
+def test_indirectScenario(tlsreply_server: ThreadedTestServer) -> None:
+    """
+    Parametrized indirectly with a scenario's name, the fixture serves that
+    scenario.
+    """
+    assert tlsreply_server.scenario == "expired"
+    with pytest.raises(ssl.SSLCertVerificationError, match="certificate has expired"):
+        fetch(tlsreply_server)
+
+
+@pytest.mark.parametrize(
+    "tlsreply_server", [{"reply": b"shaped\n", "alpnProtocols": ("h2",)}], indirect=True
+)
+def test_indirectSettings(tlsreply_server: ThreadedTestServer) -> None:
+    """
+    Parametrized indirectly with a dict, the fixture is made with those
+    factory settings.
+    """
+    context = tlsreply_server.sslContext()
+    context.set_alpn_protocols(["h2"])
+    fetched = fetch(tlsreply_server, context)
+    assert (fetched.data, fetched.alpnProtocol) == (b"shaped\n", "h2")
+
+
+def test_indirectNonsenseIsRefused(pytester: pytest.Pytester) -> None:
+    """
+    Any other parameter is an error that says what the fixture takes.
+    """
+    pytester.makepyfile(
+        test_user="""
+        import pytest
+
+        @pytest.mark.parametrize("tlsreply_server", [42], indirect=True)
+        def test_it(tlsreply_server):
+            pass
+        """
+    )
+    result = pytester.runpytest_inprocess()
+    result.stdout.fnmatch_lines(["*a scenario's name or a dict*not 42*"])
+
+
+def test_waitForRecordsGivesThatMany(tlsreply_server: ThreadedTestServer) -> None:
+    """
+    C{waitForRecords(n)} returns the first C{n} records even when more
+    connections have ended; C{records} has them all.
+    """
+    for _ in range(3):
+        fetch(tlsreply_server)
+    tlsreply_server.waitForRecords(3)
+    first, second = tlsreply_server.waitForRecords(2)
+    assert [first, second] == tlsreply_server.records[:2]
+    assert len(tlsreply_server.records) == 3
+
+
+def test_unknownSettingIsNamed(tlsreply_server_factory: object) -> None:
+    """
+    A misspelt setting is refused with the fixture's own message, which
+    lists what it takes.
+    """
+    with pytest.raises(TypeError, match="unknown tlsreply server setting 'alpn'.*alpnProtocols"):
+        tlsreply_server_factory(alpn=("h2",))  # type: ignore[operator]

@@ -53,6 +53,7 @@ class ReplyTests(WireTestCase):
         self.assertEqual(event["tlsVersion"], "TLSv1.3")
         self.assertTrue(event["peer"].startswith("127.0.0.1:"))
         self.assertIsNotNone(event["group"])
+        self.assertEqual(event["certificate"], "ECDSA-P-256")
         self.assertGreater(event["duration"], 0)
 
     async def test_opensslSClientPrintsReply(self) -> None:
@@ -459,6 +460,19 @@ class EndpointTests(TestCase):
                     return tls.recv(100) + tls.recv(100)
 
         self.assertEqual(await inThread(overUnixSocket), b"test\n")
+
+        def closeWithoutCloseNotify() -> None:
+            with socket.socket(socket.AF_UNIX) as raw:
+                raw.connect(str(path))
+                clientContext(server.caPath).wrap_socket(
+                    raw, server_hostname="localhost"
+                ).recv(100)
+
+        await inThread(closeWithoutCloseNotify)
+        await server.service.stopService()
+        first, second = server.connectionEvents()
+        self.assertEqual((first["peer"], second["peer"]), ("unix:(unnamed peer)",) * 2)
+        self.assertEqual(second["closed"], "peer closed the connection without close_notify")
 
     async def test_haproxyProtocol(self) -> None:
         """

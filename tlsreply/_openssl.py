@@ -42,6 +42,7 @@ REQUIRED_SYMBOLS: Final = (
     "X509_verify_cert_error_string",
     "SSL_CTX_set_verify",
     "SSL_CTX_set_session_id_context",
+    "SSL_get_certificate",
 )
 
 
@@ -140,6 +141,19 @@ def verifyPeerKeepingResult(context: SSL.Context) -> None:
     certificate that failed verification, it resets the result to "ok".
     """
     _lib.SSL_CTX_set_verify(context._context, SSL.VERIFY_PEER, _acceptAnyCertificate)
+
+
+def servedCertificateKey(connection: SSL.Connection) -> int:
+    """
+    An identity for the certificate this server connection serves: the
+    address of OpenSSL's certificate object, which its context owns (so it
+    is the same for every connection served that certificate, for as long
+    as the context lives), or 0 before one is chosen.
+
+    pyOpenSSL's C{get_certificate} makes a new wrapper object (and a
+    cryptography certificate) on every call; this costs a pointer read.
+    """
+    return int(_ffi.cast("uintptr_t", _lib.SSL_get_certificate(connection._ssl)))
 
 
 def setSessionIDContext(context: SSL.Context, sessionIDContext: bytes) -> None:

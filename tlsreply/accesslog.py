@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 #: L{repliedFields} and C{peer}, C{closed}.
 REPLIED_FORMAT: Final = (
     "replied to {peer}: {tlsVersion} {cipher} group={group} "
-    "resumed={resumed} sni={serverName} alpn={alpnProtocol} "
+    "resumed={resumed} sni={serverName} alpn={alpnProtocol} cert={certificate} "
     "handshake={handshakeMilliseconds:.1f}ms"
     "{earlyDataNote}{clientCertificateNote}; {closed}"
 )
@@ -57,6 +57,7 @@ def repliedFields(handshake: HandshakeInfo) -> dict[str, Any]:
         "earlyDataOffered": handshake.earlyDataOffered,
         "clientCertificate": handshake.clientCertificate,
         "clientVerification": handshake.clientVerification,
+        "certificate": handshake.certificate,
         "handshakeMilliseconds": handshake.duration * 1000,
         "earlyDataNote": (
             " early-data-offered=refused" if handshake.earlyDataOffered else ""
@@ -88,7 +89,8 @@ def connectionLine(peer: str, closed: str, handshake: HandshakeInfo | None) -> s
     return (
         f"replied to {peer}: {h.tlsVersion} {h.cipher} group={h.group} "
         f"resumed={h.resumed} sni={h.serverName} alpn={h.alpnProtocol} "
-        f"handshake={h.duration * 1000:.1f}ms{early}{certificate}; {closed}"
+        f"cert={h.certificate} handshake={h.duration * 1000:.1f}ms{early}{certificate}; "
+        f"{closed}"
     )
 
 

@@ -30,6 +30,8 @@ from tlsreply.deadlines import Deadlines
 from tlsreply.limits import AcceptLimit
 
 if TYPE_CHECKING:
+    from OpenSSL import SSL
+
     from tlsreply.clienthello import ClientHello
 
 
@@ -73,6 +75,12 @@ class AcceptedConnection(Protocol):
         """
         The client's address as the log gives it (C{127.0.0.1:50123},
         C{[::1]:50123}).
+        """
+
+    def servedCertificate(self, connection: SSL.Connection) -> str | None:
+        """
+        Which certificate the connection was served (see
+        L{tlsreply.tlscontext.ServerContexts.servedCertificate}).
         """
 
     def tcpSocket(self) -> socket.socket | None:

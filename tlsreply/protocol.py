@@ -43,11 +43,14 @@ DEFAULT_HANDSHAKE_TIMEOUT = 10.0
 DEFAULT_CLOSE_TIMEOUT = 3.0
 
 
-def describeFailure(reason: Failure) -> str:
+def describeFailure(reason: Failure, tcp: bool = True) -> str:
     """
     One line saying why a connection ended, with OpenSSL's own reason
     strings for TLS errors (C{"no shared cipher"}, C{"wrong version
     number"}, ...).
+
+    @param tcp: whether the connection is TCP (else a Unix socket, which
+        has no reset), for the wording.
     """
     error = reason.value
     if isinstance(error, SSL.Error):
@@ -59,6 +62,8 @@ def describeFailure(reason: Failure) -> str:
     if isinstance(error, ConnectionLost):
         # Twisted's TLS layer reports a TCP close without close_notify as
         # ConnectionLost too, so this covers both.
+        if not tcp:
+            return "peer closed the connection without close_notify"
         return "peer closed TCP without close_notify, or reset it"
     return f"{type(error).__name__}: {error}"
 
@@ -107,10 +112,12 @@ class ReplyProtocol(Protocol):
         """
         transport = self.transport
         connection = transport.connection
+        tls = transport.getHandle()
         self.handshake = describeHandshake(
-            transport.getHandle(),
+            tls,
             self.factory.clock.seconds() - connection.acceptedAt,
             connection.earlyDataOffered,
+            connection.servedCertificate(tls),
         )
         connection.handshakeCompleted()
 
@@ -129,7 +136,7 @@ class ReplyProtocol(Protocol):
         # is known once the PROXY header has arrived, after connectionMade.
         self.factory.report(
             connection.peerText(),
-            connection.abortReason or describeFailure(reason),
+            connection.abortReason or describeFailure(reason, connection.tcpSocket() is not None),
             self.handshake,
             connection.clientHello,
         )

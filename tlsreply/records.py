@@ -35,6 +35,9 @@ class HandshakeInfo:
         sent one.
     @ivar clientVerification: C{"ok"}, or why the client's certificate did
         not verify; L{None} without a client certificate.
+    @ivar certificate: which certificate was served: its key type
+        (C{"ECDSA-P-256"}), after its first name when the server has
+        several (C{"a.test/RSA-2048"}).
     """
 
     tlsVersion: str
@@ -47,6 +50,7 @@ class HandshakeInfo:
     earlyDataOffered: bool = False
     clientCertificate: str | None = None
     clientVerification: str | None = None
+    certificate: str | None = None
 
     def asLogFields(self) -> dict[str, Any]:
         """
@@ -88,6 +92,7 @@ class ConnectionRecord:
     earlyDataOffered: bool = False
     clientCertificate: str | None = None
     clientVerification: str | None = None
+    certificate: str | None = None
     handshakeDuration: float | None = None
     requestedServerName: str | None = None
     offeredALPN: tuple[str, ...] = ()
@@ -139,6 +144,7 @@ def describeHandshake(
     connection: SSL.Connection,
     duration: float,
     earlyDataOffered: bool = False,
+    certificate: str | None = None,
 ) -> HandshakeInfo:
     """
     Read what a connection negotiated, right after its handshake completed.
@@ -146,6 +152,8 @@ def describeHandshake(
     @param connection: a server connection whose handshake has completed.
     @param duration: seconds the handshake took, measured by the caller.
     @param earlyDataOffered: whether the ClientHello offered 0-RTT data.
+    @param certificate: which certificate was served, as the contexts
+        describe it (L{ServerContexts.servedCertificate}).
     """
     serverName = connection.get_servername()
     alpn = connection.get_alpn_proto_negotiated()
@@ -165,4 +173,5 @@ def describeHandshake(
         clientVerification=(
             _openssl.verificationResult(connection) if peerCertificate else None
         ),
+        certificate=certificate,
     )

@@ -61,6 +61,12 @@ class ReloadableContexts:
         """
         return self.current.contextForHandshake(serverName)
 
+    def servedCertificate(self, connection: SSL.Connection) -> str | None:
+        """
+        See L{ServerContexts.servedCertificate}.
+        """
+        return self.current.servedCertificate(connection)
+
     def serverConnectionForTLS(self, tlsProtocol: Any) -> SSL.Connection:
         return self.current.serverConnectionForTLS(tlsProtocol)
 

@@ -511,6 +511,35 @@ class ServerContexts:
     byName: dict[str, SSL.Context] = field(default_factory=dict)
     dedicated: set[int] = field(default_factory=set)
     _sessionNames: dict[int, str] = field(default_factory=dict, repr=False)
+    _served: dict[int, str] = field(default_factory=dict, repr=False)
+
+    def servedCertificate(self, connection: SSL.Connection) -> str | None:
+        """
+        Which certificate a connection from these contexts was served, for
+        its log line: the key type (C{"ECDSA-P-256"}), after the
+        certificate's first name when there are several certificates
+        (C{"a.test/RSA-2048"}). Worked out once per certificate.
+        """
+        key = _openssl.servedCertificateKey(connection)
+        if not key:
+            return None
+        described = self._served.get(key)
+        if described is None:
+            served = connection.get_certificate(as_cryptography=True)
+            if served is None:
+                return None
+            described = self._describe(served)
+            self._served[key] = described
+        return described
+
+    def _describe(self, certificate: x509.Certificate) -> str:
+        for each in self.credentials:
+            if each.certificate == certificate:
+                if len(self.credentials) == 1:
+                    return each.keyDescription
+                names = _names(each)
+                return f"{names[0] if names else '?'}/{each.keyDescription}"
+        return certificate.subject.rfc4514_string()
 
     def contextFor(self, serverName: str | None) -> SSL.Context:
         """

@@ -57,6 +57,11 @@ class HandshakeContexts(TypingProtocol):
         C{serverName}.
         """
 
+    def servedCertificate(self, connection: SSL.Connection) -> str | None:
+        """
+        Which certificate C{connection} was served, for its log line.
+        """
+
 
 class ReplyTLSProtocol(BufferingTLSTransport):
     """
@@ -190,6 +195,10 @@ class ClientHelloFirst(ProtocolWrapper):
         one the PROXY header names).
         """
         return formatAddress(self.transport.getPeer())  # type: ignore[union-attr]
+
+    def servedCertificate(self, connection: SSL.Connection) -> str | None:
+        contexts = self.factory.handshakeContexts
+        return contexts.servedCertificate(connection) if contexts is not None else None
 
     def tcpSocket(self) -> socket.socket | None:
         try:

@@ -235,6 +235,9 @@ class TLSSocketConnection:
     def peerText(self) -> str:
         return formatPeer(self._family, self._address)
 
+    def servedCertificate(self, connection: SSL.Connection) -> str | None:
+        return self._port.contexts.servedCertificate(connection)
+
     def tcpSocket(self) -> socket.socket | None:
         return self._socket if self._family != socket.AF_UNIX else None
 

@@ -96,7 +96,10 @@ class ThreadedTestServer:
     def waitForRecords(self, count: int, timeout: float = 5.0) -> list[ConnectionRecord]:
         """
         Wait until at least C{count} connections have ended (the server
-        finishes a connection a moment after the client sees it close).
+        finishes a connection a moment after the client sees it close), and
+        return the first C{count} records, in the order connections ended,
+        so that C{first, second = server.waitForRecords(2)} always unpacks.
+        L{records} has all of them.
 
         @raise TimeoutError: if that does not happen within C{timeout}.
         """
@@ -108,7 +111,7 @@ class ThreadedTestServer:
                     f"expected {count}"
                 )
             time.sleep(0.005)
-        return list(self._server.records)
+        return list(self._server.records[:count])
 
     def stop(self) -> None:
         """
@@ -164,10 +167,28 @@ def tlsreply_server_factory(
 
 @pytest.fixture
 def tlsreply_server(
+    request: pytest.FixtureRequest,
     tlsreply_server_factory: Callable[..., ThreadedTestServer],
 ) -> ThreadedTestServer:
     """
     A tlsreply server with a valid certificate for C{localhost},
     C{127.0.0.1} and C{::1} from a fresh test CA, replying C{test\\n}.
+
+    Parametrized indirectly, the parameter is a scenario's name or a dict
+    of the factory's settings::
+
+        @pytest.mark.parametrize("tlsreply_server", ["expired", "wrong-host"],
+                                 indirect=True)
+        @pytest.mark.parametrize("tlsreply_server", [{"http": True}], indirect=True)
     """
-    return tlsreply_server_factory()
+    setting = getattr(request, "param", None)
+    if setting is None:
+        return tlsreply_server_factory()
+    if isinstance(setting, str):
+        return tlsreply_server_factory(scenario=setting)
+    if isinstance(setting, dict):
+        return tlsreply_server_factory(**setting)
+    raise pytest.UsageError(
+        "tlsreply_server's parameter is a scenario's name or a dict of "
+        f"tlsreply_server_factory settings, not {setting!r}"
+    )

@@ -29,7 +29,7 @@ import shutil
 import ssl
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,7 +47,7 @@ from tlsreply.replies import httpResponse
 from tlsreply.service import TLSReplyService
 from tlsreply.testing.ca import TestCA
 from tlsreply.testing.scenarios import buildScenario
-from tlsreply.tlscontext import buildServerContexts
+from tlsreply.tlscontext import TLSPolicy, buildServerContexts
 
 if TYPE_CHECKING:
     from twisted.trial.unittest import SynchronousTestCase
@@ -124,11 +124,13 @@ class TestServer:
 
     def whenRecorded(self, count: int) -> Deferred[list[ConnectionRecord]]:
         """
-        @return: a L{Deferred} that fires with the records once at least
-            C{count} connections have ended.
+        @return: a L{Deferred} that fires once at least C{count}
+            connections have ended, with the first C{count} records (so
+            that C{first, second = await server.whenRecorded(2)} always
+            unpacks; L{records} has all of them).
         """
         if len(self.records) >= count:
-            return succeed(list(self.records))
+            return succeed(list(self.records[:count]))
         waiter: Deferred[list[ConnectionRecord]] = Deferred()
         self._waiting.append((count, waiter))
         return waiter
@@ -137,8 +139,8 @@ class TestServer:
         self.records.append(record)
         ready = [(n, d) for n, d in self._waiting if len(self.records) >= n]
         self._waiting = [(n, d) for n, d in self._waiting if len(self.records) < n]
-        for _, waiter in ready:
-            waiter.callback(list(self.records))
+        for count, waiter in ready:
+            waiter.callback(list(self.records[:count]))
 
     def stop(self) -> Deferred[None]:
         """
@@ -193,6 +195,13 @@ def startTLSReplyServer(
     setup = buildScenario(scenario, ca, directory)
     policy = setup.policy
     if policyChanges:
+        unknown = sorted(set(policyChanges) - {f.name for f in fields(TLSPolicy)})
+        if unknown:
+            raise TypeError(
+                f"unknown tlsreply server setting {', '.join(map(repr, unknown))}: "
+                "known are scenario, reply, http, reactor, directory, ca and the "
+                f"TLSPolicy fields ({', '.join(f.name for f in fields(TLSPolicy))})"
+            )
         policy = replace(policy, **policyChanges)
     factory = ReplyFactory(httpResponse(reply) if http else reply, clock=reactor)
     service = TLSReplyService.fromDescriptions(
