@@ -51,6 +51,7 @@ class AcceptedConnection(Protocol):
         timeout, the shutdown), for its log event.
     @ivar acknowledged: bytes the peer had acknowledged when the close
         timeout last looked, or L{None}.
+    @ivar overTCP: whether the connection is TCP (else a Unix socket).
     """
 
     acceptedAt: float
@@ -58,6 +59,7 @@ class AcceptedConnection(Protocol):
     clientHello: ClientHello | None
     abortReason: str | None
     acknowledged: int | None
+    overTCP: bool
 
     def handshakeCompleted(self) -> None:
         """

@@ -136,7 +136,7 @@ class ReplyProtocol(Protocol):
         # is known once the PROXY header has arrived, after connectionMade.
         self.factory.report(
             connection.peerText(),
-            connection.abortReason or describeFailure(reason, connection.tcpSocket() is not None),
+            connection.abortReason or describeFailure(reason, connection.overTCP),
             self.handshake,
             connection.clientHello,
         )

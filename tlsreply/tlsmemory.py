@@ -24,6 +24,7 @@ from typing import Any, runtime_checkable
 from typing import Protocol as TypingProtocol
 
 from OpenSSL import SSL
+from twisted.internet.address import UNIXAddress
 from twisted.internet.interfaces import (
     IOpenSSLServerConnectionCreator,
     ITransport,
@@ -128,6 +129,7 @@ class ClientHelloFirst(ProtocolWrapper):
         factory = self.factory
         self._parser: ClientHelloParser | None = ClientHelloParser()
         self.acceptedAt = factory.replyFactory.clock.seconds()
+        self.overTCP = not isinstance(transport.getHost(), UNIXAddress)
         factory.connections.opened(self)
 
     def dataReceived(self, data: bytes) -> None:

@@ -129,6 +129,7 @@ class TLSSocketConnection:
         "clientHello",
         "abortReason",
         "acknowledged",
+        "overTCP",
         "_port",
         "_socket",
         "_fd",
@@ -169,6 +170,7 @@ class TLSSocketConnection:
         self._socket = sock
         self._fd = sock.fileno()
         self._family = family
+        self.overTCP = family != socket.AF_UNIX
         self._address = address
         self._peer: IAddress | None = None
         self._tls: SSL.Connection | None = None
