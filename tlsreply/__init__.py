@@ -29,6 +29,7 @@ from tlsreply._version import __version__
 # pyOpenSSL and cryptography for every pytest run of every project that
 # has tlsreply installed.
 _PUBLIC = {
+    "AccessLog": "tlsreply.accesslog",
     "ConfigurationError": "tlsreply.errors",
     "ConnectionRecord": "tlsreply.records",
     "HandshakeInfo": "tlsreply.records",
@@ -37,16 +38,20 @@ _PUBLIC = {
     "ReplyProtocol": "tlsreply.protocol",
     "ServerContexts": "tlsreply.tlscontext",
     "ServerCredentials": "tlsreply.credentials",
+    "ServerLifecycle": "tlsreply.lifecycle",
     "TLSPolicy": "tlsreply.tlscontext",
     "TLSReplyService": "tlsreply.service",
     "buildServerContexts": "tlsreply.tlscontext",
+    "decodeReplyText": "tlsreply.replies",
     "ensureDevelopmentCertificate": "tlsreply.devcert",
+    "httpResponse": "tlsreply.replies",
     "loadCredentials": "tlsreply.credentials",
     "parseListenAddress": "tlsreply.service",
     "wrapWithTLS": "tlsreply.tlsmemory",
 }
 
 __all__ = [
+    "AccessLog",
     "ConfigurationError",
     "ConnectionRecord",
     "HandshakeInfo",
@@ -55,11 +60,14 @@ __all__ = [
     "ReplyProtocol",
     "ServerContexts",
     "ServerCredentials",
+    "ServerLifecycle",
     "TLSPolicy",
     "TLSReplyService",
     "__version__",
     "buildServerContexts",
+    "decodeReplyText",
     "ensureDevelopmentCertificate",
+    "httpResponse",
     "loadCredentials",
     "parseListenAddress",
     "wrapWithTLS",
@@ -75,12 +83,15 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:
+    from tlsreply.accesslog import AccessLog
     from tlsreply.credentials import ServerCredentials, loadCredentials
     from tlsreply.devcert import ensureDevelopmentCertificate
     from tlsreply.errors import ConfigurationError
+    from tlsreply.lifecycle import ServerLifecycle
     from tlsreply.protocol import ReplyFactory, ReplyProtocol
     from tlsreply.records import ConnectionRecord, HandshakeInfo
     from tlsreply.reload import ReloadableContexts
+    from tlsreply.replies import decodeReplyText, httpResponse
     from tlsreply.service import TLSReplyService, parseListenAddress
     from tlsreply.tlscontext import ServerContexts, TLSPolicy, buildServerContexts
     from tlsreply.tlsmemory import wrapWithTLS

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
@@ -32,6 +32,18 @@ if TYPE_CHECKING:
     from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
 
 DEFAULT_SHUTDOWN_GRACE = 5.0
+
+
+@runtime_checkable
+class FollowsPolicy(Protocol):
+    """
+    Contexts that say which L{TLSPolicy} they follow (L{ServerContexts},
+    L{ReloadableContexts}), so the service can report it without being
+    told twice.
+    """
+
+    @property
+    def policy(self) -> TLSPolicy: ...
 
 
 def parseListenAddress(reactor: object, description: str) -> IStreamServerEndpoint:
@@ -169,7 +181,9 @@ class TLSReplyService(Service):
             L{ReloadableContexts} to rotate certificates.
         @param replyFactory: makes the protocol for each connection.
         @param policy: the TLS policy, only to report it at start-up; by
-            default the one C{contextFactory} follows, if it says.
+            default the one C{contextFactory} follows (L{FollowsPolicy}),
+            else L{TLSPolicy}'s defaults. Give it only for contexts made
+            some other way (a L{CertificateOptions}, for instance).
         @param shutdownGrace: seconds that connections in progress get to
             finish when the service stops.
         @param maxConnections: connections in progress (from accept to
@@ -189,8 +203,11 @@ class TLSReplyService(Service):
         )
         self.tlsFactory = wrapWithTLS(contextFactory, replyFactory, self.connections)
         if policy is None:
-            # What the contexts follow (ServerContexts, ReloadableContexts).
-            policy = getattr(contextFactory, "policy", None) or TLSPolicy()
+            policy = (
+                contextFactory.policy
+                if isinstance(contextFactory, FollowsPolicy)
+                else TLSPolicy()
+            )
         self.policy = policy
         self.shutdownGrace = shutdownGrace
         self.label = label

@@ -209,7 +209,6 @@ def startTLSReplyServer(
         [f"tcp:0:interface={LOOPBACK}"],
         buildServerContexts(setup.credentials, policy),
         factory,
-        policy=policy,
         shutdownGrace=2,
     )
     service.startService()
