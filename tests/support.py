@@ -281,3 +281,18 @@ def requireCommand(testCase: SynchronousTestCase, name: str) -> str:
         testCase.skipTest(f"{name} is not installed")
     assert path is not None
     return path
+
+
+README = Path(__file__).parent.parent / "README.md"
+
+
+def readmeExample(firstLine: str) -> str:
+    """
+    The README's Python example that starts with C{firstLine} (its comment
+    naming the file), as a user would copy it, so that the suite runs the
+    README's samples rather than copies of them that could drift.
+    """
+    text = README.read_text()
+    opening = f"```python\n{firstLine}\n"
+    start = text.index(opening) + len("```python\n")
+    return text[start : text.index("```", start)]

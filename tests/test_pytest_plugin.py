@@ -13,10 +13,10 @@ import ssl
 import subprocess
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
+from tests.support import readmeExample
 from tlsreply.testing.pytest_plugin import ThreadedTestServer
 
 
@@ -157,10 +157,7 @@ def test_readmeExampleRuns(pytester: pytest.Pytester) -> None:
     The complete example in the README's "Testing your TLS client" section
     passes as a user's test file.
     """
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    start = readme.index("```python\n# test_my_client.py") + len("```python\n")
-    example = readme[start : readme.index("```", start)]
-    pytester.makepyfile(test_my_client=example)
+    pytester.makepyfile(test_my_client=readmeExample("# test_my_client.py"))
     result = pytester.runpytest_inprocess()
     result.assert_outcomes(passed=2)
 
