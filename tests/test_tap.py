@@ -24,10 +24,10 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.support import captureLogEvents, makeCertificates, temporaryDirectory
 from tlsreply.config import ServerConfig
+from tlsreply.policy import TLSPolicy
 from tlsreply.protocol import ReplyFactory
 from tlsreply.service import TLSReplyService
 from tlsreply.tap import Options, makeService
-from tlsreply.tlscontext import TLSPolicy
 from tlsreply.tlsmemory import TLSReplyServerFactory
 
 

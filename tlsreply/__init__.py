@@ -39,7 +39,7 @@ _PUBLIC = {
     "ServerContexts": "tlsreply.tlscontext",
     "ServerCredentials": "tlsreply.credentials",
     "ServerLifecycle": "tlsreply.lifecycle",
-    "TLSPolicy": "tlsreply.tlscontext",
+    "TLSPolicy": "tlsreply.policy",
     "TLSReplyService": "tlsreply.service",
     "buildServerContexts": "tlsreply.tlscontext",
     "decodeReplyText": "tlsreply.replies",
@@ -88,10 +88,11 @@ if TYPE_CHECKING:
     from tlsreply.devcert import ensureDevelopmentCertificate
     from tlsreply.errors import ConfigurationError
     from tlsreply.lifecycle import ServerLifecycle
+    from tlsreply.policy import TLSPolicy
     from tlsreply.protocol import ReplyFactory, ReplyProtocol
     from tlsreply.records import ConnectionRecord, HandshakeInfo
     from tlsreply.reload import ReloadableContexts
     from tlsreply.replies import decodeReplyText, httpResponse
     from tlsreply.service import TLSReplyService, parseListenAddress
-    from tlsreply.tlscontext import ServerContexts, TLSPolicy, buildServerContexts
+    from tlsreply.tlscontext import ServerContexts, buildServerContexts
     from tlsreply.tlsmemory import wrapWithTLS

@@ -17,6 +17,7 @@ from typing import Any, Final
 
 from tlsreply.errors import ConfigurationError
 from tlsreply.limits import DEFAULT_MAX_CONNECTIONS
+from tlsreply.policy import TLSPolicy
 from tlsreply.protocol import (
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_HANDSHAKE_TIMEOUT,
@@ -24,7 +25,6 @@ from tlsreply.protocol import (
 )
 from tlsreply.replies import httpResponse
 from tlsreply.service import DEFAULT_SHUTDOWN_GRACE
-from tlsreply.tlscontext import TLSPolicy
 
 #: Where the command line listens without C{--port}.
 DEFAULT_LISTEN: Final = "tcp:4433"

@@ -21,7 +21,8 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from tlsreply.errors import ConfigurationError
-from tlsreply.tlscontext import ServerContexts, TLSPolicy
+from tlsreply.policy import TLSPolicy
+from tlsreply.tlscontext import ServerContexts
 
 
 @implementer(IOpenSSLServerConnectionCreator)

@@ -24,8 +24,8 @@ from tlsreply.connections import ServerConnections
 from tlsreply.errors import ConfigurationError
 from tlsreply.limits import DEFAULT_MAX_CONNECTIONS, AcceptLimit
 from tlsreply.listening import SocketTLSReactor
+from tlsreply.policy import TLSPolicy
 from tlsreply.protocol import ReplyFactory
-from tlsreply.tlscontext import TLSPolicy
 from tlsreply.tlsmemory import wrapWithTLS
 
 if TYPE_CHECKING:

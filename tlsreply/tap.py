@@ -31,6 +31,7 @@ from tlsreply.config import (
 from tlsreply.daemon import buildDaemon, describeServer
 from tlsreply.errors import ConfigurationError
 from tlsreply.limits import DEFAULT_MAX_CONNECTIONS
+from tlsreply.policy import DEFAULT_SESSION_TIMEOUT, VERSIONS, TLSPolicy, parseALPN
 from tlsreply.protocol import (
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_HANDSHAKE_TIMEOUT,
@@ -38,7 +39,6 @@ from tlsreply.protocol import (
 )
 from tlsreply.replies import decodeReplyText
 from tlsreply.service import DEFAULT_SHUTDOWN_GRACE, parseListenAddress
-from tlsreply.tlscontext import DEFAULT_SESSION_TIMEOUT, VERSIONS, TLSPolicy, parseALPN
 from tlsreply.workers import workerCount
 
 #: Twisted's prefix for an option whose value its coercer refused; each

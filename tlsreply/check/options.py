@@ -16,8 +16,8 @@ import idna
 from twisted.python import usage
 
 from tlsreply.errors import ConfigurationError
+from tlsreply.policy import parseALPN
 from tlsreply.replies import decodeReplyText
-from tlsreply.tlscontext import parseALPN
 
 #: Seconds allowed, by default, for each step of a connection: the TCP
 #: connect, the TLS handshake, and the wait for the reply and the close.

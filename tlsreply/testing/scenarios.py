@@ -36,6 +36,7 @@ from twisted.internet.ssl import TLSVersion
 
 from tlsreply.credentials import ServerCredentials
 from tlsreply.errors import ConfigurationError
+from tlsreply.policy import DEFAULT_TLS12_CIPHERS, TLSPolicy
 from tlsreply.testing.ca import (
     KeyType,
     TestCA,
@@ -43,7 +44,7 @@ from tlsreply.testing.ca import (
     selfSignedCertificate,
     writePrivateKey,
 )
-from tlsreply.tlscontext import DEFAULT_TLS12_CIPHERS, TLSPolicy, buildServerContexts
+from tlsreply.tlscontext import buildServerContexts
 
 #: The names every scenario's certificate is for, unless it says otherwise.
 NAMES: Final = ("localhost", "127.0.0.1", "::1")

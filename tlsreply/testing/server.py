@@ -41,13 +41,14 @@ from twisted.internet.ssl import (
     optionsForClientTLS,
 )
 
+from tlsreply.policy import TLSPolicy
 from tlsreply.protocol import DEFAULT_REPLY, ReplyFactory
 from tlsreply.records import ConnectionRecord
 from tlsreply.replies import httpResponse
 from tlsreply.service import TLSReplyService
 from tlsreply.testing.ca import TestCA
 from tlsreply.testing.scenarios import buildScenario
-from tlsreply.tlscontext import TLSPolicy, buildServerContexts
+from tlsreply.tlscontext import buildServerContexts
 
 if TYPE_CHECKING:
     from twisted.trial.unittest import SynchronousTestCase
