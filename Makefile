@@ -9,14 +9,15 @@ PORT ?= 4433
 
 .PHONY: run test lint typecheck check clean bench
 
-# compat mode: with this flat layout the default (lenient) editable install
-# hides twisted/plugins/ from Twisted's plugin scan, and twistd would not
-# find tlsreply. The last line refreshes Twisted's plugin cache.
-$(BIN)/.installed: setup.cfg pyproject.toml
+# An editable install in setuptools' default mode, then
+# scripts/expose_plugin.py, which puts the checkout's twistd plugin on the
+# environment's sys.path (the editable install's import hook maps the
+# tlsreply package, but Twisted finds plugins by scanning sys.path).
+$(BIN)/.installed: setup.cfg pyproject.toml scripts/expose_plugin.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --config-settings editable_mode=compat -e '.[dev]'
-	$(BIN)/python -c "from twisted.plugin import IPlugin, getPlugins; list(getPlugins(IPlugin))"
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python scripts/expose_plugin.py
 	touch $@
 
 run: $(BIN)/.installed
@@ -36,7 +37,7 @@ check: lint test
 # server), then the full run: a few minutes; it prints the tables and writes
 # bench/results.json and bench/chart.png.
 $(BIN)/.bench-installed: $(BIN)/.installed setup.cfg
-	$(BIN)/python -m pip install --quiet --config-settings editable_mode=compat -e '.[dev,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	touch $@
 
 bench: $(BIN)/.bench-installed

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import runpy
 import select
 import shutil
 import signal
@@ -404,5 +405,56 @@ class PackagingTests(SynchronousTestCase):
         listing = subprocess.run(
             [sys.executable, "-S", "-m", "twisted", "--help"], env=environment,
             cwd=work, capture_output=True,
+        ).stdout.decode()
+        self.assertRegex(listing, r"\btlsreply\b")
+
+    def test_editableInstallFindsPlugin(self) -> None:
+        """
+        The development install (C{make}'s): an editable install in
+        setuptools' default mode prints no deprecation notice, and after
+        C{scripts/expose_plugin.py} twist lists C{tlsreply} and loads the
+        plugin and the package from the checkout, away from it.
+        """
+        work = temporaryDirectory(self)
+        source = work / "source"
+        shutil.copytree(CHECKOUT, source, ignore=shutil.ignore_patterns(
+            ".*", "build", "dist", "*.egg-info", "_trial_temp*", "__pycache__", "certs",
+        ))
+        target = work / "site"
+        install = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation",
+             "--target", str(target), "-e", str(source)],
+            capture_output=True, timeout=300,
+        )
+        output = (install.stdout + install.stderr).decode()
+        self.assertEqual(install.returncode, 0, output)
+        self.assertNotRegex(output, r"(?i)transitional|deprecat|compat")
+
+        expose = runpy.run_path(str(source / "scripts" / "expose_plugin.py"))
+        prefix = work / "env"
+        link = expose["exposePlugin"](prefix, target)
+        expose["exposePlugin"](prefix, target)  # again: changes nothing
+        self.assertEqual(link.resolve(), source / "twisted" / "plugins" / "tlsreply_plugin.py")
+
+        # The install as a site directory (its .pth files are read), the
+        # dependencies from this environment as a plain path (its own
+        # editable install's .pth files are not).
+        environment = dict(os.environ)
+        environment["PYTHONPATH"] = sysconfig.get_paths()["purelib"]
+        inSite = f"import site; site.addsitedir({str(target)!r}); "
+        probe = inSite + (
+            "import tlsreply, twisted.plugins.tlsreply_plugin as p, os; "
+            "print(tlsreply.__file__); print(os.path.realpath(p.__file__))"
+        )
+        where = subprocess.run(
+            [sys.executable, "-S", "-c", probe], env=environment, cwd=work,
+            capture_output=True, check=True,
+        ).stdout.decode().split()
+        self.assertEqual([Path(w).is_relative_to(source) for w in where], [True, True])
+        listing = subprocess.run(
+            [sys.executable, "-S", "-c",
+             inSite + "import sys, runpy; sys.argv = ['twist', '--help']; "
+             "runpy.run_module('twisted', run_name='__main__')"],
+            env=environment, cwd=work, capture_output=True,
         ).stdout.decode()
         self.assertRegex(listing, r"\btlsreply\b")
