@@ -1,6 +1,7 @@
 """
-Tests for L{tlsreply.clienthello}: the parser that reads a client's
-ClientHello before OpenSSL does.
+Tests for L{tlsreply.clienthelloparser}, the parser that reads a client's
+ClientHello before OpenSSL does, and for what it reads
+(L{tlsreply.clienthello}).
 
 Real ClientHellos come from Python's C{ssl} over memory BIOs; malformed and
 unusual ones (GREASE, early data, SSLv2-style, post-quantum groups, the
@@ -17,14 +18,13 @@ from dataclasses import replace
 import trustme
 from twisted.trial.unittest import SynchronousTestCase
 
-from tlsreply.clienthello import (
+from tlsreply.clienthello import ClientHello, OfferedCodes
+from tlsreply.clienthelloparser import (
     MAXIMUM_HELLO_SIZE,
     NOT_A_HELLO,
     SPANS_RECORDS,
-    ClientHello,
     ClientHelloParser,
     NotAClientHello,
-    OfferedCodes,
     scanClientHello,
 )
 from tlsreply.testing import inmemory

@@ -40,7 +40,8 @@ from twisted.python.failure import Failure
 from zope.interface import directlyProvides, implementer, providedBy
 
 from tlsreply.addresses import formatAddress
-from tlsreply.clienthello import ClientHello, ClientHelloParser, NotAClientHello
+from tlsreply.clienthello import ClientHello
+from tlsreply.clienthelloparser import ClientHelloParser, NotAClientHello
 from tlsreply.connections import ServerConnections
 from tlsreply.protocol import ReplyFactory
 

@@ -37,10 +37,10 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from tlsreply.addresses import formatPeer, peerAddress
-from tlsreply.clienthello import (
+from tlsreply.clienthello import ClientHello
+from tlsreply.clienthelloparser import (
     MAXIMUM_HELLO_SIZE,
     SPANS_RECORDS,
-    ClientHello,
     ClientHelloParser,
     NotAClientHello,
     scanClientHello,
