@@ -18,6 +18,7 @@ from dataclasses import replace
 import trustme
 from twisted.trial.unittest import SynchronousTestCase
 
+from tlsreply.ciphersuitenames import CIPHER_SUITES
 from tlsreply.clienthello import ClientHello, OfferedCodes
 from tlsreply.clienthelloparser import (
     MAXIMUM_HELLO_SIZE,
@@ -28,7 +29,7 @@ from tlsreply.clienthelloparser import (
     scanClientHello,
 )
 from tlsreply.testing import inmemory
-from tlsreply.tlsnames import CIPHER_SUITES, GREASE_VALUES
+from tlsreply.tlsnames import GREASE_VALUES
 
 # Real ClientHellos, from Python's ssl.
 

@@ -10,8 +10,8 @@ import subprocess
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from tlsreply.ciphersuitenames import CIPHER_SUITES
 from tlsreply.tlsnames import (
-    CIPHER_SUITES,
     COMPRESSION_METHODS,
     EXTENSION_TYPES,
     GREASE_VALUES,
