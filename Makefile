@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 4433
 
-.PHONY: run test lint typecheck check clean bench
+.PHONY: run test test-all lint typecheck check clean bench
 
 # An editable install in setuptools' default mode, then
 # scripts/expose_plugin.py, which puts the checkout's twistd plugin on the
@@ -23,7 +23,17 @@ $(BIN)/.installed: setup.cfg pyproject.toml scripts/expose_plugin.py
 run: $(BIN)/.installed
 	$(BIN)/twistd -n tlsreply --port $(PORT)
 
+# Every test under trial, in two processes; under pytest, the tests only
+# pytest runs and a sample of every kind of trial test, which with
+# tests/test_runners.py (pytest collects exactly what trial runs) proves
+# both runners without running the suite twice. test-all runs it twice.
+PYTEST_SAMPLE = tests/test_pytest_plugin.py tests/test_wire.py tests/test_protocol.py tests/test_runners.py
+
 test: $(BIN)/.installed
+	$(BIN)/trial -j2 tests
+	$(BIN)/pytest $(PYTEST_SAMPLE)
+
+test-all: $(BIN)/.installed
 	$(BIN)/trial tests
 	$(BIN)/pytest
 

@@ -50,6 +50,9 @@ class CommandLineTests(SynchronousTestCase):
         C{--version} prints the version, as C{twistd tlsreply --version} does.
         """
         self.assertEqual(run("--version"), (0, f"tlsreply {__version__}\n", ""))
+        for command in ("serve", "check", "scenarios", "show-config"):
+            self.assertEqual(run(command, "--version"), (0, f"tlsreply {__version__}\n", ""))
+        self.assertNotIn("Twisted version", run("--help")[1])
         with self.assertRaises(SystemExit):
             sys.stdout, saved = io.StringIO(), sys.stdout
             try:

@@ -22,7 +22,7 @@ from typing import Any, NoReturn, TextIO
 
 from twisted.python import usage
 
-from tlsreply._version import __version__
+from tlsreply._version import VersionOption
 from tlsreply.check.options import CheckCommand
 from tlsreply.tap import Options as ServerOptions
 
@@ -56,7 +56,7 @@ class ShowConfigCommand(ServerOptions):
     )
 
 
-class ScenariosCommand(usage.Options):
+class ScenariosCommand(VersionOption, usage.Options):
     """
     C{tlsreply scenarios}: the test scenarios and what a correct client
     sees of each.
@@ -71,7 +71,7 @@ class ScenariosCommand(usage.Options):
     optFlags = [["json", None, "Print them as a JSON list."]]
 
 
-class TLSReplyCommand(usage.Options):
+class TLSReplyCommand(VersionOption, usage.Options):
     """
     The C{tlsreply} command line.
     """
@@ -89,13 +89,6 @@ class TLSReplyCommand(usage.Options):
         ["scenarios", None, ScenariosCommand, "List the test scenarios and what a correct client sees."],
         ["show-config", None, ShowConfigCommand, "Print the server's effective settings as JSON."],
     ]
-
-    def opt_version(self) -> NoReturn:
-        """
-        Print tlsreply's version and exit.
-        """
-        sys.stdout.write(f"tlsreply {__version__}\n")
-        raise SystemExit(0)
 
     def getUsage(self, width: int | None = None) -> str:
         """

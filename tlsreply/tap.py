@@ -16,12 +16,12 @@ import json
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from twisted.application.service import IService
 from twisted.python import usage
 
-from tlsreply._version import __version__
+from tlsreply._version import VersionOption
 from tlsreply.config import (
     ACCESS_LOG_DESTINATIONS,
     DEFAULT_LISTEN,
@@ -94,7 +94,7 @@ def _workers(value: str) -> int:
         raise ValueError(f"--workers: {e}") from None
 
 
-class Options(usage.Options):
+class Options(VersionOption, usage.Options):
     """
     Options for C{twistd tlsreply}; after parsing, L{config} holds them
     checked and typed.
@@ -273,13 +273,6 @@ class Options(usage.Options):
         super().__init__()
         self["listen"] = []
         self["certificates"] = []
-
-    def opt_version(self) -> NoReturn:
-        """
-        Print tlsreply's version and exit.
-        """
-        sys.stdout.write(f"tlsreply {__version__}\n")
-        raise SystemExit(0)
 
     def opt_listen(self, description: str) -> None:
         """

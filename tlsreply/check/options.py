@@ -15,6 +15,7 @@ from typing import Any, Final
 import idna
 from twisted.python import usage
 
+from tlsreply._version import VersionOption
 from tlsreply.errors import ConfigurationError
 from tlsreply.policy import parseALPN
 from tlsreply.replies import decodeReplyText
@@ -167,7 +168,7 @@ def _positiveSeconds(text: str) -> float:
     return seconds
 
 
-class CheckCommand(usage.Options):
+class CheckCommand(VersionOption, usage.Options):
     """
     The C{tlsreply check} command line; after parsing, L{options} holds it
     checked and typed.
