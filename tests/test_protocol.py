@@ -23,8 +23,7 @@ from zope.interface import implementer
 
 from tests.support import captureLogEvents, makeCertificates, temporaryDirectory
 from tlsreply import ReplyFactory, buildServerContexts, loadCredentials, wrapWithTLS
-from tlsreply.protocol import ReplyProtocol, describeFailure
-from tlsreply.tlssocket import _failed
+from tlsreply.protocol import ReplyProtocol, describeFailure, failureFromOpenSSL
 
 PEER = IPv4Address("TCP", "192.0.2.7", 50000)
 SERVER = IPv4Address("TCP", "192.0.2.1", 4433)
@@ -299,8 +298,8 @@ class FailureWordingTests(SynchronousTestCase):
         """
         eof = SSL.Error([("system library", "", ""), ("SSL routines", "", "unexpected eof while reading")])
         self.assertEqual(
-            describeFailure(_failed(eof)),
+            describeFailure(failureFromOpenSSL(eof)),
             "peer closed TCP without close_notify, or reset it",
         )
         other = SSL.Error([("SSL routines", "", "no shared cipher")])
-        self.assertEqual(describeFailure(_failed(other)), "no shared cipher")
+        self.assertEqual(describeFailure(failureFromOpenSSL(other)), "no shared cipher")

@@ -128,6 +128,18 @@ def scanClientHello(data: bytes | bytearray, length: int) -> tuple[int, str | No
     return 0, serverName, earlyData
 
 
+def parseScannedClientHello(data: bytes | bytearray, length: int) -> ClientHello | None:
+    """
+    Every field of the ClientHello that L{scanClientHello} found whole in
+    the first C{length} bytes of C{data}, for a caller that wants more than
+    the two facts it reads; L{None} if they do not parse after all.
+    """
+    try:
+        return ClientHelloParser().feed(bytes(data[:length]))
+    except NotAClientHello:
+        return None
+
+
 class NotAClientHello(ValueError):
     """
     The bytes are not the start of a well-formed TLS ClientHello.

@@ -68,6 +68,28 @@ def describeFailure(reason: Failure, tcp: bool = True) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+def lostWithoutCloseNotify() -> Failure:
+    """
+    A L{Failure} for a TCP connection that ended without close_notify (at
+    EOF, or by a reset: OpenSSL does not tell them apart here), as
+    Twisted's TLS transport reports it, so that L{describeFailure} words it
+    the same on tlsreply's own socket path (L{tlsreply.tlssocket}).
+    """
+    return Failure(ConnectionLost())
+
+
+def failureFromOpenSSL(error: SSL.Error) -> Failure:
+    """
+    Why a connection on the socket path ended, from an OpenSSL error: the
+    end of TCP without close_notify however OpenSSL words it (pyOpenSSL
+    turns most of those into L{SSL.SysCallError}, but not all), else the
+    error itself.
+    """
+    if "unexpected eof while reading" in (openSSLReasons(error) or ""):
+        return lostWithoutCloseNotify()
+    return Failure(error)
+
+
 @implementer(IHandshakeListener)
 class ReplyProtocol(Protocol):
     """

@@ -23,7 +23,7 @@ import socket
 from typing import TYPE_CHECKING, Any, Protocol
 
 from OpenSSL import SSL
-from twisted.internet.error import ConnectionAborted, ConnectionLost
+from twisted.internet.error import ConnectionAborted
 from twisted.internet.interfaces import (
     IAddress,
     INegotiated,
@@ -43,9 +43,10 @@ from tlsreply.clienthelloparser import (
     SPANS_RECORDS,
     ClientHelloParser,
     NotAClientHello,
+    parseScannedClientHello,
     scanClientHello,
 )
-from tlsreply.errors import openSSLReasons
+from tlsreply.protocol import failureFromOpenSSL, lostWithoutCloseNotify
 
 if TYPE_CHECKING:
     from tlsreply.connections import ServerConnections
@@ -69,6 +70,7 @@ class AcceptingPort(Protocol):
 
     def getHost(self) -> Any: ...
 
+
 #: Twisted's shared L{Failure} for a clean close: no traceback is captured.
 _DONE = Failure(CONNECTION_DONE)
 
@@ -81,25 +83,6 @@ _ZeroReturn = SSL.ZeroReturnError
 _SysCallError = SSL.SysCallError
 _Error = SSL.Error
 _MSG_PEEK = socket.MSG_PEEK
-
-
-def _lost() -> Failure:
-    """
-    A L{Failure} for a TCP connection that ended without close_notify (at
-    EOF, or by a reset: OpenSSL does not tell them apart here).
-    """
-    return Failure(ConnectionLost())
-
-
-def _failed(error: SSL.Error) -> Failure:
-    """
-    Why a connection ended, from an OpenSSL error: the end of TCP without
-    close_notify however OpenSSL words it (pyOpenSSL turns most of those
-    into L{SSL.SysCallError}, but not all), else the error itself.
-    """
-    if "unexpected eof while reading" in (openSSLReasons(error) or ""):
-        return _lost()
-    return Failure(error)
 
 
 @implementer(IReadDescriptor, IWriteDescriptor, ITransport, ISSLTransport, INegotiated)
@@ -376,7 +359,7 @@ class TLSSocketConnection:
         except BlockingIOError:
             return False
         except OSError:
-            self._close(_lost())
+            self._close(lostWithoutCloseNotify())
             return False
         if not length:
             # Closed before sending a byte: no TLS state is made for it.
@@ -401,7 +384,7 @@ class TLSSocketConnection:
                 parser = self._helloParser = ClientHelloParser()
                 fedAlready = 0
             elif status == 0 and wantHello:
-                self.clientHello = _parseWhole(buffer, length)
+                self.clientHello = parseScannedClientHello(buffer, length)
         if parser is not None:
             try:
                 hello = parser.feed(bytes(buffer[fedAlready:length]))
@@ -455,10 +438,10 @@ class TLSSocketConnection:
             self._startWriting()
             return
         except _SysCallError:
-            self._close(_lost())
+            self._close(lostWithoutCloseNotify())
             return
         except _Error as e:
-            self._close(_failed(e), drain=True)
+            self._close(failureFromOpenSSL(e), drain=True)
             return
         self._handshakeDone = True
         self.protocol.handshakeCompleted()
@@ -490,10 +473,10 @@ class TLSSocketConnection:
             except _WantRead:
                 return False
             except _SysCallError:
-                self._close(_lost())
+                self._close(lostWithoutCloseNotify())
                 return False
             except _Error as e:
-                self._close(_failed(e), drain=True)
+                self._close(failureFromOpenSSL(e), drain=True)
                 return False
             if sent < len(data):
                 pending[0] = memoryview(data)[sent:]
@@ -516,10 +499,10 @@ class TLSSocketConnection:
         except _WantRead:
             return
         except _SysCallError:
-            self._close(_lost())
+            self._close(lostWithoutCloseNotify())
             return
         except _Error as e:
-            self._close(_failed(e), drain=True)
+            self._close(failureFromOpenSSL(e), drain=True)
             return
         self._shutdownSent = True
         if done:
@@ -546,10 +529,10 @@ class TLSSocketConnection:
                 self._startWriting()
                 return
             except _SysCallError:
-                self._close(_lost())
+                self._close(lostWithoutCloseNotify())
                 return
             except _Error as e:
-                self._close(_failed(e), drain=True)
+                self._close(failureFromOpenSSL(e), drain=True)
                 return
             protocol.dataReceived(data)
             if self._closed:
@@ -604,16 +587,6 @@ def _drain(sock: socket.socket, buffer: bytearray) -> None:
                 return
         except OSError:
             return
-
-
-def _parseWhole(buffer: bytearray, length: int) -> ClientHello | None:
-    """
-    Every field of a ClientHello known to be whole, for the recorders.
-    """
-    try:
-        return ClientHelloParser().feed(bytes(buffer[:length]))
-    except NotAClientHello:
-        return None
 
 
 __all__ = ["TLSSocketConnection"]
