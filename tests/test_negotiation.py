@@ -14,6 +14,7 @@ from tests.policyserver import (
     ciphers,
     fetch,
     legacyVersion,
+    recordConnections,
     sClient,
     serve,
     tls12,
@@ -199,6 +200,35 @@ class GroupTests(WireTestCase):
         )
         self.assertNotEqual(status, 0, output)
         self.assertEqual((await server.lastEvent())["outcome"], "handshake-failed")
+
+    async def test_negotiatedGroupIsNamedAsOffered(self) -> None:
+        """
+        The log and the connection record name the negotiated group the way
+        the ClientHello parser names the groups a client offers (IANA's
+        names), so that what was offered and what was chosen can be
+        compared: a TLS 1.3 C{s_client} offering only C{X25519}, C{P-256}
+        or C{P-384} negotiates C{x25519}, C{secp256r1} or C{secp384r1}, not
+        OpenSSL's own C{X25519} or C{prime256v1}. (Over TLS 1.2 a client
+        offering only X25519 or P-384 would be refused: there its groups
+        also bound the curve of the server's ECDSA P-256 certificate.)
+        """
+        server = serve(self, "--groups", "X25519:P-256:P-384")
+        records = recordConnections(server)
+        for offered, expected in [
+            ("X25519", "x25519"), ("P-256", "secp256r1"), ("P-384", "secp384r1")
+        ]:
+            del records[:]
+            status, output = await sClient(
+                self, server, "-servername", "localhost", "-CAfile", server.caPath,
+                "-tls1_3", "-groups", offered,
+            )
+            self.assertEqual(status, 0, output)
+            self.assertIn("\ntest\n", output)
+            event = await server.lastEvent()
+            [record] = records
+            self.assertEqual(
+                (event["group"], record.group), (expected, expected), f"for {offered}"
+            )
 
 
 # ALPN.
