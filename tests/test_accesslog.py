@@ -11,7 +11,7 @@ import time
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.support import captureLogEvents, temporaryDirectory
+from tests.support import README, captureLogEvents, temporaryDirectory
 from tlsreply.accesslog import (
     FAILED_FORMAT,
     REPLIED_FORMAT,
@@ -56,6 +56,23 @@ class ConnectionLineTests(SynchronousTestCase):
             connectionLine("[::1]:5000", "no shared cipher", None),
             FAILED_FORMAT.format(peer="[::1]:5000", reason="no shared cipher"),
         )
+
+    def test_readmeSamplesHaveTheRealFormat(self) -> None:
+        """
+        Every connection line the README shows has the fields, in the order,
+        the server writes them: the samples are real lines, and stay so.
+        """
+        pattern = re.compile(
+            re.sub(r"\\\{[^}]*\\\}", ".*?", re.escape(REPLIED_FORMAT)) + "$"
+        )
+        samples = [
+            line.split("] ", 1)[1]
+            for line in README.read_text().splitlines()
+            if "[tlsreply.access" in line and "] replied to " in line
+        ]
+        self.assertGreater(len(samples), 3)
+        for sample in samples:
+            self.assertRegex(sample, pattern)
 
 
 class AccessLogTests(SynchronousTestCase):
