@@ -50,11 +50,13 @@ from tlsreply.testing.ca import (
     selfSignedCertificate,
     writePrivateKey,
 )
-from tlsreply.testing.scenarios import (
+from tlsreply.testing.scenariocatalogue import (
     ACCEPT,
     CA_FILE,
     MANY_NAMES_COUNT,
     NAMES,
+)
+from tlsreply.testing.scenarios import (
     SCENARIOS,
     ScenarioSetup,
     buildScenario,
