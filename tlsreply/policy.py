@@ -259,4 +259,3 @@ def parseALPN(text: str) -> tuple[str, ...]:
     if not protocols:
         raise ConfigurationError("needs at least one protocol name, e.g. h2,http/1.1")
     return validateALPN(protocols)
-
