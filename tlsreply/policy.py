@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_policy,tests.test_tap -*-
+# -*- test-case-name: tests.test_options,tests.test_tap -*-
 """
 The server's TLS policy: L{TLSPolicy}, the protocol-level choices that do
 not depend on certificates (versions, cipher suites, groups, sessions,

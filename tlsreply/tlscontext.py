@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_wire,tests.test_policy -*-
+# -*- test-case-name: tests.test_wire,tests.test_negotiation,tests.test_certificate_selection,tests.test_sessions -*-
 """
 The server's TLS contexts: Twisted's L{CertificateOptions}, finished with
 the seed's defaults where they differ from Twisted's and with a
