@@ -9,6 +9,7 @@ import os
 import socket
 import ssl
 import struct
+import threading
 import time
 import warnings
 
@@ -307,10 +308,11 @@ class MisbehavingClientTests(WireTestCase):
     async def test_idleClientIsClosedAfterCloseTimeout(self) -> None:
         """
         A client that reads the reply and then neither answers close_notify
-        nor closes sees the server close TCP within the close timeout
-        (3 seconds by default).
+        nor closes sees the server close TCP within the close timeout (0.5
+        seconds here; the default of 3 seconds, and its timer, are tested on
+        a fake clock in L{tests.test_protocol}).
         """
-        server = await startServer(self)
+        server = await startServer(self, closeTimeout=0.5)
 
         def readThenIdle() -> tuple[bytes, float, bytes]:
             raw = socket.create_connection((LOOPBACK, server.port))
@@ -337,11 +339,11 @@ class MisbehavingClientTests(WireTestCase):
         reply, waited, tail = await inThread(readThenIdle)
         self.assertEqual(reply, b"test\n")
         self.assertIn(tail, (b"", b"<reset>"))
-        self.assertLess(waited, 3.0 + 1.5)
-        self.assertGreater(waited, 2.0)
+        self.assertLess(waited, 0.5 + 1.5)
+        self.assertGreater(waited, 0.3)
         await server.service.stopService()
         [event] = server.connectionEvents()
-        self.assertIn("did not close within 3s", event["closed"])
+        self.assertIn("did not close within 0.5s", event["closed"])
 
     async def test_slowReaderGetsWholeLargeReply(self) -> None:
         """
@@ -349,7 +351,12 @@ class MisbehavingClientTests(WireTestCase):
         whole with close_notify even though reading it takes several close
         timeouts: the server only cuts off a client that stops reading.
         """
-        reply = bytes(range(256)) * 16384  # 4 MiB
+        # The reply must outlast the kernel's send buffer (up to 4 MiB on
+        # Linux) plus what the client reads in two close timeouts (at most
+        # 8 MiB: a 16 KiB record per read, 2 ms apart): until the second
+        # check, at 1 s, some of it is still in the server's hands, and
+        # would be lost if the server cut the client off. About 1.8 s.
+        reply = bytes(range(256)) * (13 << 12)  # 13 MiB
         server = await startServer(self, reply=reply, closeTimeout=0.5)
 
         def slowReader() -> tuple[bytes, float]:
@@ -363,7 +370,7 @@ class MisbehavingClientTests(WireTestCase):
                 chunks = []
                 while chunk := tls.recv(65536):
                     chunks.append(chunk)
-                    time.sleep(0.02)
+                    time.sleep(0.002)
                 return b"".join(chunks), time.monotonic() - started
 
         data, took = await inThread(slowReader)
@@ -377,6 +384,8 @@ class MisbehavingClientTests(WireTestCase):
         timeout after it stops acknowledging data, and the log says so.
         """
         server = await startServer(self, reply=b"x" * (8 << 20), closeTimeout=0.5)
+        serverClosed = threading.Event()
+        server.factory.recorders.append(lambda record: serverClosed.set())
 
         def stall() -> bytes:
             raw = socket.socket()
@@ -386,7 +395,9 @@ class MisbehavingClientTests(WireTestCase):
                 raw, server_hostname="localhost", suppress_ragged_eofs=False
             ) as tls:
                 first = tls.recv(100)
-                time.sleep(3)  # read nothing more
+                # Read nothing more, until the server has ended the
+                # connection (the time limit only keeps a failure short).
+                serverClosed.wait(10)
                 return first
 
         self.assertEqual(await inThread(stall), b"x" * 100)
