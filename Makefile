@@ -10,14 +10,14 @@ PORT ?= 4433
 .PHONY: run test test-all lint typecheck check clean bench
 
 # An editable install in setuptools' default mode, then
-# scripts/expose_plugin.py, which puts the checkout's twistd plugin on the
-# environment's sys.path (the editable install's import hook maps the
-# tlsreply package, but Twisted finds plugins by scanning sys.path).
-$(BIN)/.installed: setup.cfg pyproject.toml scripts/expose_plugin.py
+# scripts/expose_checkout.py, which puts the checkout on the environment's
+# sys.path: the editable install's import hook maps only the tlsreply
+# package, but twistd finds plugins, and trial the tests, on sys.path.
+$(BIN)/.installed: setup.cfg pyproject.toml scripts/expose_checkout.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	$(BIN)/python scripts/expose_plugin.py
+	$(BIN)/python scripts/expose_checkout.py
 	touch $@
 
 run: $(BIN)/.installed

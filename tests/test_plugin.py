@@ -412,7 +412,7 @@ class PackagingTests(SynchronousTestCase):
         """
         The development install (C{make}'s): an editable install in
         setuptools' default mode prints no deprecation notice, and after
-        C{scripts/expose_plugin.py} twist lists C{tlsreply} and loads the
+        C{scripts/expose_checkout.py} twist lists C{tlsreply} and loads the
         plugin and the package from the checkout, away from it.
         """
         work = temporaryDirectory(self)
@@ -430,27 +430,29 @@ class PackagingTests(SynchronousTestCase):
         self.assertEqual(install.returncode, 0, output)
         self.assertNotRegex(output, r"(?i)transitional|deprecat|compat")
 
-        expose = runpy.run_path(str(source / "scripts" / "expose_plugin.py"))
-        prefix = work / "env"
-        link = expose["exposePlugin"](prefix, target)
-        expose["exposePlugin"](prefix, target)  # again: changes nothing
-        self.assertEqual(link.resolve(), source / "twisted" / "plugins" / "tlsreply_plugin.py")
+        expose = runpy.run_path(str(source / "scripts" / "expose_checkout.py"))
+        pth = expose["exposeCheckout"](target)
+        self.assertEqual(expose["exposeCheckout"](target), pth)  # again: the same
+        self.assertEqual(pth.read_text(), f"{source}\n")
 
-        # The install as a site directory (its .pth files are read), the
-        # dependencies from this environment as a plain path (its own
-        # editable install's .pth files are not).
+        # The install first on the path and as a site directory (its .pth
+        # files are read; its editable finder must win over this
+        # environment's, which has the same module name), then this
+        # environment's dependencies as a plain path.
         environment = dict(os.environ)
-        environment["PYTHONPATH"] = sysconfig.get_paths()["purelib"]
+        environment["PYTHONPATH"] = os.pathsep.join(
+            [str(target), sysconfig.get_paths()["purelib"]]
+        )
         inSite = f"import site; site.addsitedir({str(target)!r}); "
         probe = inSite + (
-            "import tlsreply, twisted.plugins.tlsreply_plugin as p, os; "
-            "print(tlsreply.__file__); print(os.path.realpath(p.__file__))"
+            "import tlsreply, twisted.plugins.tlsreply_plugin as p, tests; "
+            "print(tlsreply.__file__); print(p.__file__); print(tests.__file__)"
         )
         where = subprocess.run(
             [sys.executable, "-S", "-c", probe], env=environment, cwd=work,
             capture_output=True, check=True,
         ).stdout.decode().split()
-        self.assertEqual([Path(w).is_relative_to(source) for w in where], [True, True])
+        self.assertEqual([Path(w).is_relative_to(source) for w in where], [True] * 3)
         listing = subprocess.run(
             [sys.executable, "-S", "-c",
              inSite + "import sys, runpy; sys.argv = ['twist', '--help']; "
