@@ -64,3 +64,31 @@ class LayoutTests(SynchronousTestCase):
                     [m for m in importedModules(path) if m.startswith(other)],
                     f"{path.name} in {wing} imports {other}",
                 )
+
+    def test_productModulesStaySmall(self) -> None:
+        """
+        No product module is over 600 lines: past that, a module has more
+        than one job, and it is split along a seam rather than grown.
+        """
+        sizes = {
+            str(path.relative_to(PACKAGE)): len(path.read_text().splitlines())
+            for path in PACKAGE.rglob("*.py")
+        }
+        self.assertEqual({name: n for name, n in sizes.items() if n > 600}, {})
+
+    def test_testCaseNamesExist(self) -> None:
+        """
+        Every C{test-case-name} header (what C{trial --testmodule} and
+        editors run for a module) names test modules that exist.
+        """
+        tests = PACKAGE.parent / "tests"
+        missing = set()
+        for path in PACKAGE.rglob("*.py"):
+            first = path.read_text().partition("\n")[0]
+            if "test-case-name:" in first:
+                names = first.split("test-case-name:")[1].split("-*-")[0].strip()
+                for name in names.split(","):
+                    module = tests.parent / (name.strip().replace(".", "/") + ".py")
+                    if not module.exists():
+                        missing.add(f"{path.name}: {name.strip()}")
+        self.assertEqual(missing, set())

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_connections,tests.test_lifecycle -*-
+# -*- test-case-name: tests.test_lifecycle,tests.test_hostile,tests.test_protocol -*-
 """
 Every connection of one server, from accept to close.
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_service,tests.test_wire -*-
+# -*- test-case-name: tests.test_wire,tests.test_embedding,tests.test_lifecycle -*-
 """
 The listening service: a L{ReplyFactory} wrapped in TLS on one or more
 endpoints, with a fail-fast start and a graceful stop.

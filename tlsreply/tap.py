@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_tap,tests.test_policy_command -*-
+# -*- test-case-name: tests.test_tap,tests.test_options -*-
 """
 The command line: C{twistd -n tlsreply ...}, C{twist tlsreply ...} and
 C{tlsreply serve ...}.
