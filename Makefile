@@ -9,6 +9,12 @@ PORT ?= 4433
 
 .PHONY: run test test-all lint typecheck check clean bench
 
+# setuptools prints a boxed note on every editable install, that a folder
+# named like the package in the current folder may take precedence over the
+# install: here that folder is the checkout itself, on purpose. Only that
+# note is silenced.
+EDITABLE_NOTE := ignore:Editable installation:UserWarning
+
 # An editable install in setuptools' default mode, then
 # scripts/expose_checkout.py, which puts the checkout on the environment's
 # sys.path: the editable install's import hook maps only the tlsreply
@@ -16,12 +22,12 @@ PORT ?= 4433
 $(BIN)/.installed: setup.cfg pyproject.toml scripts/expose_checkout.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	PYTHONWARNINGS='$(EDITABLE_NOTE)' $(BIN)/python -m pip install --quiet -e '.[dev]'
 	$(BIN)/python scripts/expose_checkout.py
 	touch $@
 
 run: $(BIN)/.installed
-	$(BIN)/twistd -n tlsreply --port $(PORT)
+	$(BIN)/twistd -n --pidfile= tlsreply --port $(PORT)
 
 # Every test under trial, in two processes; under pytest, the tests only
 # pytest runs and a sample of every kind of trial test, which with
@@ -47,7 +53,7 @@ check: lint test
 # server), then the full run: a few minutes; it prints the tables and writes
 # bench/results.json and bench/chart.png.
 $(BIN)/.bench-installed: $(BIN)/.installed setup.cfg
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	PYTHONWARNINGS='$(EDITABLE_NOTE)' $(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	touch $@
 
 bench: $(BIN)/.bench-installed
