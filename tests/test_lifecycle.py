@@ -171,6 +171,36 @@ class GracefulStopTests(WireTestCase):
         [event] = server.connectionEvents()
         self.assertEqual(event["outcome"], "replied")
 
+    async def test_queuedConnectionsAreServed(self) -> None:
+        """
+        Connections waiting in the kernel's accept queue when the stop
+        begins are accepted and served, not reset by the closing listener
+        (a load balancer that has forwarded their first bytes could not
+        send them elsewhere).
+        """
+        server = await startServer(self)
+        # Connected (the kernel completed them), never accepted: the
+        # reactor does not run between these lines and the stop.
+        queued = [socket.create_connection((LOOPBACK, server.port)) for _ in range(3)]
+        for raw in queued:
+            self.addCleanup(raw.close)
+        self.assertEqual(server.service.connections.inProgress, 0)
+        stopping = server.service.stopService()
+        self.assertEqual(server.service.connections.inProgress, 3)
+
+        def handshake(raw: socket.socket) -> bytes:
+            with clientContext(server.caPath).wrap_socket(
+                raw, server_hostname="localhost", suppress_ragged_eofs=False
+            ) as tls:
+                return tls.recv(100)
+
+        replies = [await inThread(handshake, raw) for raw in queued]
+        await stopping
+        self.assertEqual(replies, [b"test\n"] * 3)
+        self.assertEqual(
+            [e["outcome"] for e in server.connectionEvents()], ["replied"] * 3
+        )
+
 
 class ReloadTests(WireTestCase):
     """
