@@ -17,6 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
+from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import LogLevel
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -34,6 +35,7 @@ from tests.support import (
 from tests.test_plugin import SCRIPTS, Daemon
 from tlsreply import buildServerContexts, loadCredentials
 from tlsreply.errors import ConfigurationError
+from tlsreply.lifecycle import ServerLifecycle
 from tlsreply.limits import AcceptLimit
 from tlsreply.reload import ReloadableContexts
 
@@ -463,3 +465,54 @@ class SignalTests(SynchronousTestCase):
 ConnectionLimitTestsOnMemoryBIO = onMemoryBIO(ConnectionLimitTests)
 GracefulStopTestsOnMemoryBIO = onMemoryBIO(GracefulStopTests)
 ReloadTestsOnMemoryBIO = onMemoryBIO(ReloadTests)
+
+
+class DrainTests(SynchronousTestCase):
+    """
+    A stop request with a drain delay keeps serving for that long (the
+    readiness check failing meanwhile) before the graceful stop, on a fake
+    clock.
+    """
+
+    def setUp(self) -> None:
+        self.reactor = MemoryReactorClock()
+        self.reactor.running = True
+        self.drained: list[bool] = []
+        self.aborted: list[str] = []
+
+        def abort(name: str) -> str:
+            self.aborted.append(name)
+            return "aborted 0 connection(s)"
+
+        self.lifecycle = ServerLifecycle(
+            self.reactor, abort=abort, drainDelay=5, drain=lambda: self.drained.append(True)
+        )
+
+    def test_drainsThenStops(self) -> None:
+        self.lifecycle.requestStop("SIGTERM")
+        self.assertEqual(self.drained, [True])
+        self.reactor.advance(4.9)
+        self.assertFalse(self.reactor.hasStopped)
+        self.reactor.advance(0.2)
+        self.assertTrue(self.reactor.hasStopped)
+        self.assertEqual(self.aborted, [])
+
+    def test_secondRequestStopsNowAndThirdAborts(self) -> None:
+        self.lifecycle.requestStop("SIGTERM")
+        self.lifecycle.requestStop("SIGTERM")
+        self.assertTrue(self.reactor.hasStopped)
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+        self.lifecycle.requestStop("SIGINT")
+        self.assertEqual(self.aborted, ["SIGINT"])
+
+    def test_noDelayStopsAtOnce(self) -> None:
+        self.lifecycle.drainDelay = 0
+        self.lifecycle.requestStop("SIGTERM")
+        self.assertTrue(self.reactor.hasStopped)
+        self.assertEqual(self.drained, [])
+
+    def test_stoppedOtherwiseCancelsTheDrain(self) -> None:
+        self.lifecycle.startService()
+        self.lifecycle.requestStop("SIGTERM")
+        self.lifecycle.stopService()
+        self.assertEqual(self.reactor.getDelayedCalls(), [])

@@ -90,8 +90,12 @@ class ServerLifecycle(MultiService):
         operator of a daemon will look for it.
       - SIGTERM and SIGINT stop gracefully (see L{TLSReplyService}) and the
         process exits 0: a requested stop is not a failure, whereas twistd
-        would end by re-raising the signal. A second one calls C{abort}
-        (the connections still in progress end at once).
+        would end by re-raising the signal. With a C{drainDelay}, the
+        server first drains: it calls C{drain} (the readiness check starts
+        failing) and keeps serving for that long, so that a load balancer
+        or Kubernetes stops sending it clients before its listeners close.
+        Another signal while draining stops at once; one while stopping
+        calls C{abort} (the connections still in progress end at once).
       - SIGHUP calls C{reload} (new certificates, a reopened access log).
 
     Signal handlers are installed only on the global reactor (a private
@@ -104,27 +108,41 @@ class ServerLifecycle(MultiService):
         reactor: Any,
         reload: Callable[[], object] | None = None,
         abort: Callable[[str], str] | None = None,
+        drainDelay: float = 0.0,
+        drain: Callable[[], object] | None = None,
     ) -> None:
         """
         @param reload: what SIGHUP does.
-        @param abort: what a second SIGTERM or SIGINT does, given the
-            signal's name; it returns what to log.
+        @param abort: what a SIGTERM or SIGINT during the stop does, given
+            the signal's name; it returns what to log.
+        @param drainDelay: seconds to keep serving after the first SIGTERM
+            or SIGINT, before the stop begins.
+        @param drain: called when draining begins.
         """
         super().__init__()
         self._reactor = reactor
         self._reloadCall = reload
         self._abortCall = abort
+        self.drainDelay = drainDelay
+        self._drainCall = drain
         self._previousHandlers: dict[int, Any] = {}
         self._stoppingOnSignal = False
+        self._drainTimer: Any = None
 
     @classmethod
     def forServer(
-        cls, reactor: Any, server: TLSReplyService, contexts: ReloadableContexts | None = None
+        cls,
+        reactor: Any,
+        server: TLSReplyService,
+        contexts: ReloadableContexts | None = None,
+        drainDelay: float = 0.0,
+        drain: Callable[[], object] | None = None,
     ) -> ServerLifecycle:
         """
         The lifecycle of one L{TLSReplyService}, added as its child: SIGHUP
         reloads C{contexts} (if given) and reopens a file access log; a
-        second stop signal aborts the server's connections.
+        stop signal drains for C{drainDelay} seconds (calling C{drain}),
+        then stops; one during the stop aborts the server's connections.
         """
 
         def reload() -> None:
@@ -138,7 +156,7 @@ class ServerLifecycle(MultiService):
             aborted = server.connections.abortAll(f"aborted on a second {name}")
             return f"aborted {aborted} connection(s)"
 
-        lifecycle = cls(reactor, reload, abort)
+        lifecycle = cls(reactor, reload, abort, drainDelay, drain)
         server.setServiceParent(lifecycle)
         return lifecycle
 
@@ -161,6 +179,9 @@ class ServerLifecycle(MultiService):
         # the previous handlers back.
         if not self._stoppingOnSignal:
             self._restoreSignalHandlers()
+        if self._drainTimer is not None and self._drainTimer.active():
+            self._drainTimer.cancel()
+        self._drainTimer = None
         return super().stopService()
 
     def _restoreSignalHandlers(self) -> None:
@@ -184,16 +205,46 @@ class ServerLifecycle(MultiService):
             self._previousHandlers[number] = signal.signal(number, handler)
 
     def _stopOnSignal(self, number: int, frame: Any) -> None:
-        self._reactor.callFromThread(self._stop, signal.Signals(number).name)
+        self._reactor.callFromThread(self.requestStop, signal.Signals(number).name)
 
-    def _stop(self, name: str) -> None:
+    def requestStop(self, name: str) -> None:
+        """
+        What a stop signal does (SIGTERM, SIGINT): drain if there is a
+        drain delay, else stop gracefully; while draining, stop now; while
+        stopping, abort the connections in progress.
+
+        @param name: what asked, for the log (C{"SIGTERM"}).
+        """
+        if self._drainTimer is not None:
+            _log.info("received {signal} while draining: stopping now", signal=name)
+            self._stopNow()
+            return
         if self._stoppingOnSignal:
             if self._abortCall is not None:
                 what = self._abortCall(name)
                 _log.warn("received {signal} again: {what}", signal=name, what=what)
             return
-        self._stoppingOnSignal = True
+        if self.drainDelay > 0:
+            _log.info(
+                "received {signal}: draining for {delay:g}s, then stopping gracefully",
+                signal=name,
+                delay=self.drainDelay,
+            )
+            self._drainTimer = self._reactor.callLater(self.drainDelay, self._stopNow)
+            if self._drainCall is not None:
+                self._drainCall()
+            return
         _log.info("received {signal}: stopping gracefully", signal=name)
+        self._stopNow()
+
+    def _stopNow(self) -> None:
+        """
+        Begin the graceful stop (after draining, if there was a drain).
+        """
+        timer, self._drainTimer = self._drainTimer, None
+        if timer is not None and timer.active():
+            timer.cancel()
+        self._stoppingOnSignal = True
         self._reactor.addSystemEventTrigger("after", "shutdown", ignoreStopSignals)
         if self._reactor.running:
             self._reactor.stop()
