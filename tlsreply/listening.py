@@ -10,19 +10,24 @@ it the ticket, the reply and close_notify, three separate writes, wait on
 Nagle's algorithm and delayed acknowledgements), and hands each socket to
 a L{TLSSocketConnection}.
 
-Endpoint descriptions stay Twisted's: L{SocketTLSReactor} is the reactor
+Endpoint descriptions stay Twisted's: L{ListeningReactor} is the reactor
 that L{twisted.internet.endpoints.serverFromString} is given, so that the
 C{tcp:}, C{tcp6:}, C{unix:} and C{systemd:} endpoints it parses create
-these ports for a tlsreply server. Every other endpoint (C{haproxy:}, which
-must read the PROXY header first, or an application's own) gets Twisted's
-port and the memory-BIO path (L{tlsreply.tlsmemory}).
+these ports for a tlsreply server. C{haproxy:} endpoints (which must read
+the PROXY header first) get Twisted's port and the memory-BIO path
+(L{tlsreply.tlsmemory}), as L{QueueServingPort}.
+
+Every port tlsreply listens on serves its accept queue before it closes
+(L{serveQueue}): a stop or a drain behind a load balancer resets no
+connection the kernel had already completed.
 """
 
 from __future__ import annotations
 
 import errno
+import select
 import socket
-from typing import Any
+from typing import Any, TypeVar
 
 from twisted.internet import tcp, unix
 from twisted.internet.interfaces import (
@@ -49,8 +54,58 @@ _RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.E
 #: refused it): go on with the next.
 _SKIP_ERRORS = frozenset({errno.ECONNABORTED, errno.EPERM, errno.EPROTO, errno.EINTR})
 
+T = TypeVar("T", bound=tcp.Port)
+
 #: Seconds accepting pauses after running out of descriptors or memory.
 RESOURCE_PAUSE = 0.1
+
+#: At most this many accept rounds when a port serves its queue before
+#: closing: a bound, for a queue that keeps refilling.
+_QUEUE_ROUNDS = 64
+
+
+def serveQueue(port: tcp.Port) -> None:
+    """
+    Accept the connections the kernel has queued on a listening port that
+    is about to close, so that closing it resets none of them.
+
+    Closing a listening socket resets every connection in its accept
+    queue, and those clients (or a load balancer, which has already
+    forwarded their first bytes and can no longer try another server) see
+    a failure. Accepted now, right before the close, they are served
+    during the shutdown grace like any connection in progress. Only a
+    connection that completes between the last accept and the close (a
+    few microseconds) is still reset; what keeps even that window empty is
+    draining first (C{--drain-delay}), so that the load balancer has
+    stopped sending.
+    """
+    listening = select.poll()
+    listening.register(port.fileno(), select.POLLIN)
+    for _ in range(_QUEUE_ROUNDS):
+        if not listening.poll(0):
+            return
+        port.doRead()
+
+
+class QueueServingPort(tcp.Port):
+    """
+    Twisted's TCP port, serving its accept queue before it closes (for the
+    memory-BIO path: C{haproxy:} addresses and other factories).
+    """
+
+    def connectionLost(self, reason: Any) -> None:
+        serveQueue(self)
+        super().connectionLost(reason)
+
+
+class QueueServingUNIXPort(unix.Port):
+    """
+    Twisted's Unix socket port, serving its accept queue before it closes.
+    """
+
+    def connectionLost(self, reason: Any) -> None:
+        serveQueue(self)
+        super().connectionLost(reason)
 
 
 class SocketTLSPort(tcp.Port):
@@ -142,6 +197,8 @@ class SocketTLSPort(tcp.Port):
         if self._resumeCall is not None and self._resumeCall.active():
             self._resumeCall.cancel()
         self._resumeCall = None
+        # Within the connection cap, as always (doRead checks it).
+        serveQueue(self)
         super().connectionLost(reason)
 
     def logPrefix(self) -> str:
@@ -169,25 +226,47 @@ def servesOnSocket(reactor: object, factory: object) -> bool:
 
 
 @implementer(IReactorTCP, IReactorUNIX, IReactorSocket)
-class SocketTLSReactor:
+class ListeningReactor:
     """
-    A reactor for Twisted's endpoint parsers whose listeners, for a tlsreply
-    server factory, are tlsreply's own ports; everything else goes to the
-    real reactor.
+    A reactor for Twisted's endpoint parsers whose listeners are tlsreply's
+    ports: for a tlsreply server factory, with C{socketTLS}, its own
+    (L{SocketTLSPort}); for any other factory (C{haproxy:}'s) or without
+    C{socketTLS}, Twisted's, serving their queue before they close
+    (L{QueueServingPort}). Everything else goes to the real reactor.
     """
 
-    def __init__(self, reactor: Any) -> None:
+    def __init__(self, reactor: Any, socketTLS: bool = True) -> None:
+        """
+        @param socketTLS: whether a tlsreply server factory is served with
+            TLS on the socket; L{False} for TLS over memory BIOs everywhere.
+        """
         self._reactor = reactor
+        self._socketTLS = socketTLS
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._reactor, name)
 
+    def _portFor(
+        self, factory: object, socketTLS: type[T], memoryBIO: type[T]
+    ) -> type[T] | None:
+        """
+        Which port class listens for C{factory}: tlsreply's own, Twisted's
+        serving its queue before it closes, or (L{None}) the reactor's own,
+        on a reactor that is not one of file descriptors (a test's).
+        """
+        if not isinstance(self._reactor, PosixReactorBase):
+            return None
+        if self._socketTLS and servesOnSocket(self._reactor, factory):
+            return socketTLS
+        return memoryBIO
+
     def listenTCP(
         self, port: int, factory: IProtocolFactory, backlog: int = 50, interface: str = ""
     ) -> IListeningPort:
-        if not servesOnSocket(self._reactor, factory):
+        portType = self._portFor(factory, SocketTLSPort, QueueServingPort)
+        if portType is None:
             return self._reactor.listenTCP(port, factory, backlog, interface)
-        listening = SocketTLSPort(port, factory, backlog, interface, self._reactor)
+        listening = portType(port, factory, backlog, interface, self._reactor)
         listening.startListening()
         return listening
 
@@ -199,9 +278,10 @@ class SocketTLSReactor:
         mode: int = 0o666,
         wantPID: int = 0,
     ) -> IListeningPort:
-        if not servesOnSocket(self._reactor, factory):
+        portType = self._portFor(factory, SocketTLSUNIXPort, QueueServingUNIXPort)
+        if portType is None:
             return self._reactor.listenUNIX(address, factory, backlog, mode, wantPID)
-        listening = SocketTLSUNIXPort(
+        listening = portType(
             address.encode() if isinstance(address, str) else address,
             factory,
             backlog,
@@ -215,15 +295,19 @@ class SocketTLSReactor:
     def adoptStreamPort(
         self, fileDescriptor: int, addressFamily: int, factory: IProtocolFactory
     ) -> IListeningPort:
-        if not servesOnSocket(self._reactor, factory):
-            return self._reactor.adoptStreamPort(fileDescriptor, addressFamily, factory)
-        listening: SocketTLSPort
+        listening: tcp.Port
         if addressFamily == socket.AF_UNIX:
-            listening = SocketTLSUNIXPort._fromListeningDescriptor(
+            unixType = self._portFor(factory, SocketTLSUNIXPort, QueueServingUNIXPort)
+            if unixType is None:
+                return self._reactor.adoptStreamPort(fileDescriptor, addressFamily, factory)
+            listening = unixType._fromListeningDescriptor(
                 self._reactor, fileDescriptor, factory
             )
         else:
-            listening = SocketTLSPort._fromListeningDescriptor(
+            tcpType = self._portFor(factory, SocketTLSPort, QueueServingPort)
+            if tcpType is None:
+                return self._reactor.adoptStreamPort(fileDescriptor, addressFamily, factory)
+            listening = tcpType._fromListeningDescriptor(
                 self._reactor, fileDescriptor, addressFamily, factory
             )
         listening.startListening()

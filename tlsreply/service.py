@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import select
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from twisted.application.service import Service
-from twisted.internet import tcp
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
@@ -25,7 +23,7 @@ from tlsreply.addresses import formatAddress
 from tlsreply.connections import ServerConnections
 from tlsreply.errors import ConfigurationError
 from tlsreply.limits import DEFAULT_MAX_CONNECTIONS, AcceptLimit
-from tlsreply.listening import SocketTLSReactor
+from tlsreply.listening import ListeningReactor
 from tlsreply.policy import TLSPolicy
 from tlsreply.protocol import ReplyFactory
 from tlsreply.tlsmemory import wrapWithTLS
@@ -34,35 +32,6 @@ if TYPE_CHECKING:
     from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
 
 DEFAULT_SHUTDOWN_GRACE = 5.0
-
-#: At most this many accept rounds when taking the queue before closing: a
-#: bound, for a queue that keeps refilling.
-_QUEUE_ROUNDS = 64
-
-
-def acceptQueued(port: IListeningPort, limit: AcceptLimit) -> None:
-    """
-    Accept the connections the kernel has queued on C{port} (within the
-    connection cap), so that closing it resets none of them.
-
-    Closing a listening socket resets every connection in its accept
-    queue, and those clients (or a load balancer, which has already
-    forwarded their first bytes and can no longer try another server) see
-    a failure. Taken now, they are served during the shutdown grace like
-    any connection in progress. A connection that arrives between the last
-    accept and the close is still reset: what keeps that window empty is
-    draining first (C{--drain-delay}), so that the load balancer has
-    stopped sending.
-    """
-    if not isinstance(port, tcp.Port) or not port.connected:
-        return
-    listening = select.poll()
-    listening.register(port.fileno(), select.POLLIN)
-    for _ in range(_QUEUE_ROUNDS):
-        if limit.paused or not listening.poll(0):
-            return
-        port.doRead()
-
 
 @runtime_checkable
 class FollowsPolicy(Protocol):
@@ -266,7 +235,7 @@ class TLSReplyService(Service):
             over memory BIOs on every address, as C{haproxy:} always has.
         @raise ConfigurationError: for an address that cannot be parsed.
         """
-        listener = SocketTLSReactor(reactor) if socketTLS else reactor
+        listener = ListeningReactor(reactor, socketTLS)
         endpoints = [(d, parseListenAddress(listener, d)) for d in descriptions]
         return cls(
             endpoints, contextFactory, replyFactory, policy, shutdownGrace, maxConnections
@@ -338,8 +307,6 @@ class TLSReplyService(Service):
 
     def _stopListening(self) -> Deferred[None]:
         ports, self.listeningPorts = self.listeningPorts, []
-        for port in ports:
-            acceptQueued(port, self.limit)
         self.limit.ports = ()
         stopped = DeferredList([maybeDeferred(port.stopListening) for port in ports])
         return stopped.addCallback(lambda _: None)
