@@ -19,6 +19,8 @@ from typing import IO, TYPE_CHECKING, Any, Final, Protocol
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
+from tlsreply.jsonlog import jsonLine
+
 if TYPE_CHECKING:
     from tlsreply.records import HandshakeInfo
 
@@ -94,6 +96,34 @@ def connectionLine(peer: str, closed: str, handshake: HandshakeInfo | None) -> s
     )
 
 
+def connectionFields(
+    peer: str, closed: str, handshake: HandshakeInfo | None
+) -> dict[str, Any]:
+    """
+    The fields of a connection's structured log event (what it is logged
+    with when C{--access-log log}), and of its JSON line.
+    """
+    if handshake is None:
+        return {"peer": peer, "reason": closed, "outcome": "handshake-failed"}
+    return {"peer": peer, "outcome": "replied", "closed": closed, **repliedFields(handshake)}
+
+
+def jsonConnectionLine(
+    when: float, namespace: str, peer: str, closed: str, handshake: HandshakeInfo | None
+) -> str:
+    """
+    A connection's line for C{--log-format json}: the line the JSON
+    observer writes for its structured event, built directly.
+    """
+    return jsonLine(
+        when,
+        "info",
+        namespace,
+        connectionLine(peer, closed, handshake),
+        connectionFields(peer, closed, handshake),
+    )
+
+
 class ConnectionLog(Protocol):
     """
     Where the one line per connection goes (see L{ReplyFactory.accessLog}).
@@ -132,7 +162,8 @@ class AccessLog:
 
     Lines look like twistd's (C{2026-11-27T15:16:44+0000
     [tlsreply.access#info] replied to ...}), so that they sit well among the
-    server's other log lines when both go to standard output.
+    server's other log lines when both go to standard output; with
+    C{json}, they are the JSON lines of L{tlsreply.jsonlog}.
 
     @ivar flushInterval: the longest a line waits in the buffer, seconds.
     """
@@ -147,6 +178,7 @@ class AccessLog:
         flushInterval: float = 1.0,
         path: str | None = None,
         system: str = ACCESS_SYSTEM,
+        json: bool = False,
     ) -> None:
         """
         @param stream: where lines go (standard output, a file); written
@@ -156,9 +188,12 @@ class AccessLog:
             L{reopen}.
         @param system: what the lines name as their source (a worker's
             lines say which worker).
+        @param json: write JSON lines (C{--log-format json}).
         """
         self.flushInterval = flushInterval
         self.path = path
+        self.json = json
+        self._namespace = system
         self._system = f"[{system}#info]"
         self._stream = stream
         self._clock = clock
@@ -176,11 +211,14 @@ class AccessLog:
         Log one connection: served, or why its handshake failed.
         """
         now = self._clock.seconds()
-        second = int(now)
-        if second != self._second:
-            self._second = second
-            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(second))
-        line = f"{self._stamp} {self._system} {connectionLine(peer, closed, handshake)}\n"
+        if self.json:
+            line = jsonConnectionLine(now, self._namespace, peer, closed, handshake)
+        else:
+            second = int(now)
+            if second != self._second:
+                self._second = second
+                self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(second))
+            line = f"{self._stamp} {self._system} {connectionLine(peer, closed, handshake)}\n"
         self._lines.append(line)
         self._size += len(line)
         if self._size >= self.bufferLimit:
@@ -213,13 +251,15 @@ class AccessLog:
                 )
 
     @classmethod
-    def toFile(cls, path: str, clock: IReactorTime, system: str = ACCESS_SYSTEM) -> AccessLog:
+    def toFile(
+        cls, path: str, clock: IReactorTime, system: str = ACCESS_SYSTEM, json: bool = False
+    ) -> AccessLog:
         """
         An access log appending to the file at C{path}.
 
         @raise OSError: if it cannot be opened.
         """
-        return cls(open(path, "ab"), clock, path=path, system=system)
+        return cls(open(path, "ab"), clock, path=path, system=system, json=json)
 
     def reopen(self) -> None:
         """
