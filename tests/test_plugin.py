@@ -242,6 +242,45 @@ class DaemonTests(SynchronousTestCase):
         self.assertEqual(result.data, b"test\n")
         self.assertEqual(daemon.stop(), 0)
 
+    def test_systemdSocketOfAnotherFamily(self) -> None:
+        """
+        An IPv6 socket described as C{domain=INET} (a systemd socket unit
+        with C{ListenStream=443} on a host with IPv6) is read as what it
+        is: its addresses are logged right, with a warning naming the fix.
+        """
+        workdir = temporaryDirectory(self)
+        certificates = makeCertificates(workdir)
+        launcher = (
+            "import os, socket, sys\n"
+            "s = socket.socket(socket.AF_INET6)\n"
+            "s.bind(('::1', 0))\n"
+            "s.listen()\n"
+            "os.dup2(s.fileno(), 3)\n"
+            "os.set_inheritable(3, True)\n"
+            "print('inherited port', s.getsockname()[1], flush=True)\n"
+            "os.environ.update(LISTEN_FDS='1', LISTEN_PID=str(os.getpid()),\n"
+            "                  LISTEN_FDNAMES='tlsreply.socket')\n"
+            "os.execv(sys.argv[1], sys.argv[1:])\n"
+        )
+        daemon = Daemon(
+            [sys.executable, "-c", launcher, str(SCRIPTS / "twistd"), "-n",
+             "--pidfile=", "tlsreply", "--cert", str(certificates.certificatePath),
+             "--key", str(certificates.keyPath),
+             "--port", "systemd:domain=INET:index=0"],
+            workdir,
+        )
+        self.addCleanup(lambda: daemon.process.poll() is None and daemon.stop())
+        port = int(daemon.waitFor(r"inherited port (\d+)").group(1))
+        daemon.waitFor("is AF_INET6, not AF_INET as its description says; using "
+                       "AF_INET6 \\(for systemd, write domain=INET6")
+        daemon.waitFor(rf"listening on \['\[::1\]:{port}'\]")
+        context = clientContext(str(certificates.caPath))
+        with socket.create_connection(("::1", port), timeout=10) as raw:
+            with context.wrap_socket(raw, server_hostname="localhost") as tls:
+                self.assertEqual(tls.recv(100), b"test\n")
+        daemon.waitFor(r"replied to \[::1\]:\d+: ")
+        self.assertEqual(daemon.stop(), 0)
+
 
     def test_scenarioFromTheCommandLine(self) -> None:
         """

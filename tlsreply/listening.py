@@ -56,6 +56,8 @@ _SKIP_ERRORS = frozenset({errno.ECONNABORTED, errno.EPERM, errno.EPROTO, errno.E
 
 T = TypeVar("T", bound=tcp.Port)
 
+_log = Logger(namespace="tlsreply")
+
 #: Seconds accepting pauses after running out of descriptors or memory.
 RESOURCE_PAUSE = 0.1
 
@@ -225,6 +227,36 @@ def servesOnSocket(reactor: object, factory: object) -> bool:
     )
 
 
+#: How systemd: endpoint descriptions name the address families.
+_DOMAINS: dict[int, str] = {socket.AF_INET: "INET", socket.AF_INET6: "INET6"}
+
+
+def _actualFamily(fileDescriptor: int, described: int) -> int:
+    """
+    The address family of an inherited listening socket, which is what its
+    addresses must be read as, whatever the endpoint description said: an
+    IPv6 socket read as IPv4 (C{systemd:domain=INET} for a systemd socket
+    unit whose C{ListenStream=443} made an IPv6 one) turns every address in
+    the log into garbage. A mismatch is logged once, with the fix.
+    """
+    inherited = socket.socket(fileno=fileDescriptor)
+    try:
+        actual = int(inherited.family)
+    finally:
+        inherited.detach()
+    if actual != described:
+        _log.warn(
+            "the inherited socket {fd} is {actual}, not {described} as its "
+            "description says; using {actual} (for systemd, write "
+            "domain={domain} in the address)",
+            fd=fileDescriptor,
+            actual=socket.AddressFamily(actual).name,
+            described=socket.AddressFamily(described).name,
+            domain=_DOMAINS.get(actual, "UNIX"),
+        )
+    return actual
+
+
 @implementer(IReactorTCP, IReactorUNIX, IReactorSocket)
 class ListeningReactor:
     """
@@ -295,6 +327,7 @@ class ListeningReactor:
     def adoptStreamPort(
         self, fileDescriptor: int, addressFamily: int, factory: IProtocolFactory
     ) -> IListeningPort:
+        addressFamily = _actualFamily(fileDescriptor, addressFamily)
         listening: tcp.Port
         if addressFamily == socket.AF_UNIX:
             unixType = self._portFor(factory, SocketTLSUNIXPort, QueueServingUNIXPort)
