@@ -102,6 +102,10 @@ class ServerConnections:
     @ivar closeDeadlines: connections whose reply and close_notify were
         sent and whose client has not closed yet.
     @ivar limit: told of every change in the count, to cap it.
+    @ivar handshakeTimeouts: connections aborted so far because their
+        handshake timeout expired (for metrics, L{tlsreply.metrics}).
+    @ivar closeTimeouts: connections aborted so far because their close
+        timeout expired.
     """
 
     def __init__(
@@ -127,6 +131,8 @@ class ServerConnections:
             clock, closeTimeout, self._closeExpired
         )
         self._open: dict[AcceptedConnection, None] = {}
+        self.handshakeTimeouts = 0
+        self.closeTimeouts = 0
         self._idleWaiters: list[Deferred[None]] = []
 
     @property
@@ -201,6 +207,7 @@ class ServerConnections:
         return len(connections)
 
     def _handshakeExpired(self, connection: AcceptedConnection) -> None:
+        self.handshakeTimeouts += 1
         connection.abort(
             f"handshake not completed within {self.handshakeDeadlines.delay:g}s"
         )
@@ -216,6 +223,7 @@ class ServerConnections:
         sock = connection.tcpSocket()
         unsent = unsentBytes(sock) if sock is not None else None
         if not unsent:
+            self.closeTimeouts += 1
             connection.abort(
                 f"peer did not close within {closeTimeout:g}s of the reply and close_notify"
             )
@@ -226,4 +234,5 @@ class ServerConnections:
             connection.acknowledged = acknowledged
             self.closeDeadlines.add(connection)
             return
+        self.closeTimeouts += 1
         connection.abort(f"peer stopped reading the reply for {closeTimeout:g}s")

@@ -10,7 +10,8 @@ short wait into a failure for every client past the cap.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
@@ -32,16 +33,35 @@ class AcceptLimit:
 
     @ivar maximum: connections in progress at which accepting stops.
     @ivar paused: whether accepting is stopped.
+    @ivar pauses: how many times accepting has stopped (for metrics,
+        L{tlsreply.metrics}).
     """
 
     _log = Logger()
 
-    def __init__(self, maximum: int) -> None:
+    def __init__(self, maximum: int, now: Callable[[], float] = time.monotonic) -> None:
+        """
+        @param now: a monotonic clock in seconds, for L{pausedSeconds}.
+        """
         if maximum < 1:
             raise ValueError("the connection limit must be at least 1")
         self.maximum = maximum
         self.paused = False
+        self.pauses = 0
         self.ports: Sequence[IListeningPort] = ()
+        self._now = now
+        self._pausedBefore = 0.0
+        self._pausedAt = 0.0
+
+    @property
+    def pausedSeconds(self) -> float:
+        """
+        Seconds accepting has been stopped, in all, the pause in progress
+        included.
+        """
+        if self.paused:
+            return self._pausedBefore + self._now() - self._pausedAt
+        return self._pausedBefore
 
     def connectionsChanged(self, inProgress: int) -> None:
         """
@@ -49,6 +69,8 @@ class AcceptLimit:
         """
         if inProgress >= self.maximum and not self.paused:
             self.paused = True
+            self.pauses += 1
+            self._pausedAt = self._now()
             for port in self.ports:
                 _stopReading(port)
             self._log.warn(
@@ -59,6 +81,7 @@ class AcceptLimit:
             )
         elif inProgress < self.maximum and self.paused:
             self.paused = False
+            self._pausedBefore += self._now() - self._pausedAt
             for port in self.ports:
                 _startReading(port)
             self._log.info(

@@ -31,7 +31,9 @@ class ReloadableContexts:
     Hands each new connection to the current L{ServerContexts}.
 
     @ivar current: the contexts new connections are created from.
-    @ivar generation: how many times the contexts have been replaced.
+    @ivar generation: how many times the contexts have been replaced (the
+        reloads that worked).
+    @ivar failures: how many reloads failed (the previous contexts stayed).
     """
 
     _log = Logger()
@@ -46,6 +48,7 @@ class ReloadableContexts:
         """
         self.current = current
         self.generation = 0
+        self.failures = 0
         self._load = load
 
     @property
@@ -82,6 +85,7 @@ class ReloadableContexts:
         try:
             contexts = self._load()
         except ConfigurationError as e:
+            self.failures += 1
             self._log.error(
                 "reload failed, still serving the previous certificates: {error}",
                 error=str(e),
