@@ -14,7 +14,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from twisted.application.service import IService
+from twisted.application.service import IService, IServiceCollection
 from twisted.internet import reactor
 from twisted.internet.testing import MemoryReactor
 from twisted.logger import LogLevel
@@ -24,6 +24,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.support import captureLogEvents, makeCertificates, temporaryDirectory
 from tlsreply.config import ServerConfig
+from tlsreply.metricsweb import MetricsService
 from tlsreply.policy import TLSPolicy
 from tlsreply.protocol import ReplyFactory
 from tlsreply.service import TLSReplyService
@@ -80,6 +81,7 @@ class OptionsTests(SynchronousTestCase):
                 "maxConnections": 4096,
                 "workers": 1,
                 "accessLog": "auto",
+                "metrics": None,
             },
         )
 
@@ -164,6 +166,29 @@ class OptionsTests(SynchronousTestCase):
         """
         self.assertUsageError("--bogus", "--bogus")
 
+    def test_metrics(self) -> None:
+        """
+        C{--metrics} takes an endpoint description, or a port number for
+        C{tcp:N}; none by default.
+        """
+        self.assertIsNone(parse().config.metrics)
+        for given in ("tcp:9102:interface=127.0.0.1", "9102", "unix:/run/m.sock"):
+            self.assertEqual(parse("--metrics", given).config.metrics, given)
+
+    def test_badMetrics(self) -> None:
+        """
+        A C{--metrics} Twisted cannot parse is one line naming the option,
+        while parsing.
+        """
+        self.assertUsageError(
+            "--metrics: 'tcp:notaport': the port must be a number from 0 to 65535, "
+            "not 'notaport'",
+            "--metrics", "tcp:notaport",
+        )
+        self.assertUsageError("--metrics: 'tcp:port=x': the port", "--metrics", "tcp:port=x")
+        self.assertUsageError("--metrics: '99999': the port", "--metrics", "99999")
+        self.assertUsageError("--metrics: bad endpoint description 'bogus:1'", "--metrics", "bogus:1")
+
 
 class MakeServiceTests(SynchronousTestCase):
     """
@@ -220,6 +245,46 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertEqual(replyFactory.reply, b"hi\n")
         self.assertEqual(replyFactory.handshakeTimeout, 10.0)
         self.assertEqual(replyFactory.closeTimeout, 3.0)
+
+    def test_metricsEndpoint(self) -> None:
+        """
+        C{--metrics} adds a service named C{metrics} that listens where
+        asked, and makes the reply factory count connections.
+        """
+        memory = MemoryReactor()
+        service = self.serve("--port", "4433", "--metrics", "tcp:9102:interface=127.0.0.1",
+                             reactor=memory)
+        metrics = IServiceCollection(service).getServiceNamed("metrics")
+        assert isinstance(metrics, MetricsService)
+        [(_, tls, _, _), (port, site, _, interface)] = memory.tcpServers
+        self.assertEqual((port, interface), (9102, "127.0.0.1"))
+        self.assertIs(site, metrics.site)
+        self.assertIsNotNone(replyFactoryOf(tls).metrics)
+        self.assertFalse(metrics.draining)
+
+    def test_noMetricsNoCounting(self) -> None:
+        """
+        Without C{--metrics}, nothing counts connections for it.
+        """
+        memory = MemoryReactor()
+        self.serve("--port", "4433", reactor=memory)
+        [(_, tls, _, _)] = memory.tcpServers
+        self.assertIsNone(replyFactoryOf(tls).metrics)
+
+    def test_workersMetricsFolder(self) -> None:
+        """
+        With C{--workers}, the parent serves the metrics from a private
+        folder, which goes when the server stops.
+        """
+        memory = MemoryReactor()
+        service = self.serve("--port", "tcp:0:interface=127.0.0.1", "--workers", "2",
+                             "--metrics", "tcp:9102", reactor=memory)
+        [event] = [e for e in self.events if "path" in e and "metrics" in e["log_format"]]
+        folder = Path(event["path"])
+        self.assertEqual(folder.stat().st_mode & 0o777, 0o700)
+        self.assertEqual([p for p, _, _, _ in memory.tcpServers], [9102])
+        service.stopService()
+        self.assertFalse(folder.exists())
 
     def test_everyEndpointKindCarriesTLS(self) -> None:
         """

@@ -79,6 +79,9 @@ class ServerConfig:
     @ivar accessLog: where each connection's line goes: C{"stdout"},
         C{"log"} (structured events), C{"off"}, C{"auto"} (decided by the
         program that runs tlsreply, see L{tlsreply.tap}), or a file path.
+    @ivar metrics: where to serve Prometheus metrics and health checks (a
+        Twisted server endpoint description, see
+        L{tlsreply.metricsweb}), or L{None} for none.
     """
 
     listen: tuple[str, ...] = (DEFAULT_LISTEN,)
@@ -94,6 +97,7 @@ class ServerConfig:
     maxConnections: int = DEFAULT_MAX_CONNECTIONS
     workers: int = 1
     accessLog: str = "auto"
+    metrics: str | None = None
 
     def __post_init__(self) -> None:
         if not self.listen:
@@ -148,4 +152,5 @@ class ServerConfig:
             "maxConnections": self.maxConnections,
             "workers": self.workers,
             "accessLog": self.accessLog,
+            "metrics": self.metrics,
         }

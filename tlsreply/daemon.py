@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.logger import Logger, LogLevel
 
@@ -37,6 +37,9 @@ from tlsreply.reload import ReloadableContexts
 from tlsreply.service import TLSReplyService, parseListenAddress
 from tlsreply.tlscontext import ServerContexts, buildServerContexts
 from tlsreply.workers import WorkerPool
+
+if TYPE_CHECKING:
+    from tlsreply.metricsworkers import MultiprocessFiles
 
 _log = Logger(namespace="tlsreply")
 
@@ -67,6 +70,12 @@ def buildDaemon(
             socketTLS=socketTLS,
         )
         lifecycle = ServerLifecycle.forServer(reactor, server, contexts)
+        if config.metrics is not None:
+            from tlsreply.metricsdaemon import singleProcessMetrics
+
+            singleProcessMetrics(reactor, config.metrics, server, contexts).setServiceParent(
+                lifecycle
+            )
     else:
         lifecycle = _workers(config, contexts, reactor)
     for warning in contexts.policy.warnings():
@@ -82,6 +91,11 @@ def _workers(config: ServerConfig, contexts: ReloadableContexts, reactor: Any) -
     if config.accessLog not in ("stdout", "log", "off", "auto"):
         # Checked now, in the parent: each worker opens it for itself.
         openAccessLog(config.accessLog, reactor)
+    metricsFiles: MultiprocessFiles | None = None
+    if config.metrics is not None:
+        from tlsreply.metricsworkers import MultiprocessFiles
+
+        metricsFiles = MultiprocessFiles()
 
     def serviceForWorker(
         workerReactor: Any, workerContexts: ServerContexts, listener: Any, number: int
@@ -89,7 +103,7 @@ def _workers(config: ServerConfig, contexts: ReloadableContexts, reactor: Any) -
         accessLog = openAccessLog(
             config.accessLog, workerReactor, f"{ACCESS_SYSTEM}.worker{number}"
         )
-        return TLSReplyService(
+        service = TLSReplyService(
             [(d, parseListenAddress(listener, d)) for d in config.listen],
             workerContexts,
             replyFactory(config, workerReactor, accessLog),
@@ -97,6 +111,11 @@ def _workers(config: ServerConfig, contexts: ReloadableContexts, reactor: Any) -
             maxConnections=config.maxConnections,
             label=f"tlsreply worker {number}",
         )
+        if metricsFiles is not None:
+            from tlsreply.metricsdaemon import instrumentWorker
+
+            instrumentWorker(service, workerReactor, metricsFiles.path)
+        return service
 
     pool = WorkerPool(
         config.workers,
@@ -113,6 +132,13 @@ def _workers(config: ServerConfig, contexts: ReloadableContexts, reactor: Any) -
 
     lifecycle = ServerLifecycle(reactor, pool.reload, abort)
     pool.setServiceParent(lifecycle)
+    if config.metrics is not None:
+        from tlsreply.metricsdaemon import parentMetrics
+
+        assert metricsFiles is not None
+        parentMetrics(reactor, config.metrics, pool, contexts, metricsFiles).setServiceParent(
+            lifecycle
+        )
     return lifecycle
 
 

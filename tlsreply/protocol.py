@@ -36,7 +36,7 @@ from tlsreply.errors import openSSLReasons
 from tlsreply.records import ConnectionRecord, HandshakeInfo, describeHandshake
 
 if TYPE_CHECKING:
-    pass
+    from tlsreply.metrics import ConnectionMetrics
 
 DEFAULT_REPLY = b"test\n"
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
@@ -154,13 +154,15 @@ class ReplyProtocol(Protocol):
         Report the connection: its log line and its record.
         """
         connection = self.transport.connection
+        abortReason = connection.abortReason
         # The peer is read only now: behind haproxy: the client's address
         # is known once the PROXY header has arrived, after connectionMade.
         self.factory.report(
             connection.peerText(),
-            connection.abortReason or describeFailure(reason, connection.overTCP),
+            abortReason or describeFailure(reason, connection.overTCP),
             self.handshake,
             connection.clientHello,
+            abortReason is not None,
         )
 
 
@@ -190,6 +192,9 @@ class ReplyFactory(Factory[ReplyProtocol]):
     @ivar recorders: called with a L{ConnectionRecord} as each connection
         ends (L{tlsreply.testing} records connections this way). With a
         recorder, each connection's ClientHello is parsed in full.
+    @ivar metrics: counts every connection for Prometheus
+        (L{tlsreply.metrics.ConnectionMetrics}), or L{None}: then the
+        only cost is checking this attribute, once per connection.
     """
 
     protocol = ReplyProtocol
@@ -222,6 +227,7 @@ class ReplyFactory(Factory[ReplyProtocol]):
         self.closeTimeout = closeTimeout
         self.accessLog = accessLog
         self.recorders: list[Callable[[ConnectionRecord], None]] = []
+        self.metrics: ConnectionMetrics | None = None
 
     def buildProtocol(self, addr: IAddress | None) -> ReplyProtocol:
         """
@@ -239,9 +245,11 @@ class ReplyFactory(Factory[ReplyProtocol]):
         closed: str,
         handshake: HandshakeInfo | None,
         clientHello: ClientHello | None = None,
+        aborted: bool = False,
     ) -> None:
         """
-        Log a connection's one line and hand its record to the recorders.
+        Log a connection's one line, count it in the metrics and hand its
+        record to the recorders.
 
         Called as each connection ends, by its L{ReplyProtocol} (or, on the
         endpoint path, for a connection that ended before sending a byte,
@@ -251,6 +259,8 @@ class ReplyFactory(Factory[ReplyProtocol]):
         @param closed: how the connection ended.
         @param handshake: what was negotiated, or L{None} if the handshake
             did not complete.
+        @param aborted: whether tlsreply aborted the connection (a timeout,
+            the shutdown) rather than the client closing it.
         """
         accessLog = self.accessLog
         if accessLog is not None:
@@ -267,6 +277,9 @@ class ReplyFactory(Factory[ReplyProtocol]):
                 closed=closed,
                 **repliedFields(handshake),
             )
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.connectionEnded(closed, handshake, aborted)
         if not self.recorders:
             return
         record = ConnectionRecord.build(peer, closed, handshake, clientHello)
@@ -282,4 +295,6 @@ class ReplyFactory(Factory[ReplyProtocol]):
         """
         Report a connection that ended before the client sent a byte.
         """
-        self.report(formatAddress(peer), why or describeFailure(reason), None)
+        self.report(
+            formatAddress(peer), why or describeFailure(reason), None, None, why is not None
+        )

@@ -260,6 +260,15 @@ class Options(VersionOption, usage.Options):
             "text logs), otherwise log.",
         ],
         [
+            "metrics",
+            None,
+            None,
+            "Serve Prometheus metrics (/metrics) and health checks (/ready, "
+            "/live) over HTTP here: a Twisted server endpoint description, "
+            "e.g. tcp:9102:interface=127.0.0.1. With --workers, the parent "
+            "serves every worker's.",
+        ],
+        [
             "max-connections",
             None,
             DEFAULT_MAX_CONNECTIONS,
@@ -365,6 +374,11 @@ class Options(VersionOption, usage.Options):
             self._checkScenario(scenario, policy)
         if self["access-log"] not in ACCESS_LOG_DESTINATIONS and not self["access-log"]:
             raise ConfigurationError("--access-log needs a destination")
+        if self["metrics"] is not None:
+            from tlsreply.metricsweb import parseMetricsAddress
+
+            # Parsed now, as the listening addresses are.
+            parseMetricsAddress(object(), self["metrics"])
         return ServerConfig(
             listen=listen or (DEFAULT_LISTEN,),
             certificates=tuple(
@@ -387,6 +401,7 @@ class Options(VersionOption, usage.Options):
             maxConnections=self["max-connections"],
             workers=self["workers"],
             accessLog=self["access-log"],
+            metrics=self["metrics"],
         )
 
     def _checkScenario(self, scenario: str, policy: TLSPolicy) -> None:

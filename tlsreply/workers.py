@@ -136,6 +136,8 @@ class WorkerPool(Service):
 
     @ivar workers: the live workers, by pid.
     @ivar sockets: the listening sockets, once bound.
+    @ivar exitObservers: called with each worker that has exited (and been
+        reaped), before it is replaced.
     """
 
     def __init__(
@@ -160,6 +162,7 @@ class WorkerPool(Service):
         self.shutdownGrace = shutdownGrace
         self.workers: dict[int, Worker] = {}
         self.sockets: ListeningSockets | None = None
+        self.exitObservers: list[Callable[[Worker], None]] = []
         self._reactor = reactor
         self._parse = parse
         self._stopping = False
@@ -230,6 +233,11 @@ class WorkerPool(Service):
             _, status = os.waitpid(worker.pid, 0)
         code = os.waitstatus_to_exitcode(status)
         self.workers.pop(worker.pid, None)
+        for observer in self.exitObservers:
+            try:
+                observer(worker)
+            except Exception:
+                _log.failure("worker exit observer {observer!r} failed", observer=observer)
         number = worker.slot + 1
         if worker.retired or self._stopping:
             if code:

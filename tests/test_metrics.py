@@ -1,0 +1,493 @@
+"""
+C{--metrics}: what is counted (on a fake clock, and against a real server
+scraped over HTTP and parsed with C{prometheus_client}'s parser), the
+health checks, and one scrape for every worker of a real C{--workers 2}
+daemon.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import ssl
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
+from twisted.internet import reactor
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionAborted
+from twisted.internet.protocol import ClientFactory
+from twisted.internet.ssl import Certificate, optionsForClientTLS
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.python.failure import Failure
+from twisted.test.iosim import FakeTransport, IOPump, connectedServerAndClient
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from tests.support import (
+    LOOPBACK,
+    RunningServer,
+    captureLogEvents,
+    clientContext,
+    fetchWithSSL,
+    inThread,
+    makeCertificates,
+    startServer,
+    temporaryDirectory,
+)
+from tests.test_lifecycle import waitUntil
+from tests.test_plugin import SCRIPTS, Daemon
+from tests.test_protocol import RecordingClient
+from tlsreply import ReplyFactory, buildServerContexts, loadCredentials, wrapWithTLS
+from tlsreply.connections import ServerConnections
+from tlsreply.limits import AcceptLimit
+from tlsreply.metrics import ConnectionMetrics, ServerSampler
+from tlsreply.metricsdaemon import singleProcessMetrics
+from tlsreply.metricsreasons import FAILURE_REASONS, failureReason
+from tlsreply.metricsweb import MetricsService
+from tlsreply.protocol import ReplyProtocol
+from tlsreply.reload import ReloadableContexts
+from tlsreply.tlsmemory import TLSReplyServerFactory
+
+PEER = IPv4Address("TCP", "192.0.2.7", 50000)
+SERVER = IPv4Address("TCP", "192.0.2.1", 4433)
+
+#: (sample name, sorted label items) -> value
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def parseSamples(text: str) -> Samples:
+    """
+    Every sample of an exposition, parsed by C{prometheus_client}'s parser.
+    """
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def value(samples: Samples, sampleName: str, **labels: str) -> float | None:
+    """
+    The value of one sample, or L{None} if the scrape does not have it.
+    """
+    return samples.get((sampleName, tuple(sorted(labels.items()))))
+
+
+def get(port: int, path: str) -> tuple[int, str]:
+    """
+    A blocking HTTP GET on 127.0.0.1; the status and the body.
+    """
+    try:
+        with urllib.request.urlopen(f"http://{LOOPBACK}:{port}{path}", timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def scrape(port: int) -> Samples:
+    status, body = get(port, "/metrics")
+    assert status == 200, (status, body)
+    return parseSamples(body)
+
+
+class FailureReasonTests(SynchronousTestCase):
+    """
+    A failed handshake's reason becomes one of a fixed set of labels.
+    """
+
+    def test_reasons(self) -> None:
+        """
+        tlsreply's own reasons and OpenSSL's map to their buckets; anything
+        else is C{other}, so the label's values are bounded.
+        """
+        cases = {
+            "handshake not completed within 10s": "timeout",
+            "peer closed the connection": "client_closed",
+            "peer closed TCP without close_notify, or reset it": "client_closed",
+            "no shared cipher": "no_shared_cipher",
+            "no suitable signature algorithm": "no_shared_cipher",
+            "unsupported protocol": "unsupported_version",
+            "tlsv1 alert protocol version": "unsupported_version",
+            "http request": "not_tls",
+            "wrong version number": "not_tls",
+            "packet length too long": "not_tls",
+            "sslv3 alert bad certificate": "alert",
+            "tlsv1 alert unknown ca": "alert",
+            "peer did not return a certificate": "client_certificate",
+            "aborted at shutdown after the 5s grace": "aborted",
+            "connection aborted": "aborted",
+            "decode error": "other",
+            "TLS error: something new 12345": "other",
+        }
+        self.assertEqual({reason: failureReason(reason) for reason in cases}, cases)
+        self.assertEqual(set(cases.values()), set(FAILURE_REASONS))
+
+
+class AcceptLimitStatisticsTests(SynchronousTestCase):
+    """
+    L{AcceptLimit} counts its pauses and how long they lasted.
+    """
+
+    def test_pausesAndSeconds(self) -> None:
+        """
+        Each time the cap is reached is one pause; the seconds paused add
+        up, the pause in progress included.
+        """
+        now = [100.0]
+        limit = AcceptLimit(2, now=lambda: now[0])
+        limit.connectionsChanged(2)
+        now[0] += 1.5
+        self.assertEqual((limit.pauses, limit.pausedSeconds), (1, 1.5))
+        limit.connectionsChanged(1)
+        now[0] += 10
+        limit.connectionsChanged(2)
+        now[0] += 0.25
+        limit.connectionsChanged(1)
+        self.assertEqual((limit.pauses, limit.pausedSeconds), (2, 1.75))
+
+
+class FakeClockTests(SynchronousTestCase):
+    """
+    What one connection adds to the metrics, driven step by step on a fake
+    clock over the memory-BIO path.
+    """
+
+    def setUp(self) -> None:
+        captureLogEvents(self)
+        self.clock = Clock()
+        certificates = self.certificates = makeCertificates(temporaryDirectory(self))
+        self.contexts = buildServerContexts(
+            loadCredentials(certificates.certificatePath, certificates.keyPath)
+        )
+        self.factory = ReplyFactory(clock=self.clock, handshakeTimeout=10, closeTimeout=3)
+        self.metrics = ConnectionMetrics(len(self.factory.reply))
+        self.factory.metrics = self.metrics
+        self.serverFactory: TLSReplyServerFactory = wrapWithTLS(self.contexts, self.factory)
+        self.sampler = ServerSampler(self.metrics, self.serverFactory.connections, None)
+
+    def sample(self, name: str, **labels: str) -> float | None:
+        self.sampler.sample()
+        return self.metrics.registry.get_sample_value(name, labels)
+
+    def connect(self) -> tuple[RecordingClient, ReplyProtocol, IOPump]:
+        client = RecordingClient()
+        trustRoot = Certificate.loadPEM(self.certificates.ca.cert_pem.bytes())
+        clientFactory = TLSMemoryBIOFactory(
+            optionsForClientTLS("localhost", trustRoot=trustRoot),
+            True,
+            ClientFactory.forProtocol(lambda: client),
+            clock=self.clock,
+        )
+        serverFactory = self.serverFactory
+        _, serverTLS, pump = connectedServerAndClient(
+            lambda: serverFactory.buildProtocol(PEER),
+            lambda: clientFactory.buildProtocol(PEER),
+            serverTransportFactory=lambda p: FakeTransport(p, True, SERVER, PEER),
+            clientTransportFactory=lambda p: FakeTransport(p, False, PEER, SERVER),
+            greet=False,
+            clock=self.clock,
+        )
+        server = serverTLS.wrappedProtocol.wrappedProtocol  # type: ignore[attr-defined]
+        assert isinstance(server, ReplyProtocol)
+        return client, server, pump
+
+    def test_replied(self) -> None:
+        """
+        A connection served and closed by its client is one handshake with
+        its TLS version, cipher, group and C{resumed="false"}, one reply of
+        the reply's length, and one observation of the handshake's duration
+        (here 0: the fake clock did not move).
+        """
+        client, server, pump = self.connect()
+        self.assertEqual(self.sample("tlsreply_connections_in_progress"), 1)
+        pump.flush()
+        self.assertEqual(client.received, b"test\n")
+        handshake = server.handshake
+        assert handshake is not None and handshake.cipher and handshake.group
+        self.assertEqual(
+            self.sample(
+                "tlsreply_handshakes_total",
+                tls_version="TLSv1.3",
+                cipher=handshake.cipher,
+                group=handshake.group,
+                resumed="false",
+            ),
+            1,
+        )
+        self.assertEqual(self.sample("tlsreply_replies_total"), 1)
+        self.assertEqual(self.sample("tlsreply_reply_bytes_total"), 5)
+        self.assertEqual(self.sample("tlsreply_handshake_duration_seconds_count"), 1)
+        self.assertEqual(self.sample("tlsreply_handshake_duration_seconds_bucket", le="0.0001"), 1)
+        self.assertEqual(self.sample("tlsreply_connections_in_progress"), 0)
+        for reason in FAILURE_REASONS:
+            self.assertEqual(self.sample("tlsreply_handshake_failures_total", reason=reason), 0)
+
+    def test_handshakeTimeout(self) -> None:
+        """
+        A client that sends nothing for the handshake timeout is a failed
+        handshake with the reason C{timeout}, and a timeout of kind
+        C{handshake}.
+        """
+        tls = self.serverFactory.buildProtocol(PEER)
+        transport = StringTransport(peerAddress=PEER)
+        tls.makeConnection(transport)
+        self.clock.advance(10)
+        self.assertTrue(transport.disconnecting)
+        tls.connectionLost(Failure(ConnectionAborted()))
+        self.assertEqual(self.sample("tlsreply_handshake_failures_total", reason="timeout"), 1)
+        self.assertEqual(self.sample("tlsreply_timeouts_total", kind="handshake"), 1)
+        self.assertEqual(self.sample("tlsreply_timeouts_total", kind="close"), 0)
+        self.assertEqual(self.sample("tlsreply_handshakes_total"), None)
+
+    def test_closeTimeout(self) -> None:
+        """
+        A client that stops reading after the handshake is cut off by the
+        close timeout: its handshake counts, its reply does not (tlsreply
+        aborted it), and it is a timeout of kind C{close}.
+        """
+        client, server, pump = self.connect()
+        for _ in range(10):
+            if server.handshake is not None:
+                break
+            pump.pump()
+        self.assertIsNotNone(server.handshake)
+        self.clock.advance(3)
+        pump.flush()
+        self.assertEqual(self.sample("tlsreply_timeouts_total", kind="close"), 1)
+        self.assertEqual(self.sample("tlsreply_handshake_duration_seconds_count"), 1)
+        self.assertEqual(self.sample("tlsreply_replies_total"), 0)
+        self.assertEqual(self.sample("tlsreply_reply_bytes_total"), 0)
+
+    def test_samplesAddWhatWasGained(self) -> None:
+        """
+        Sampling twice adds nothing the second time; the accept pauses and
+        the seconds paused are copied from the L{AcceptLimit}.
+        """
+        now = [0.0]
+        limit = AcceptLimit(1, now=lambda: now[0])
+        connections = ServerConnections(self.clock, 0, 0, limit)
+        sampler = ServerSampler(self.metrics, connections, limit)
+        limit.connectionsChanged(1)
+        now[0] = 2.0
+        sampler.sample()
+        sampler.sample()
+        registry = self.metrics.registry
+        self.assertEqual(registry.get_sample_value("tlsreply_accept_pauses_total"), 1)
+        self.assertEqual(registry.get_sample_value("tlsreply_accept_paused_seconds_total"), 2.0)
+
+
+class ScrapeTests(TestCase):
+    """
+    A real server with C{--metrics}, real clients, a real scrape.
+    """
+
+    async def startWithMetrics(self) -> tuple[RunningServer, MetricsService, ReloadableContexts]:
+        """
+        A server on reloadable contexts, with the certificate of
+        C{self.certificates}, and its metrics service.
+        """
+        certificates = self.certificates = makeCertificates(temporaryDirectory(self))
+
+        def load() -> Any:
+            credentials = loadCredentials(certificates.certificatePath, certificates.keyPath)
+            return buildServerContexts(credentials)
+
+        contexts = ReloadableContexts(load(), load)
+        server = await startServer(self, contextFactory=contexts)
+        service = singleProcessMetrics(
+            reactor, f"tcp:0:interface={LOOPBACK}", server.service, contexts
+        )
+        service.startService()
+        self.addCleanup(service.stopService)
+        return server, service, contexts
+
+    async def test_knownSequence(self) -> None:
+        """
+        After a full TLS 1.3 handshake, a resumed one, a full TLS 1.2 one,
+        plain HTTP and a client that connects and closes, the scrape shows
+        three handshakes by version and resumption, three replies, two
+        failures by reason, the certificate's expiry, the reloads and the
+        process collector's metrics.
+        """
+        server, service, contexts = await self.startWithMetrics()
+        assert service.port is not None
+        metricsPort = getattr(service.port.getHost(), "port", 0)
+        caPath = str(self.certificates.caPath)
+        context = clientContext(caPath)
+        first = await inThread(fetchWithSSL, server.port, context)
+        resumed = await inThread(fetchWithSSL, server.port, context, session=first.session)
+        self.assertTrue(resumed.sessionReused)
+        tls12 = clientContext(caPath)
+        tls12.maximum_version = ssl.TLSVersion.TLSv1_2
+        await inThread(fetchWithSSL, server.port, tls12)
+
+        def notTLS() -> None:
+            with socket.create_connection((LOOPBACK, server.port)) as raw:
+                raw.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                raw.recv(100)
+
+        await inThread(notTLS)
+        socket.create_connection((LOOPBACK, server.port)).close()
+        await waitUntil(lambda: len(server.connectionEvents()) == 5)
+        samples = await inThread(scrape, metricsPort)
+
+        handshakes = {
+            dict(labels)["tls_version"] + "/" + dict(labels)["resumed"]: count
+            for (name, labels), count in samples.items()
+            if name == "tlsreply_handshakes_total"
+        }
+        self.assertEqual(handshakes, {"TLSv1.3/false": 1, "TLSv1.3/true": 1, "TLSv1.2/false": 1})
+        failures = {
+            dict(labels)["reason"]: count
+            for (name, labels), count in samples.items()
+            if name == "tlsreply_handshake_failures_total" and count
+        }
+        self.assertEqual(failures, {"not_tls": 1, "client_closed": 1})
+        self.assertEqual(value(samples, "tlsreply_replies_total"), 3)
+        self.assertEqual(value(samples, "tlsreply_reply_bytes_total"), 15)
+        self.assertEqual(value(samples, "tlsreply_handshake_duration_seconds_count"), 3)
+        self.assertEqual(value(samples, "tlsreply_connections_in_progress"), 0)
+        self.assertEqual(value(samples, "tlsreply_timeouts_total", kind="handshake"), 0)
+        self.assertEqual(value(samples, "tlsreply_accept_pauses_total"), 0)
+        notAfter = contexts.current.credentials[0].certificate.not_valid_after_utc.timestamp()
+        self.assertEqual(
+            value(
+                samples,
+                "tlsreply_certificate_expiry_timestamp_seconds",
+                name="localhost",
+                key_type=contexts.current.credentials[0].keyDescription,
+            ),
+            notAfter,
+        )
+        self.assertEqual(value(samples, "tlsreply_reloads_total", outcome="success"), 0)
+        self.assertGreater(value(samples, "process_cpu_seconds_total") or 0, 0)
+
+        self.assertTrue(contexts.reload())
+        samples = await inThread(scrape, metricsPort)
+        self.assertEqual(value(samples, "tlsreply_reloads_total", outcome="success"), 1)
+        self.assertEqual(value(samples, "tlsreply_reloads_total", outcome="failure"), 0)
+
+    async def test_readyLiveAndDraining(self) -> None:
+        """
+        C{/ready} answers 200 until L{MetricsService.startDraining}, then
+        503 C{draining}; C{/live} answers 200 throughout; anything else is
+        404. OpenMetrics is served to a scraper that asks for it.
+        """
+        _, service, _ = await self.startWithMetrics()
+        assert service.port is not None
+        port = getattr(service.port.getHost(), "port", 0)
+        self.assertEqual(await inThread(get, port, "/ready"), (200, "ready\n"))
+        self.assertEqual(await inThread(get, port, "/live"), (200, "live\n"))
+        self.assertEqual((await inThread(get, port, "/nothing"))[0], 404)
+        self.assertFalse(service.draining)
+        service.startDraining()
+        self.assertTrue(service.draining)
+        self.assertEqual(await inThread(get, port, "/ready"), (503, "draining\n"))
+        self.assertEqual(await inThread(get, port, "/live"), (200, "live\n"))
+
+        def openMetrics() -> tuple[str, str]:
+            request = urllib.request.Request(
+                f"http://{LOOPBACK}:{port}/metrics",
+                headers={"Accept": "application/openmetrics-text; version=1.0.0"},
+            )
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.headers["content-type"], response.read().decode()
+
+        contentType, body = await inThread(openMetrics)
+        self.assertIn("application/openmetrics-text", contentType)
+        self.assertTrue(body.endswith("# EOF\n"))
+
+    def test_privateRegistries(self) -> None:
+        """
+        Two servers in one process count apart: each has a registry of its
+        own, and neither touches C{prometheus_client}'s global one.
+        """
+        first, second = ConnectionMetrics(5), ConnectionMetrics(5)
+        self.assertIsNot(first.registry, second.registry)
+        first.replies.inc()
+        self.assertEqual(second.registry.get_sample_value("tlsreply_replies_total"), 0)
+        self.assertIsInstance(first.registry, CollectorRegistry)
+
+
+class WorkersTests(SynchronousTestCase):
+    """
+    A real C{twistd -n tlsreply --workers 2 --metrics ...}: one scrape of
+    the parent covers both workers.
+    """
+
+    def test_oneScrapeForEveryWorker(self) -> None:
+        """
+        Connections served by both workers add up in one scrape, with each
+        worker's process metrics; a worker killed with SIGKILL loses none
+        of what it counted; the metrics folder is removed at the end.
+        """
+        certificates = makeCertificates(temporaryDirectory(self))
+        daemon = Daemon(
+            [str(SCRIPTS / "twistd"), "-n", "--pidfile=", "tlsreply",
+             "--port", f"tcp:0:interface={LOOPBACK}", "--workers", "2",
+             "--metrics", f"tcp:0:interface={LOOPBACK}",
+             "--cert", str(certificates.certificatePath),
+             "--key", str(certificates.keyPath)],
+            certificates.caPath.parent,
+        )
+        self.addCleanup(lambda: daemon.process.poll() is None and daemon.stop())
+        folder = Path(daemon.waitFor(r"metrics of the workers in (\S+)").group(1))
+        metricsPort = int(daemon.waitFor(r"metrics on 127\.0\.0\.1:(\d+)").group(1))
+        port = int(daemon.waitFor(r"listening on \['127\.0\.0\.1:(\d+)'\] with 2 workers").group(1))
+        for _ in range(2):
+            daemon.waitFor(r"worker \d listening on")
+        pids = {
+            int(m.group(1)): int(m.group(2))
+            for m in (re.search(r"started worker (\d) \(pid (\d+)\)", line) for line in daemon.output)
+            if m
+        }
+        context = clientContext(str(certificates.caPath))
+        served: set[int] = set()
+        for count in range(1, 41):
+            self.assertEqual(fetchWithSSL(port, context).data, b"test\n")
+            served.add(int(daemon.waitFor(r"access\.worker(\d)#info\] replied").group(1)))
+            if served == {1, 2} and count >= 8:
+                break
+        self.assertEqual(served, {1, 2})
+
+        def handshakes() -> float:
+            samples = scrape(metricsPort)
+            return sum(v for (name, _), v in samples.items() if name == "tlsreply_handshakes_total")
+
+        deadline = time.monotonic() + 10
+        while handshakes() != count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        samples = scrape(metricsPort)
+        self.assertEqual(handshakes(), count)
+        self.assertEqual(value(samples, "tlsreply_replies_total"), count)
+        self.assertEqual(value(samples, "tlsreply_connections_in_progress"), 0)
+        self.assertEqual(value(samples, "tlsreply_reloads_total", outcome="success"), 0)
+        for worker in ("1", "2"):
+            self.assertIsNotNone(
+                value(samples, "tlsreply_worker_process_resident_memory_bytes", worker=worker)
+            )
+        self.assertIsNotNone(value(samples, "process_resident_memory_bytes"))
+        self.assertEqual(get(metricsPort, "/ready"), (200, "ready\n"))
+
+        os.kill(pids[1], signal.SIGKILL)
+        daemon.waitFor(r"started worker 1 \(pid \d+\)")
+        self.assertEqual(handshakes(), count)
+        self.assertEqual(fetchWithSSL(port, context).data, b"test\n")
+        deadline = time.monotonic() + 10
+        while handshakes() != count + 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(handshakes(), count + 1)
+
+        self.assertTrue(folder.is_dir())
+        self.assertEqual(daemon.stop(), 0)
+        self.assertFalse(folder.exists())
+        self.assertNotIn("Traceback", "".join(daemon.output))
