@@ -427,8 +427,8 @@ class WorkersTests(SynchronousTestCase):
     def test_oneScrapeForEveryWorker(self) -> None:
         """
         Connections served by both workers add up in one scrape, with each
-        worker's process metrics; a worker killed with SIGKILL loses none
-        of what it counted; the metrics folder is removed at the end.
+        worker's process metrics; what a worker killed with SIGKILL had
+        published stays counted; the metrics folder is removed at the end.
         """
         certificates = makeCertificates(temporaryDirectory(self))
         daemon = Daemon(

@@ -2,32 +2,38 @@
 """
 Counting connections for Prometheus, cheaply.
 
-L{ConnectionMetrics} holds the metrics that change with every connection
-and is what the hot path touches: L{ReplyFactory.report} calls
-L{ConnectionMetrics.connectionEnded} once per connection, when the factory
-has one (L{ReplyFactory.metrics}; without one the cost is that attribute
-check). It increments label children resolved once and kept in a dict
-keyed by the label values, never C{labels()} per connection, and it reads
-only what the connection's log line already has: no ClientHello is parsed
-for it (that is what L{ReplyFactory.recorders} cost).
+L{ConnectionMetrics} is what the hot path touches: L{ReplyFactory.report}
+calls L{ConnectionMetrics.connectionEnded} once per connection, when the
+factory has one (L{ReplyFactory.metrics}; without one the cost is that
+attribute check). It counts in plain Python numbers (a dict keyed by the
+label values, a list of histogram buckets): about a tenth of what
+incrementing C{prometheus_client}'s metrics costs, which takes a lock per
+value and, with workers, writes a memory-mapped file. It reads only what
+the connection's log line already has: no ClientHello is parsed for it
+(that is what L{ReplyFactory.recorders} cost).
 
-What changes without a connection ending (connections in progress, accept
-pauses at the cap, timeouts) is kept as plain numbers by the server's
-L{ServerConnections} and L{AcceptLimit} and copied into the metrics by
-L{ServerSampler}: when a scrape asks, in a single process; every second and
-at the end, in a worker of C{--workers} (whose metrics are written to
-C{prometheus_client}'s multiprocess files and read by the parent).
+L{ServerSampler} copies those numbers into C{prometheus_client}'s metrics
+(label children resolved once), with what the server keeps as plain
+numbers anyway (connections in progress in L{ServerConnections}, its
+timeouts, the pauses of its L{AcceptLimit}): when a scrape asks, in a
+single process; every second and once more at the end, in a worker of
+C{--workers}, whose metrics are in C{prometheus_client}'s multiprocess
+files, read by the parent (L{tlsreply.metricsworkers}).
 
-The metric objects are C{prometheus_client}'s, so the same code serves a
-single process (values in memory) and workers (values in memory-mapped
-files, C{PROMETHEUS_MULTIPROC_DIR}; see L{tlsreply.metricsworkers}).
+The duration histogram is exported from its buckets by a collector in a
+single process; a worker observes into C{prometheus_client}'s histogram
+directly, since only that writes histograms to the multiprocess files.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import HistogramMetricFamily, Metric
+from prometheus_client.utils import floatToGoString
 
 from tlsreply.metricsreasons import FAILURE_REASONS, failureReason
 
@@ -48,6 +54,35 @@ TIMEOUT_KINDS: Final = ("handshake", "close")
 
 _HandshakeKey = tuple[str, "str | None", "str | None", bool]
 
+_DURATION_NAME: Final = "tlsreply_handshake_duration_seconds"
+_DURATION_HELP: Final = "Seconds from accept to a completed handshake."
+
+
+class DurationHistogram:
+    """
+    The handshake durations as plain bucket counts, exported by
+    L{collect} (a collector of the registry).
+    """
+
+    def __init__(self, bounds: tuple[float, ...] = DURATION_BUCKETS) -> None:
+        self.bounds = bounds
+        #: Observations per bucket (not cumulative), the last for +Inf.
+        self.counts = [0] * (len(bounds) + 1)
+        self.sum = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect_left(self.bounds, seconds)] += 1
+        self.sum += seconds
+
+    def collect(self) -> Iterable[Metric]:
+        cumulative, buckets = 0, []
+        for bound, count in zip((*self.bounds, float("inf")), self.counts, strict=True):
+            cumulative += count
+            buckets.append((floatToGoString(bound), cumulative))
+        yield HistogramMetricFamily(
+            _DURATION_NAME, _DURATION_HELP, buckets=buckets, sum_value=self.sum
+        )
+
 
 class ConnectionMetrics:
     """
@@ -57,10 +92,18 @@ class ConnectionMetrics:
         two servers in one process, or tests, never share counts).
     """
 
-    def __init__(self, replyLength: int, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        replyLength: int,
+        registry: CollectorRegistry | None = None,
+        multiprocess: bool = False,
+    ) -> None:
         """
         @param replyLength: bytes in each reply, for
             C{tlsreply_reply_bytes_total}.
+        @param multiprocess: the metrics are in C{prometheus_client}'s
+            multiprocess files (a worker's): observe durations into its
+            histogram directly.
         """
         if registry is None:
             registry = CollectorRegistry()
@@ -78,12 +121,14 @@ class ConnectionMetrics:
             ["reason"],
             registry=registry,
         )
-        self.duration = Histogram(
-            "tlsreply_handshake_duration_seconds",
-            "Seconds from accept to a completed handshake.",
-            buckets=DURATION_BUCKETS,
-            registry=registry,
-        )
+        self.duration: DurationHistogram | Histogram
+        if multiprocess:
+            self.duration = Histogram(
+                _DURATION_NAME, _DURATION_HELP, buckets=DURATION_BUCKETS, registry=registry
+            )
+        else:
+            self.duration = DurationHistogram()
+            registry.register(self.duration)
         self.replies = Counter(
             "tlsreply_replies",
             "Replies sent: connections that completed the handshake and that "
@@ -122,10 +167,12 @@ class ConnectionMetrics:
         self._handshakeChildren: dict[_HandshakeKey, Any] = {}
         self._failureChildren = {reason: self.failures.labels(reason) for reason in FAILURE_REASONS}
         self._timeoutChildren = {kind: self.timeouts.labels(kind) for kind in TIMEOUT_KINDS}
-        # Bound methods, looked up once: this is the per-connection path.
+        # What connections added since the last publish().
+        self._handshakeCounts: dict[_HandshakeKey, int] = {}
+        self._failureCounts: dict[str, int] = {}
+        self._replyCount = 0
+        # Looked up once: this is the per-connection path.
         self._observeDuration = self.duration.observe
-        self._incReplies = self.replies.inc
-        self._incReplyBytes = self.replyBytes.inc
 
     def connectionEnded(
         self, closed: str, handshake: HandshakeInfo | None, aborted: bool
@@ -140,22 +187,37 @@ class ConnectionMetrics:
             shutdown) rather than the client closing it.
         """
         if handshake is None:
-            self._failureChildren[failureReason(closed)].inc()
+            reason = failureReason(closed)
+            self._failureCounts[reason] = self._failureCounts.get(reason, 0) + 1
             return
         key = (handshake.tlsVersion, handshake.cipher, handshake.group, handshake.resumed)
-        child = self._handshakeChildren.get(key)
-        if child is None:
-            child = self._handshakeChildren[key] = self.handshakes.labels(
-                handshake.tlsVersion,
-                handshake.cipher or "none",
-                handshake.group or "none",
-                "true" if handshake.resumed else "false",
-            )
-        child.inc()
+        counts = self._handshakeCounts
+        counts[key] = counts.get(key, 0) + 1
         self._observeDuration(handshake.duration)
         if not aborted:
-            self._incReplies()
-            self._incReplyBytes(self.replyLength)
+            self._replyCount += 1
+
+    def publish(self) -> None:
+        """
+        Add what connections counted since the last call to
+        C{prometheus_client}'s metrics.
+        """
+        handshakes, self._handshakeCounts = self._handshakeCounts, {}
+        for key, count in handshakes.items():
+            child = self._handshakeChildren.get(key)
+            if child is None:
+                tlsVersion, cipher, group, resumed = key
+                child = self._handshakeChildren[key] = self.handshakes.labels(
+                    tlsVersion, cipher or "none", group or "none", "true" if resumed else "false"
+                )
+            child.inc(count)
+        failures, self._failureCounts = self._failureCounts, {}
+        for reason, count in failures.items():
+            self._failureChildren[reason].inc(count)
+        replies, self._replyCount = self._replyCount, 0
+        if replies:
+            self.replies.inc(replies)
+            self.replyBytes.inc(replies * self.replyLength)
 
     def timedOut(self, kind: str, count: int) -> None:
         """
@@ -167,10 +229,10 @@ class ConnectionMetrics:
 
 class ServerSampler:
     """
-    Copies what a server counts as plain numbers (L{ServerConnections},
-    L{AcceptLimit}) into its L{ConnectionMetrics}: the connections in
-    progress as they are, the counters by what they gained since the last
-    sample.
+    Copies what a server counts as plain numbers (its L{ConnectionMetrics},
+    L{ServerConnections}, L{AcceptLimit}) into C{prometheus_client}'s
+    metrics: the connections in progress as they are, the counters by what
+    they gained since the last sample.
     """
 
     def __init__(
@@ -192,6 +254,7 @@ class ServerSampler:
         Bring the metrics up to date.
         """
         metrics = self.metrics
+        metrics.publish()
         connections = self.connections
         metrics.inProgress.set(connections.inProgress)
         handshakeTimeouts, closeTimeouts = connections.handshakeTimeouts, connections.closeTimeouts

@@ -98,7 +98,7 @@ def instrumentWorker(service: TLSReplyService, reactor: Any, path: Path) -> None
     (after its last connection).
     """
     useMultiprocessFiles(path)
-    metrics = ConnectionMetrics(len(service.replyFactory.reply))
+    metrics = ConnectionMetrics(len(service.replyFactory.reply), multiprocess=True)
     service.replyFactory.metrics = metrics
     sampler = ServerSampler(metrics, service.connections, service.limit)
     loop = LoopingCall(sampler.sample)

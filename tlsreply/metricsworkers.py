@@ -6,8 +6,9 @@ multiprocess mode.
 The parent makes a private folder (mode 0700) for the workers' metric
 files. Each worker, right after C{fork}, points C{PROMETHEUS_MULTIPROC_DIR}
 at it and makes its metrics there: every value is written to a
-memory-mapped file of the worker's own (C{counter_PID.db}, ...), at once,
-so a worker killed with SIGKILL loses nothing it counted. The parent serves
+memory-mapped file of the worker's own (C{counter_PID.db}, ...) as it is
+published (every second, see L{tlsreply.metricsdaemon}), so a worker killed
+with SIGKILL loses at most its last second. The parent serves
 C{/metrics} from a L{MultiProcessCollector} over the folder, which adds the
 workers' counters and histograms up, those of workers that have exited
 included (a counter must never go backwards); the connections-in-progress
