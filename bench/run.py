@@ -629,6 +629,15 @@ class Server:
     ) -> Launch:
         raise NotImplementedError()
 
+    def checkAfterRun(self, handshakes: int) -> None:
+        """
+        After a rate cell's window, while the server still runs: check
+        what the server says of itself (nothing, for most servers).
+
+        @param handshakes: what the load generator counted in the window.
+        @raise CellError: if it is wrong.
+        """
+
 
 class NginxServer(Server):
     """
@@ -694,13 +703,15 @@ class TlsreplyServer(Server):
     """
 
     def __init__(
-        self, name: str, title: str, checkout: Path, workers: int = 0
+        self, name: str, title: str, checkout: Path, workers: int = 0, metrics: bool = False
     ) -> None:
         super().__init__()
         self.name = name
         self.title = title
         self.checkout = checkout
         self.workers = workers
+        self.metrics = metrics
+        self.metricsPort = 0
         self.revision = ""
         self.twistd = checkout / ".venv" / "bin" / "twistd"
         python = checkout / ".venv" / "bin" / "python"
@@ -716,6 +727,8 @@ class TlsreplyServer(Server):
         )
         if workers and "--workers" not in self.help():
             self.skipped = "`twistd tlsreply --help` does not list --workers yet"
+        if metrics and "--metrics" not in self.help():
+            self.skipped = "`twistd tlsreply --help` does not list --metrics yet"
         self.revision = _gitRevision(checkout)
 
     def help(self) -> str:
@@ -738,9 +751,48 @@ class TlsreplyServer(Server):
         ]
         if self.workers:
             command += ["--workers", str(self.workers)]
+        if self.metrics:
+            self.metricsPort = freePort()
+            command += ["--metrics", f"tcp:{self.metricsPort}:interface={LOOPBACK}"]
         if column.kind == "memory":
             command += MEMORY_TIMEOUTS
         return Launch(command, cwd=self.checkout)
+
+    def checkAfterRun(self, handshakes: int) -> None:
+        """
+        With C{--metrics}: one scrape, as Prometheus would make it, must
+        count at least the window's handshakes (the server also counted
+        the warm-up and the check), within a few seconds (a connection is
+        counted as it ends).
+        """
+        if not self.metrics:
+            return
+        counted = 0.0
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            counted = scrapeHandshakes(self.metricsPort)
+            if counted >= handshakes:
+                return
+            time.sleep(0.1)
+        raise CellError(
+            f"/metrics counts {counted:.0f} handshakes, the load generator {handshakes}"
+        )
+
+
+def scrapeHandshakes(port: int) -> float:
+    """
+    The sum of C{tlsreply_handshakes_total} over its labels, from one
+    scrape of C{/metrics}.
+    """
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://{LOOPBACK}:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("tlsreply_handshakes_total{")
+    )
 
 
 class BareTwistedServer(Server):
@@ -1096,6 +1148,7 @@ def measureRateOnce(
         )
         if not running.alive():
             raise CellError(f"{server.name} exited during the run:\n{running.logTail()}")
+        server.checkAfterRun(int(window.figures["handshakes"]))
     figures, serverCPU, wall = window.figures, window.serverCPU, window.wall
     handshakes = int(figures["handshakes"])
     errors = int(figures["errors_total"])
@@ -1366,6 +1419,27 @@ def ratios(
     return result
 
 
+def metricsNote(medians: dict[str, dict[str, dict[str, Any]]], options: Options) -> str:
+    """
+    What C{--metrics} costs: the metrics row's handshakes per
+    server-CPU-second over tlsreply's at its defaults, per rate column.
+    """
+    mine, defaults = medians.get("tlsreply-metrics"), medians.get("tlsreply")
+    if mine is None or defaults is None:
+        return ""
+    parts = []
+    for column in options.columns:
+        with_, without = mine[column.key].get("perCPUSecond"), defaults[column.key].get("perCPUSecond")
+        if column.kind == "rate" and with_ and without:
+            parts.append(f"{column.title} {with_ / without:.3f}")
+    if not parts:
+        return ""
+    return (
+        "tlsreply --metrics over tlsreply (defaults), handshakes per server-CPU-second "
+        "(1.000: metrics cost nothing; 0.950: 5% fewer): " + ", ".join(parts) + "."
+    )
+
+
 def headline(
     servers: list[Server],
     medians: dict[str, dict[str, dict[str, Any]]],
@@ -1564,7 +1638,7 @@ def parseArguments(argv: Sequence[str]) -> Options:
     """
     The command line (see C{--help}).
     """
-    names = ["nginx", "tlsreply", "tlsreply-workers", "bare-twisted", "uvloop"]
+    names = ["nginx", "tlsreply", "tlsreply-metrics", "tlsreply-workers", "bare-twisted", "uvloop"]
     parser = argparse.ArgumentParser(
         prog="bench/run.py",
         description=(
@@ -1662,6 +1736,10 @@ def makeServers(options: Options, nginx: Nginx | None) -> list[Server]:
             servers.append(NginxServer(nginx))
         elif name == "tlsreply":
             servers.append(TlsreplyServer("tlsreply", "tlsreply (defaults)", REPO))
+        elif name == "tlsreply-metrics":
+            servers.append(
+                TlsreplyServer("tlsreply-metrics", "tlsreply --metrics", REPO, metrics=True)
+            )
         elif name == "tlsreply-workers":
             servers.append(
                 TlsreplyServer("tlsreply-workers", "tlsreply --workers 2", REPO, workers=2)
@@ -1756,6 +1834,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(server, NginxServer):
             extra += f"; {server.nginx.origin}"
         notes.append(f"{server.title}: {openssl}{extra}{skipped}")
+    metricsCost = metricsNote(medians, options)
+    if metricsCost:
+        notes.append(metricsCost)
     for label, mark in BOTTLENECK_MARKS.items():
         bound = [
             f"{name} in {column.title} ({medians[name][column.key]['serverUtilisation']:.0%} "
