@@ -6,13 +6,26 @@ from __future__ import annotations
 
 import io
 import json
+import re
+import signal
+import socket
+import time
+from pathlib import Path
 
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.support import (
+    LOOPBACK,
+    clientContext,
+    fetchWithSSL,
+    makeCertificates,
+    temporaryDirectory,
+)
 from tests.test_accesslog import HANDSHAKES
+from tests.test_plugin import SCRIPTS, Daemon, runToExit
 from tlsreply.accesslog import (
     FAILED_FORMAT,
     REPLIED_FORMAT,
@@ -141,3 +154,101 @@ class AccessLogJSONTests(SynchronousTestCase):
             [x["outcome"] for x in lines], ["replied"] * len(HANDSHAKES) + ["handshake-failed"]
         )
         self.assertEqual({x["time"] for x in lines}, {"2026-11-30T06:57:06.859Z"})
+
+
+class DaemonJSONLogTests(SynchronousTestCase):
+    """
+    C{--log-format json} under every program that runs tlsreply: every
+    line, from start-up to the shutdown, is one JSON object.
+    """
+
+    def serveAndStop(
+        self, command: list[str], logFile: str | None = None
+    ) -> list[dict[str, object]]:
+        """
+        Start tlsreply, serve one client and one that is not TLS, reload,
+        stop; return the log, parsed line by line (every line must parse).
+        """
+        workdir = temporaryDirectory(self)
+        certificates = makeCertificates(workdir)
+        daemon = Daemon(
+            [*command, "--log-format", "json", "--port", f"tcp:0:interface={LOOPBACK}",
+             "--cert", str(certificates.certificatePath), "--key", str(certificates.keyPath)],
+            workdir,
+        )
+        self.addCleanup(lambda: daemon.process.poll() is None and daemon.stop())
+        if logFile is None:
+            match = daemon.waitFor(r"listening on \['127\.0\.0\.1:(\d+)'\]")
+        else:
+            match = waitForFile(workdir / logFile, r"listening on \['127\.0\.0\.1:(\d+)'\]")
+        port = int(match.group(1))
+        self.assertEqual(fetchWithSSL(port, clientContext(str(certificates.caPath))).data,
+                         b"test\n")
+        with socket.create_connection((LOOPBACK, port), timeout=5) as raw:
+            raw.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            raw.recv(100)
+        daemon.process.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        self.assertEqual(daemon.stop(), 0)
+        text = "".join(daemon.output) if logFile is None else (workdir / logFile).read_text()
+        if logFile is not None:
+            self.assertEqual("".join(daemon.output).strip(), "")
+        lines = [json.loads(line) for line in text.splitlines()]
+        messages = " | ".join(str(line["message"]) for line in lines)
+        for expected in ("listening on", "replied to", "handshake failed with",
+                         "reloaded: serving 1 certificate", "stopping gracefully"):
+            self.assertIn(expected, messages)
+        for line in lines:
+            self.assertEqual(
+                set(line) >= {"time", "level", "namespace", "message"}, True, line
+            )
+        [served] = [x for x in lines if x.get("outcome") == "replied"]
+        self.assertEqual((served["tlsVersion"], served["serverName"]), ("TLSv1.3", "localhost"))
+        [failed] = [x for x in lines if x.get("outcome") == "handshake-failed"]
+        self.assertIn("http request", str(failed["reason"]))
+        return lines
+
+    def test_twistdForeground(self) -> None:
+        self.serveAndStop([str(SCRIPTS / "twistd"), "-n", "--pidfile=", "tlsreply"])
+
+    def test_twistdLogFile(self) -> None:
+        """
+        With C{--logfile}, the JSON lines go to the file, as twistd's own
+        log would, and nothing to standard output.
+        """
+        self.serveAndStop([str(SCRIPTS / "twistd"), "-n", "--pidfile=", "--logfile=server.json",
+                  "tlsreply"], logFile="server.json")
+
+    def test_twist(self) -> None:
+        self.serveAndStop([str(SCRIPTS / "twist"), "tlsreply"])
+
+    def test_tlsreplyServe(self) -> None:
+        self.serveAndStop([str(SCRIPTS / "tlsreply"), "serve"])
+
+    def test_workers(self) -> None:
+        lines = self.serveAndStop([str(SCRIPTS / "twistd"), "-n", "--pidfile=", "tlsreply",
+                          "--workers", "2"])
+        self.assertIn("tlsreply.access.worker", " ".join(str(x["namespace"]) for x in lines))
+
+    def test_syslogIsRefused(self) -> None:
+        status, output = runToExit(
+            [str(SCRIPTS / "twistd"), "-n", "--pidfile=", "--syslog", "tlsreply",
+             "--log-format", "json"],
+            temporaryDirectory(self),
+        )
+        self.assertNotEqual(status, 0)
+        self.assertIn("--log-format json cannot go to syslog (twistd --syslog)", "".join(output))
+
+
+def waitForFile(path: Path, pattern: str, timeout: float = 20.0) -> re.Match[str]:
+    """
+    Read a log file until a line matches, or fail after C{timeout}.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists():
+            match = re.search(pattern, path.read_text())
+            if match:
+                return match
+        time.sleep(0.05)
+    raise AssertionError(f"no {pattern!r} in {path}")

@@ -81,7 +81,9 @@ class OptionsTests(SynchronousTestCase):
                 "maxConnections": 4096,
                 "workers": 1,
                 "accessLog": "auto",
+                "logFormat": "text",
                 "metrics": None,
+                "drainDelay": 0.0,
             },
         )
 
@@ -159,6 +161,20 @@ class OptionsTests(SynchronousTestCase):
         """
         self.assertUsageError("expected seconds", "--handshake-timeout", "soon")
         self.assertUsageError("expected seconds", "--close-timeout", "-1")
+
+    def test_drainDelayAndLogFormat(self) -> None:
+        """
+        C{--drain-delay} is seconds (0 by default: stop at once);
+        C{--log-format} is text or json; each error names its option.
+        """
+        config = parse("--drain-delay", "5", "--log-format", "json").config
+        self.assertEqual((config.drainDelay, config.logFormat), (5.0, "json"))
+        config = parse().config
+        self.assertEqual((config.drainDelay, config.logFormat), (0.0, "text"))
+        self.assertUsageError("--drain-delay: expected seconds", "--drain-delay", "-1")
+        self.assertUsageError(
+            "--log-format: expected text or json, got 'yaml'", "--log-format", "yaml"
+        )
 
     def test_unknownOption(self) -> None:
         """

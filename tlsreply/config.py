@@ -82,6 +82,10 @@ class ServerConfig:
     @ivar metrics: where to serve Prometheus metrics and health checks (a
         Twisted server endpoint description, see
         L{tlsreply.metricsweb}), or L{None} for none.
+    @ivar drainDelay: seconds to keep serving after a stop signal, with the
+        readiness check failing, before the listeners close.
+    @ivar logFormat: C{"text"} or C{"json"} (one JSON object per line, see
+        L{tlsreply.jsonlog}).
     """
 
     listen: tuple[str, ...] = (DEFAULT_LISTEN,)
@@ -98,6 +102,8 @@ class ServerConfig:
     workers: int = 1
     accessLog: str = "auto"
     metrics: str | None = None
+    drainDelay: float = 0.0
+    logFormat: str = "text"
 
     def __post_init__(self) -> None:
         if not self.listen:
@@ -152,5 +158,7 @@ class ServerConfig:
             "maxConnections": self.maxConnections,
             "workers": self.workers,
             "accessLog": self.accessLog,
+            "logFormat": self.logFormat,
             "metrics": self.metrics,
+            "drainDelay": self.drainDelay,
         }

@@ -64,18 +64,27 @@ def buildDaemon(
             reactor,
             config.listen,
             contexts,
-            replyFactory(config, reactor, openAccessLog(config.accessLog, reactor)),
+            replyFactory(
+                config, reactor, openAccessLog(config.accessLog, reactor, json=_json(config))
+            ),
             shutdownGrace=config.shutdownGrace,
             maxConnections=config.maxConnections,
             socketTLS=socketTLS,
         )
-        lifecycle = ServerLifecycle.forServer(reactor, server, contexts)
+        metrics = None
         if config.metrics is not None:
             from tlsreply.metricsdaemon import singleProcessMetrics
 
-            singleProcessMetrics(reactor, config.metrics, server, contexts).setServiceParent(
-                lifecycle
-            )
+            metrics = singleProcessMetrics(reactor, config.metrics, server, contexts)
+        lifecycle = ServerLifecycle.forServer(
+            reactor,
+            server,
+            contexts,
+            config.drainDelay,
+            metrics.startDraining if metrics is not None else None,
+        )
+        if metrics is not None:
+            metrics.setServiceParent(lifecycle)
     else:
         lifecycle = _workers(config, contexts, reactor)
     for warning in contexts.policy.warnings():
@@ -90,7 +99,7 @@ def _workers(config: ServerConfig, contexts: ReloadableContexts, reactor: Any) -
     """
     if config.accessLog not in ("stdout", "log", "off", "auto"):
         # Checked now, in the parent: each worker opens it for itself.
-        openAccessLog(config.accessLog, reactor)
+        openAccessLog(config.accessLog, reactor, json=_json(config))
     metricsFiles: MultiprocessFiles | None = None
     if config.metrics is not None:
         from tlsreply.metricsworkers import MultiprocessFiles
@@ -101,7 +110,7 @@ def _workers(config: ServerConfig, contexts: ReloadableContexts, reactor: Any) -
         workerReactor: Any, workerContexts: ServerContexts, listener: Any, number: int
     ) -> TLSReplyService:
         accessLog = openAccessLog(
-            config.accessLog, workerReactor, f"{ACCESS_SYSTEM}.worker{number}"
+            config.accessLog, workerReactor, f"{ACCESS_SYSTEM}.worker{number}", _json(config)
         )
         service = TLSReplyService(
             [(d, parseListenAddress(listener, d)) for d in config.listen],
@@ -130,16 +139,27 @@ def _workers(config: ServerConfig, contexts: ReloadableContexts, reactor: Any) -
     def abort(name: str) -> str:
         return f"{pool.abortAll()} worker(s) abort their connections"
 
-    lifecycle = ServerLifecycle(reactor, pool.reload, abort)
-    pool.setServiceParent(lifecycle)
+    metrics = None
     if config.metrics is not None:
         from tlsreply.metricsdaemon import parentMetrics
 
         assert metricsFiles is not None
-        parentMetrics(reactor, config.metrics, pool, contexts, metricsFiles).setServiceParent(
-            lifecycle
-        )
+        metrics = parentMetrics(reactor, config.metrics, pool, contexts, metricsFiles)
+    lifecycle = ServerLifecycle(
+        reactor,
+        pool.reload,
+        abort,
+        config.drainDelay,
+        metrics.startDraining if metrics is not None else None,
+    )
+    pool.setServiceParent(lifecycle)
+    if metrics is not None:
+        metrics.setServiceParent(lifecycle)
     return lifecycle
+
+
+def _json(config: ServerConfig) -> bool:
+    return config.logFormat == "json"
 
 
 def replyFactory(config: ServerConfig, reactor: Any, accessLog: ConnectionLog | None) -> ReplyFactory:
@@ -155,13 +175,16 @@ def replyFactory(config: ServerConfig, reactor: Any, accessLog: ConnectionLog | 
     )
 
 
-def openAccessLog(where: str, reactor: Any, system: str = ACCESS_SYSTEM) -> ConnectionLog | None:
+def openAccessLog(
+    where: str, reactor: Any, system: str = ACCESS_SYSTEM, json: bool = False
+) -> ConnectionLog | None:
     """
     The connection log for a destination of L{ServerConfig.accessLog};
     L{None} means the server log (structured L{twisted.logger} events),
     which is also what C{"auto"} means when nothing decided it.
 
     @param system: the name its lines give (a worker's says which).
+    @param json: write JSON lines (C{--log-format json}).
     @raise ConfigurationError: for a file that cannot be opened.
     """
     if where in ("log", "auto"):
@@ -169,9 +192,11 @@ def openAccessLog(where: str, reactor: Any, system: str = ACCESS_SYSTEM) -> Conn
     if where == "off":
         return NoAccessLog()
     if where == "stdout":
-        return AccessLog(os.fdopen(os.dup(1), "wb", buffering=0), reactor, system=system)
+        return AccessLog(
+            os.fdopen(os.dup(1), "wb", buffering=0), reactor, system=system, json=json
+        )
     try:
-        return AccessLog.toFile(where, reactor, system=system)
+        return AccessLog.toFile(where, reactor, system=system, json=json)
     except OSError as e:
         raise ConfigurationError(
             f"cannot open the access log {where}: {e.strerror or e}"

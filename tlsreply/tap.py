@@ -31,6 +31,7 @@ from tlsreply.config import (
 from tlsreply.daemon import buildDaemon, describeServer
 from tlsreply.errors import ConfigurationError
 from tlsreply.limits import DEFAULT_MAX_CONNECTIONS
+from tlsreply.logformat import serverLogOnStdout, useJSONLog
 from tlsreply.policy import DEFAULT_SESSION_TIMEOUT, VERSIONS, TLSPolicy, parseALPN
 from tlsreply.protocol import (
     DEFAULT_CLOSE_TIMEOUT,
@@ -239,6 +240,16 @@ class Options(VersionOption, usage.Options):
             _seconds("shutdown-grace"),
         ],
         [
+            "drain-delay",
+            None,
+            0.0,
+            "Seconds to keep serving after SIGTERM or SIGINT, with the "
+            "readiness check (/ready, see --metrics) failing, before the "
+            "listeners close: time for a load balancer or Kubernetes to stop "
+            "sending clients. A second signal stops at once.",
+            _seconds("drain-delay"),
+        ],
+        [
             "workers",
             None,
             1,
@@ -258,6 +269,16 @@ class Options(VersionOption, usage.Options):
             "structured events: about 0.1 ms of CPU per line); off. auto: "
             "stdout when the server log goes there (twistd -n, twist with "
             "text logs), otherwise log.",
+        ],
+        [
+            "log-format",
+            None,
+            "text",
+            "The server log's format: text, or json (one JSON object per "
+            "line for every event, connections included, for log shippers). "
+            "Under twistd it goes where twistd's log would (--logfile, or "
+            "standard output with -n); under twist, where twist's would.",
+            _choice("log-format", "text", "json"),
         ],
         [
             "metrics",
@@ -353,10 +374,13 @@ class Options(VersionOption, usage.Options):
 
     def postOptions(self) -> None:
         """
-        Check every value and build L{config}.
+        Check every value and build L{config}; for C{--log-format json},
+        tell the program running tlsreply (twistd, twist) to log JSON.
         """
         try:
             self.config = self._config()
+            if self.config.logFormat == "json":
+                useJSONLog(getattr(self, "parent", None))
         except ConfigurationError as e:
             raise usage.UsageError(str(e)) from None
 
@@ -402,6 +426,8 @@ class Options(VersionOption, usage.Options):
             workers=self["workers"],
             accessLog=self["access-log"],
             metrics=self["metrics"],
+            drainDelay=self["drain-delay"],
+            logFormat=self["log-format"],
         )
 
     def _checkScenario(self, scenario: str, policy: TLSPolicy) -> None:
@@ -502,37 +528,10 @@ def makeService(options: Options, reactor: Any = None, socketTLS: bool = True) -
     config = options.config
     if config.accessLog == "auto":
         config = replace(
-            config, accessLog="stdout" if _serverLogIsTextOnStdout(options) else "log"
+            config,
+            accessLog="stdout" if serverLogOnStdout(getattr(options, "parent", None)) else "log",
         )
     try:
         return buildDaemon(config, reactor, socketTLS)
     except ConfigurationError as e:
         raise SystemExit(f"tlsreply: {e}") from None
-
-
-def _serverLogIsTextOnStdout(options: Options) -> bool:
-    """
-    Does the program running tlsreply write its log, as text, to standard
-    output? (twistd in the foreground without --logfile, --syslog or
-    --logger; twist with its text log on standard output.) Then the
-    connection lines can go there directly.
-    """
-    runner = getattr(options, "parent", None)
-    if runner is None:
-        return False
-    keys = set(runner.keys())
-    if "nodaemon" in keys:  # twistd
-        return bool(
-            runner["nodaemon"]
-            and runner.get("logfile") in (None, "-")
-            and not runner.get("syslog")
-            and runner.get("logger") is None
-        )
-    if "fileLogObserverFactory" in keys:  # twist
-        from twisted.logger import textFileLogObserver
-
-        return bool(
-            runner.get("logFile") is sys.stdout
-            and runner["fileLogObserverFactory"] is textFileLogObserver
-        )
-    return False

@@ -1,0 +1,108 @@
+# -*- test-case-name: tests.test_jsonlog,tests.test_tap -*-
+"""
+Where the server log goes, and in which format, under the program that
+runs tlsreply: twistd or twist (C{tlsreply serve} is twist).
+
+Both start logging after the plugin's options are parsed, with an
+observer their own options chose; tlsreply's C{--log-format json} chooses
+it instead, through the options those programs read: twistd's C{logger}
+(its C{--logger} option: a factory for the log observer) and twist's
+C{fileLogObserverFactory} (what its C{--log-format} sets). Nothing else of
+theirs changes: the log still goes where their options say.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from typing import IO, Any
+
+from twisted.logger import ILogObserver, textFileLogObserver
+from twisted.python.logfile import LogFile
+
+from tlsreply.errors import ConfigurationError
+from tlsreply.jsonlog import JSONLinesObserver
+
+
+def _isTwistd(runner: Mapping[str, Any]) -> bool:
+    return "nodaemon" in runner
+
+
+def _isTwist(runner: Mapping[str, Any]) -> bool:
+    return "fileLogObserverFactory" in runner or "logFile" in runner
+
+
+#: twistd's log observer factory for C{--log-format json}, made by
+#: L{useJSONLog} (there is one twistd, and one set of its options, per
+#: process).
+twistdJSONLog: TwistdJSONLog | None = None
+
+
+def useJSONLog(runner: Any) -> None:
+    """
+    Make the program running tlsreply (its parsed options, C{runner}) log
+    every event as one JSON line (L{tlsreply.jsonlog}).
+
+    @raise ConfigurationError: for twistd's C{--syslog}, which is not a
+        stream to write lines to.
+    """
+    if runner is None:
+        return
+    if _isTwistd(runner):
+        if runner.get("syslog"):
+            raise ConfigurationError("--log-format json cannot go to syslog (twistd --syslog)")
+        global twistdJSONLog
+        twistdJSONLog = TwistdJSONLog(runner)
+        # twistd takes its --logger as a dotted name, which it imports once
+        # the plugin's options are parsed.
+        runner["logger"] = f"{__name__}.twistdJSONLog"
+    elif _isTwist(runner):
+        runner["fileLogObserverFactory"] = JSONLinesObserver
+        runner["logFormat"] = "json"
+
+
+class TwistdJSONLog:
+    """
+    twistd's C{logger} option: makes the observer twistd would make, in
+    JSON, writing to standard output in the foreground without
+    C{--logfile} (or with C{--logfile -}), else to the log file
+    (C{twistd.log} by default), rotated as twistd rotates it.
+    """
+
+    def __init__(self, runner: Mapping[str, Any]) -> None:
+        self._runner = runner
+
+    def __call__(self) -> ILogObserver:
+        logfile = self._runner.get("logfile")
+        stream: IO[str]
+        if logfile == "-" or (self._runner.get("nodaemon") and not logfile):
+            stream = sys.stdout
+        else:
+            stream = LogFile.fromFullPath(logfile or "twistd.log")
+        return JSONLinesObserver(stream)
+
+
+def serverLogOnStdout(runner: Any) -> bool:
+    """
+    Does the program running tlsreply write its log to standard output, as
+    text or as tlsreply's JSON? (twistd in the foreground without
+    C{--logfile}, C{--syslog} or a C{--logger} of its own; twist with its
+    log on standard output, as text or as tlsreply's JSON.) Then the
+    connection lines can go there directly, in the same format.
+    """
+    if runner is None:
+        return False
+    if _isTwistd(runner):
+        logger = runner.get("logger")
+        return bool(
+            runner["nodaemon"]
+            and runner.get("logfile") in (None, "-")
+            and not runner.get("syslog")
+            and (logger is None or isinstance(logger, TwistdJSONLog))
+        )
+    if _isTwist(runner):
+        return bool(
+            runner.get("logFile") is sys.stdout
+            and runner.get("fileLogObserverFactory") in (textFileLogObserver, JSONLinesObserver)
+        )
+    return False
