@@ -188,7 +188,8 @@ class OptionsTests(SynchronousTestCase):
         C{tcp:N}; none by default.
         """
         self.assertIsNone(parse().config.metrics)
-        for given in ("tcp:9102:interface=127.0.0.1", "9102", "unix:/run/m.sock"):
+        for given in ("tcp:9102:interface=127.0.0.1", "9102", "unix:/run/m.sock",
+                      "tcp6:9102:interface=::1", "tcp6:9102:interface=\\:\\:1"):
             self.assertEqual(parse("--metrics", given).config.metrics, given)
 
     def test_badMetrics(self) -> None:

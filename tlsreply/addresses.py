@@ -6,6 +6,8 @@ them (C{127.0.0.1:4433}, C{[::1]:4433}, C{unix:/run/tlsreply.sock}).
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import socket
 from typing import Any
 
@@ -66,3 +68,25 @@ def formatPeer(family: int, address: Any) -> str:
     if family == socket.AF_INET6:
         return f"[{_numericHost(family, address)}]:{address[1]}"
     return formatAddress(UNIXAddress(address or None))
+
+
+_BARE_IPV6_INTERFACE = re.compile(
+    r"(?<=interface=)((?:[0-9A-Fa-f]*:)+[0-9A-Fa-f.]*)(?=$|:[A-Za-z]+=)"
+)
+
+
+def escapeIPv6Interface(description: str) -> str:
+    """
+    Accept C{tcp:4433:interface=::} as people write it: Twisted's syntax
+    wants the address's colons escaped (C{interface=\\:\\:}).
+    """
+
+    def escape(match: re.Match[str]) -> str:
+        address = match.group(1)
+        try:
+            ipaddress.IPv6Address(address)
+        except ValueError:
+            return address
+        return address.replace(":", "\\:")
+
+    return _BARE_IPV6_INTERFACE.sub(escape, description)

@@ -32,7 +32,7 @@ from twisted.web import http
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
-from tlsreply.addresses import formatAddress
+from tlsreply.addresses import escapeIPv6Interface, formatAddress
 from tlsreply.errors import ConfigurationError
 
 #: The name of the metrics service among the top service's children
@@ -64,13 +64,14 @@ class Health:
 def parseMetricsAddress(reactor: object, description: str) -> IStreamServerEndpoint:
     """
     Turn C{--metrics}'s value into an endpoint: a Twisted server endpoint
-    description (C{tcp:9102:interface=127.0.0.1}), or a bare port number
-    for C{tcp:N} on every interface.
+    description (C{tcp:9102:interface=127.0.0.1}, C{tcp6:9102:interface=::1}
+    with or without the colons escaped, as C{--port} takes it), or a bare
+    port number for C{tcp:N} on every interface.
 
     @raise ConfigurationError: naming C{--metrics}, for a description that
         Twisted cannot parse.
     """
-    given = description.strip()
+    given = escapeIPv6Interface(description.strip())
     if re.fullmatch(r"\d+", given):
         given = f"tcp:{given}"
     parts = re.split(r"(?<!\\):", given)

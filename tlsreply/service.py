@@ -6,7 +6,6 @@ endpoints, with a fail-fast start and a graceful stop.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -19,7 +18,7 @@ from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from tlsreply.addresses import formatAddress
+from tlsreply.addresses import escapeIPv6Interface, formatAddress
 from tlsreply.connections import ServerConnections
 from tlsreply.errors import ConfigurationError
 from tlsreply.limits import DEFAULT_MAX_CONNECTIONS, AcceptLimit
@@ -58,7 +57,7 @@ def parseListenAddress(reactor: object, description: str) -> IStreamServerEndpoi
     @raise ConfigurationError: for a description Twisted cannot parse.
     """
     given = description.strip()
-    description = _escapeIPv6Interface(given)
+    description = escapeIPv6Interface(given)
     if re.fullmatch(r"\d+", description):
         description = f"tcp:{description}"
     if description.split(":", 1)[0] in ("ssl", "tls"):
@@ -122,28 +121,6 @@ def _withBacklog(description: str) -> str:
     if kind in ("tcp", "tcp6", "unix") and "backlog=" not in description:
         return f"{description}:backlog={DEFAULT_BACKLOG}"
     return description
-
-
-_BARE_IPV6_INTERFACE = re.compile(
-    r"(?<=interface=)((?:[0-9A-Fa-f]*:)+[0-9A-Fa-f.]*)(?=$|:[A-Za-z]+=)"
-)
-
-
-def _escapeIPv6Interface(description: str) -> str:
-    """
-    Accept C{tcp:4433:interface=::} as people write it: Twisted's syntax
-    wants the address's colons escaped (C{interface=\\:\\:}).
-    """
-
-    def escape(match: re.Match[str]) -> str:
-        address = match.group(1)
-        try:
-            ipaddress.IPv6Address(address)
-        except ValueError:
-            return address
-        return address.replace(":", "\\:")
-
-    return _BARE_IPV6_INTERFACE.sub(escape, description)
 
 
 class TLSReplyService(Service):
