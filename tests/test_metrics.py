@@ -12,6 +12,7 @@ import re
 import signal
 import socket
 import ssl
+import struct
 import time
 import urllib.error
 import urllib.request
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry
+from prometheus_client.mmap_dict import MmapedDict, mmap_key
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet import reactor
 from twisted.internet.address import IPv4Address
@@ -53,6 +56,7 @@ from tlsreply.metrics import ConnectionMetrics, ServerSampler
 from tlsreply.metricsdaemon import singleProcessMetrics
 from tlsreply.metricsreasons import FAILURE_REASONS, failureReason
 from tlsreply.metricsweb import MetricsService
+from tlsreply.metricsworkers import WorkerFilesCollector
 from tlsreply.protocol import ReplyProtocol
 from tlsreply.reload import ReloadableContexts
 from tlsreply.tlsmemory import TLSReplyServerFactory
@@ -460,7 +464,11 @@ class WorkersTests(SynchronousTestCase):
         self.assertEqual(served, {1, 2})
 
         def handshakes() -> float:
-            samples = scrape(metricsPort)
+            try:
+                samples = scrape(metricsPort)
+            except AssertionError as e:
+                daemon.process.poll() is None and daemon.stop()
+                raise AssertionError(f"{e}; the server's log:\n{''.join(daemon.output)}") from None
             return sum(v for (name, _), v in samples.items() if name == "tlsreply_handshakes_total")
 
         deadline = time.monotonic() + 10
@@ -491,3 +499,27 @@ class WorkersTests(SynchronousTestCase):
         self.assertEqual(daemon.stop(), 0)
         self.assertFalse(folder.exists())
         self.assertNotIn("Traceback", "".join(daemon.output))
+
+
+class WorkerFilesTests(SynchronousTestCase):
+    """
+    The parent reads the workers' files even while a worker creates one.
+    """
+
+    def test_fileBeingCreatedIsLeftOut(self) -> None:
+        """
+        A file a worker has just created, still empty, fails
+        C{prometheus_client}'s own collector (an HTTP 500 for that scrape);
+        tlsreply's leaves it out and reads the others.
+        """
+        folder = temporaryDirectory(self)
+        written = MmapedDict(str(folder / "counter_101.db"))
+        written.write_value(
+            mmap_key("tlsreply_replies", "tlsreply_replies_total", [], [], "Replies."), 7.0, 0.0
+        )
+        written.close()
+        (folder / "counter_102.db").touch()
+        with self.assertRaises(struct.error):
+            list(MultiProcessCollector(None, path=str(folder)).collect())
+        [family] = WorkerFilesCollector(str(folder)).collect()
+        self.assertEqual([s.value for s in family.samples], [7.0])

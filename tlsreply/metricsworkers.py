@@ -20,12 +20,15 @@ removed when the parent stops.
 from __future__ import annotations
 
 import atexit
+import glob
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, values
+from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 #: The variable C{prometheus_client} reads the folder from.
@@ -50,7 +53,7 @@ class MultiprocessFiles:
         """
         Make C{registry} read every worker's metrics from the folder.
         """
-        MultiProcessCollector(registry, path=str(self.path))
+        registry.register(WorkerFilesCollector(str(self.path)))
 
     def processDied(self, pid: int) -> None:
         """
@@ -64,6 +67,32 @@ class MultiprocessFiles:
         Remove the folder and every file in it.
         """
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+class WorkerFilesCollector(MultiProcessCollector):
+    """
+    C{prometheus_client}'s multiprocess collector, which does not fail a
+    scrape that comes while a worker creates a file.
+
+    A worker creates each file empty, then sizes and initialises it; a
+    scrape that reads it in between finds no header and fails with
+    C{struct.error} (an HTTP 500). An empty file holds no value yet, so it
+    is left out of this scrape, and counts from the next one.
+    """
+
+    def __init__(self, path: str) -> None:
+        super().__init__(None, path=path)
+        self._folder = path
+
+    def collect(self) -> Iterable[Metric]:
+        files = []
+        for name in glob.glob(os.path.join(self._folder, "*.db")):
+            try:
+                if os.path.getsize(name) > 0:
+                    files.append(name)
+            except FileNotFoundError:
+                pass  # a dead worker's gauges, removed meanwhile
+        return self.merge(files, accumulate=True)
 
 
 def useMultiprocessFiles(path: Path) -> None:
