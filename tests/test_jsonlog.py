@@ -19,6 +19,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.support import (
     LOOPBACK,
+    README,
     clientContext,
     fetchWithSSL,
     makeCertificates,
@@ -252,3 +253,19 @@ def waitForFile(path: Path, pattern: str, timeout: float = 20.0) -> re.Match[str
                 return match
         time.sleep(0.05)
     raise AssertionError(f"no {pattern!r} in {path}")
+
+
+class ReadmeSampleTests(SynchronousTestCase):
+    """
+    The README's sample JSON line is one tlsreply writes today.
+    """
+
+    def test_sampleHasTheKeysOfALine(self) -> None:
+        text = README.read_text()
+        start = text.index("```json\n") + len("```json\n")
+        sample = json.loads(text[start : text.index("```", start)])
+        line = json.loads(jsonConnectionLine(
+            WHEN, "tlsreply.access", "127.0.0.1:5000", "peer closed the connection",
+            HANDSHAKES[0],
+        ))
+        self.assertEqual(list(sample), list(line))

@@ -19,7 +19,7 @@ from typing import IO, TYPE_CHECKING, Any, Final, Protocol
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
-from tlsreply.jsonlog import jsonLine
+from tlsreply.jsonlog import jsonString, timestamp
 
 if TYPE_CHECKING:
     from tlsreply.records import HandshakeInfo
@@ -113,15 +113,42 @@ def jsonConnectionLine(
 ) -> str:
     """
     A connection's line for C{--log-format json}: the line the JSON
-    observer writes for its structured event, built directly.
+    observer writes for its structured event (L{connectionFields}), written
+    out directly: a general encoder costs fifteen times the text line.
     """
-    return jsonLine(
-        when,
-        "info",
-        namespace,
-        connectionLine(peer, closed, handshake),
-        connectionFields(peer, closed, handshake),
+    message = connectionLine(peer, closed, handshake)
+    head = (
+        f'{{"time":"{timestamp(when)}","level":"info","namespace":{jsonString(namespace)},'
+        f'"message":{jsonString(message)},"peer":{jsonString(peer)},'
     )
+    if handshake is None:
+        return f'{head}"reason":{jsonString(closed)},"outcome":"handshake-failed"}}\n'
+    # The keys and values of repliedFields (the equality is tested),
+    # without building it: this is the line for every connection.
+    S = jsonString
+    h = handshake
+    early = " early-data-offered=refused" if h.earlyDataOffered else ""
+    client = (
+        f" client-cert={h.clientCertificate!r} verify={h.clientVerification}"
+        if h.clientCertificate
+        else ""
+    )
+    return (
+        f'{head}"outcome":"replied","closed":{jsonString(closed)},'
+        f'"tlsVersion":{"null" if h.tlsVersion is None else S(h.tlsVersion)},"cipher":{"null" if h.cipher is None else S(h.cipher)},'
+        f'"group":{"null" if h.group is None else S(h.group)},"resumed":{_BOOLEANS[h.resumed]},'
+        f'"serverName":{"null" if h.serverName is None else S(h.serverName)},'
+        f'"alpnProtocol":{"null" if h.alpnProtocol is None else S(h.alpnProtocol)},"duration":{h.duration!r},'
+        f'"earlyDataOffered":{_BOOLEANS[h.earlyDataOffered]},'
+        f'"clientCertificate":{"null" if h.clientCertificate is None else S(h.clientCertificate)},'
+        f'"clientVerification":{"null" if h.clientVerification is None else S(h.clientVerification)},'
+        f'"certificate":{"null" if h.certificate is None else S(h.certificate)},'
+        f'"handshakeMilliseconds":{h.duration * 1000!r},'
+        f'"earlyDataNote":{S(early)},"clientCertificateNote":{S(client)}}}\n'
+    )
+
+
+_BOOLEANS = {True: "true", False: "false", None: "null"}
 
 
 class ConnectionLog(Protocol):

@@ -31,13 +31,38 @@ _PLAIN = (str, int, float, bool, type(None))
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
 
 
+#: The last second formatted, and its text: connection lines come many a
+#: second, and formatting a date costs more than the rest of the stamp.
+_second: list[Any] = [None, ""]
+
+
 def timestamp(seconds: float) -> str:
     """
     C{2026-11-30T06:57:06.859Z}: UTC, to the millisecond.
     """
     whole = int(seconds)
-    milliseconds = int((seconds - whole) * 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{milliseconds:03d}Z"
+    if _second[0] != whole:
+        _second[:] = [whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))]
+    return f"{_second[1]}.{int((seconds - whole) * 1000):03d}Z"
+
+
+#: A string as a JSON string (quoted and escaped, not limited to ASCII).
+jsonString: Any = json.encoder.encode_basestring
+
+
+def jsonValue(value: str | bool | float | None) -> str:
+    """
+    A plain value as JSON, for lines written without an encoder.
+    """
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, str):
+        return str(jsonString(value))
+    return repr(value)
 
 
 def _plain(value: Any) -> Any:
