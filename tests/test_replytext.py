@@ -8,7 +8,12 @@ from __future__ import annotations
 from twisted.trial.unittest import SynchronousTestCase
 
 from tlsreply.errors import ConfigurationError
-from tlsreply.replies import decodeReplyText
+from tlsreply.replies import (
+    decodeReplyText,
+    httpResponse,
+    reasonPhrase,
+    statusHasNoBody,
+)
 
 
 class DecodeReplyTextTests(SynchronousTestCase):
@@ -144,3 +149,177 @@ class DecodeReplyTextTests(SynchronousTestCase):
         the position, not a L{UnicodeEncodeError} traceback.
         """
         self.assertBadReply("ab\udcff", "UTF-8", "position 2")
+
+
+class HTTPResponseTests(SynchronousTestCase):
+    """
+    L{httpResponse} frames a body as an HTTP/1.1 response with a chosen
+    status and header fields, and refuses what would break the framing.
+    """
+
+    def test_default(self) -> None:
+        """
+        Without a status or headers it is the same C{200 OK} response as
+        before statuses and headers could be chosen, byte for byte.
+        """
+        self.assertEqual(
+            httpResponse(b"ok\n"),
+            b"HTTP/1.1 200 OK\r\n"
+            b"Content-Type: text/plain; charset=utf-8\r\n"
+            b"Content-Length: 3\r\n"
+            b"Cache-Control: no-store\r\n"
+            b"Connection: close\r\n"
+            b"\r\n"
+            b"ok\n",
+        )
+
+    def test_standardReasonPhrase(self) -> None:
+        """
+        The status line carries the code's standard reason phrase.
+        """
+        for status, line in [
+            (201, b"HTTP/1.1 201 Created\r\n"),
+            (301, b"HTTP/1.1 301 Moved Permanently\r\n"),
+            (404, b"HTTP/1.1 404 Not Found\r\n"),
+            (418, b"HTTP/1.1 418 I'm a Teapot\r\n"),
+            (503, b"HTTP/1.1 503 Service Unavailable\r\n"),
+        ]:
+            self.assertTrue(httpResponse(b"x", status).startswith(line), status)
+
+    def test_unknownCodeGetsItsClassName(self) -> None:
+        """
+        A code without a registered phrase gets its class's name (RFC 9110,
+        section 15), so the status line is never empty-handed.
+        """
+        self.assertEqual(reasonPhrase(299), "Success")
+        self.assertEqual(reasonPhrase(199), "Informational")
+        self.assertEqual(reasonPhrase(399), "Redirection")
+        self.assertEqual(reasonPhrase(499), "Client Error")
+        self.assertEqual(reasonPhrase(599), "Server Error")
+        self.assertTrue(
+            httpResponse(b"x", 599).startswith(b"HTTP/1.1 599 Server Error\r\n")
+        )
+
+    def test_statusOutOfRange(self) -> None:
+        """
+        Only 100 to 599 are statuses; anything else, a bool included, is
+        refused with a message naming the value.
+        """
+        for status in (99, 600, 0, -200, True, 200.0, "200"):
+            error = self.assertRaises(ConfigurationError, httpResponse, b"x", status)
+            self.assertIn("100 to 599", str(error))
+            self.assertIn(repr(status), str(error))
+
+    def test_headersAreAdded(self) -> None:
+        """
+        Configured headers follow tlsreply's, in their order, repeats
+        included.
+        """
+        response = httpResponse(
+            b"ok", 200, [("X-One", "1"), ("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")]
+        )
+        head, body = response.split(b"\r\n\r\n")
+        self.assertEqual(body, b"ok")
+        self.assertEqual(
+            head.split(b"\r\n")[-4:],
+            [b"Connection: close", b"X-One: 1", b"Set-Cookie: a=1", b"Set-Cookie: b=2"],
+        )
+
+    def test_headerReplacesDefault(self) -> None:
+        """
+        A configured C{Content-Type} or C{Cache-Control}, in any case,
+        replaces tlsreply's default instead of being sent beside it.
+        """
+        response = httpResponse(
+            b"{}",
+            200,
+            [("content-type", "application/json"), ("Cache-Control", "max-age=60")],
+        )
+        self.assertNotIn(b"text/plain", response)
+        self.assertNotIn(b"no-store", response)
+        self.assertIn(b"\r\ncontent-type: application/json\r\n", response)
+        self.assertIn(b"\r\nCache-Control: max-age=60\r\n", response)
+        self.assertEqual(response.count(b"Content-Length: 2\r\n"), 1)
+
+    def test_framingHeadersRefused(self) -> None:
+        """
+        C{Content-Length}, C{Connection} and C{Transfer-Encoding} frame the
+        response, so they stay tlsreply's: configuring one is an error that
+        says so.
+        """
+        for name in ("Content-Length", "connection", "Transfer-Encoding"):
+            error = self.assertRaises(
+                ConfigurationError, httpResponse, b"x", 200, [(name, "1")]
+            )
+            self.assertIn(name, str(error))
+            self.assertIn("tlsreply sets", str(error))
+
+    def test_badHeaderName(self) -> None:
+        """
+        A name that is not an RFC 9110 token (empty, a space, a colon, a
+        non-ASCII letter) is refused, quoting it.
+        """
+        for name in ("", "X Y", "X:Y", "Ä", "X\r\nY"):
+            error = self.assertRaises(
+                ConfigurationError, httpResponse, b"x", 200, [(name, "v")]
+            )
+            self.assertIn(repr(name), str(error))
+            self.assertIn("token", str(error))
+            self.assertNotIn("\n", str(error))
+
+    def test_badHeaderValue(self) -> None:
+        """
+        A CR, LF or NUL in a value, which would end the field or the header
+        early, is refused, naming the header and the position.
+        """
+        for value, position in (("a\r\nX-Injected: 1", 1), ("ab\n", 2), ("\x00", 0)):
+            error = self.assertRaises(
+                ConfigurationError, httpResponse, b"x", 200, [("X-Test", value)]
+            )
+            self.assertIn("X-Test", str(error))
+            self.assertIn(f"position {position}", str(error))
+            self.assertNotIn("\n", str(error))
+
+    def test_valuesAreUTF8(self) -> None:
+        """
+        A value may hold text beyond ASCII, a tab and spaces; it is sent as
+        UTF-8.
+        """
+        response = httpResponse(b"x", 200, [("X-Name", "é\tb c")])
+        self.assertIn("\r\nX-Name: é\tb c\r\n".encode(), response)
+
+    def test_headerNotAPair(self) -> None:
+        """
+        A header that is not a (name, value) pair, such as a bare string,
+        is refused rather than read letter by letter.
+        """
+        for header in ("X-A: b", ("X-A",), ("X-A", "b", "c"), ("X-A", 1)):
+            self.assertRaises(ConfigurationError, httpResponse, b"x", 200, [header])
+
+    def test_noBodyStatuses(self) -> None:
+        """
+        1xx, 204 and 304 responses end at their header: the body, and with
+        it C{Content-Length} and the default C{Content-Type}, is left out.
+        """
+        for status in (100, 101, 103, 204, 304):
+            self.assertTrue(statusHasNoBody(status), status)
+            response = httpResponse(b"ignored", status)
+            self.assertTrue(response.endswith(b"\r\n\r\n"), status)
+            self.assertNotIn(b"ignored", response)
+            self.assertNotIn(b"Content-Length", response)
+            self.assertNotIn(b"Content-Type", response)
+        for status in (200, 205, 303, 404):
+            self.assertFalse(statusHasNoBody(status), status)
+            self.assertTrue(httpResponse(b"kept", status).endswith(b"\r\n\r\nkept"))
+
+    def test_emptyBody(self) -> None:
+        """
+        An empty body is a response of length 0.
+        """
+        self.assertTrue(
+            httpResponse(b"").endswith(
+                b"Content-Length: 0\r\n"
+                b"Cache-Control: no-store\r\n"
+                b"Connection: close\r\n\r\n"
+            )
+        )

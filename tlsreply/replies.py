@@ -1,11 +1,15 @@
 # -*- test-case-name: tests.test_replytext -*-
 """
-Turning the C{--reply} text an operator types into the bytes sent.
+Turning the C{--reply} text an operator types into the bytes sent, and a
+body into the HTTP response C{--http} sends.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from http import HTTPStatus
+from typing import Final
 
 from tlsreply.errors import ConfigurationError
 
@@ -66,21 +70,146 @@ def decodeReplyText(text: str) -> bytes:
     return bytes(out)
 
 
-def httpResponse(body: bytes) -> bytes:
+#: Header fields whose value is tlsreply's own: they frame the response
+#: (an exact length, then the close), so a configured header may not set
+#: them.
+FRAMING_HEADERS: Final = ("Content-Length", "Connection", "Transfer-Encoding")
+
+#: The default header fields a configured header of the same name replaces.
+DEFAULT_HEADERS: Final = (
+    ("Content-Type", "text/plain; charset=utf-8"),
+    ("Cache-Control", "no-store"),
+)
+
+#: The reason phrase for a status code that L{http.HTTPStatus} does not
+#: know: its class's name (RFC 9110, section 15).
+_CLASS_PHRASES: Final = {
+    1: "Informational",
+    2: "Success",
+    3: "Redirection",
+    4: "Client Error",
+    5: "Server Error",
+}
+
+# RFC 9110, section 5.6.2: token = 1*tchar.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+_FORBIDDEN_IN_VALUE = re.compile(r"[\r\n\x00]")
+
+
+def statusHasNoBody(status: int) -> bool:
+    """
+    Whether a response with this status ends at its header: 1xx, 204 and
+    304 (RFC 9110, sections 6.4.1 and 8.6).
+    """
+    return status < 200 or status in (204, 304)
+
+
+def reasonPhrase(status: int) -> str:
+    """
+    The standard reason phrase of C{status} (C{404} gives C{"Not Found"}),
+    or its class's name for a code without one (C{299} gives
+    C{"Success"}).
+
+    @raise ConfigurationError: if C{status} is not a whole number from 100
+        to 599.
+    """
+    if (
+        not isinstance(status, int)
+        or isinstance(status, bool)
+        or not 100 <= status <= 599
+    ):
+        raise ConfigurationError(
+            f"HTTP status: expected a whole number from 100 to 599, got {status!r}"
+        )
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return _CLASS_PHRASES[status // 100]
+
+
+def checkHeader(name: str, value: str) -> None:
+    """
+    Refuse a header field tlsreply cannot send as given.
+
+    @raise ConfigurationError: naming the problem, if C{name} is not an
+        RFC 9110 token, C{value} holds a CR, LF or NUL (which would end the
+        field or the header early), either is not a string, or C{name} is
+        one of L{FRAMING_HEADERS}.
+    """
+    if not isinstance(name, str) or not isinstance(value, str):
+        raise ConfigurationError(
+            f"HTTP header {name!r}: expected a name and a value as text, got {value!r}"
+        )
+    if not _TOKEN.match(name):
+        raise ConfigurationError(
+            f"HTTP header name {name!r} is not a token (letters, digits and "
+            "!#$%&'*+-.^_`|~ only, at least one)"
+        )
+    for framing in FRAMING_HEADERS:
+        if name.lower() == framing.lower():
+            raise ConfigurationError(
+                f"HTTP header {name}: tlsreply sets {framing} itself (Content-Length: the "
+                "body's length; Connection: close), so it cannot be configured"
+            )
+    forbidden = _FORBIDDEN_IN_VALUE.search(value)
+    if forbidden:
+        raise ConfigurationError(
+            f"HTTP header {name}: its value {value!r} holds {forbidden.group()!r} at "
+            f"position {forbidden.start()}; CR, LF and NUL are not allowed in a value"
+        )
+
+
+def httpResponse(
+    body: bytes, status: int = 200, headers: Sequence[tuple[str, str]] = ()
+) -> bytes:
     """
     Wrap a reply in a minimal HTTP/1.1 response, so that curl, browsers and
     HTTP health checks can use tlsreply directly (C{--http}).
 
     The response is sent whatever the request: the reply does not depend on
-    it. C{Connection: close} and an exact C{Content-Length} tell the client
-    the response is complete before the connection closes.
+    it (a C{HEAD} request gets the body too). C{Connection: close} and an
+    exact C{Content-Length} tell the client the response is complete before
+    the connection closes.
+
+    @param body: the body.
+    @param status: the status code, 100 to 599; the status line carries its
+        standard reason phrase (L{reasonPhrase}). A 1xx, 204 or 304 response
+        ends at its header (L{statusHasNoBody}): C{body} is left out, and
+        with it C{Content-Length}.
+    @param headers: header fields to send, in order, as C{(name, value)}
+        pairs; a name may repeat (C{Set-Cookie}). A field named as one of
+        L{DEFAULT_HEADERS} (C{Content-Type: text/plain; charset=utf-8},
+        C{Cache-Control: no-store}), in any case, replaces that default.
+        Values are sent as UTF-8.
+
+    @raise ConfigurationError: for a status outside 100 to 599, or a header
+        that L{checkHeader} refuses.
     """
-    head = (
-        "HTTP/1.1 200 OK\r\n"
-        "Content-Type: text/plain; charset=utf-8\r\n"
-        f"Content-Length: {len(body)}\r\n"
-        "Cache-Control: no-store\r\n"
-        "Connection: close\r\n"
-        "\r\n"
-    )
-    return head.encode("ascii") + body
+    phrase = reasonPhrase(status)
+    headers = tuple(headers)
+    for header in headers:
+        if (
+            isinstance(header, (str, bytes))
+            or not isinstance(header, (tuple, list))
+            or len(header) != 2
+        ):
+            raise ConfigurationError(
+                f"HTTP header {header!r}: expected a (name, value) pair"
+            )
+        checkHeader(*header)
+    given = {name.lower() for name, _ in headers}
+    lines = [f"HTTP/1.1 {status} {phrase}"]
+    defaults = {
+        name: value for name, value in DEFAULT_HEADERS if name.lower() not in given
+    }
+    noBody = statusHasNoBody(status)
+    if "Content-Type" in defaults and not noBody:
+        lines.append(f"Content-Type: {defaults['Content-Type']}")
+    if not noBody:
+        lines.append(f"Content-Length: {len(body)}")
+    if "Cache-Control" in defaults:
+        lines.append(f"Cache-Control: {defaults['Cache-Control']}")
+    lines.append("Connection: close")
+    lines.extend(f"{name}: {value}" for name, value in headers)
+    head = "\r\n".join(lines) + "\r\n\r\n"
+    return head.encode("utf-8") + (b"" if noBody else body)
