@@ -172,6 +172,6 @@ class RecordFieldsTests(SynchronousTestCase):
         text = README.read_text()
         start = text.index("### What is recorded")
         section = text[start : text.index("\n### ", start + 1)]
-        named = set(re.findall(r"`([a-zA-Z]+)`", section))
+        named = set(re.findall(r"`([a-zA-Z][a-zA-Z0-9]*)`", section))
         expected = {f.name for f in fields(ConnectionRecord)} | {"handshakeFailed"}
         self.assertEqual(expected - named, set())

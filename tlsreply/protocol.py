@@ -33,7 +33,12 @@ from tlsreply.accesslog import (
 from tlsreply.addresses import formatAddress
 from tlsreply.clienthello import ClientHello
 from tlsreply.errors import openSSLReasons
-from tlsreply.records import ConnectionRecord, HandshakeInfo, describeHandshake
+from tlsreply.records import (
+    RECEIVED_LIMIT,
+    ConnectionRecord,
+    HandshakeInfo,
+    describeHandshake,
+)
 
 if TYPE_CHECKING:
     from tlsreply.metrics import ConnectionMetrics
@@ -111,12 +116,15 @@ class ReplyProtocol(Protocol):
     aborted, if it was.
 
     @ivar handshake: what the handshake negotiated, once it has completed.
+    @ivar received: what the client sent after the handshake, when the
+        connection is recorded (see L{dataReceived}); else L{None}.
     """
 
     factory: ReplyFactory
     # A tlsreply TLS transport: ITransport, ISSLTransport and a connection.
     transport: Any
     handshake: HandshakeInfo | None = None
+    received: bytearray | None = None
 
     def connectionMade(self) -> None:
         """
@@ -145,9 +153,20 @@ class ReplyProtocol(Protocol):
 
     def dataReceived(self, data: bytes) -> None:
         """
-        Discard what the client sends: the reply does not depend on it.
-        Reading it still matters, see the class docstring.
+        Keep what the client sends for the connection's record, if it will
+        have one (L{ReplyFactory.recorders}), up to
+        L{RECEIVED_LIMIT} bytes and one more to mark it truncated;
+        otherwise discard it. The reply does not depend on it. Reading it
+        matters either way, see the class docstring.
         """
+        if not self.factory.recorders:
+            return
+        received = self.received
+        if received is None:
+            received = self.received = bytearray()
+        room = RECEIVED_LIMIT + 1 - len(received)
+        if room > 0:
+            received += data[:room] if len(data) > room else data
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         """
@@ -163,6 +182,7 @@ class ReplyProtocol(Protocol):
             self.handshake,
             connection.clientHello,
             abortReason is not None,
+            self.received,
         )
 
 
@@ -191,7 +211,9 @@ class ReplyFactory(Factory[ReplyProtocol]):
         millisecond per connection under twistd's text observer).
     @ivar recorders: called with a L{ConnectionRecord} as each connection
         ends (L{tlsreply.testing} records connections this way). With a
-        recorder, each connection's ClientHello is parsed in full.
+        recorder, each connection's ClientHello is parsed in full and what
+        the client sends after the handshake is kept (up to
+        L{RECEIVED_LIMIT} bytes); without one, neither is.
     @ivar metrics: counts every connection for Prometheus
         (L{tlsreply.metrics.ConnectionMetrics}), or L{None}: then the
         only cost is checking this attribute, once per connection.
@@ -246,6 +268,7 @@ class ReplyFactory(Factory[ReplyProtocol]):
         handshake: HandshakeInfo | None,
         clientHello: ClientHello | None = None,
         aborted: bool = False,
+        received: bytearray | None = None,
     ) -> None:
         """
         Log a connection's one line, count it in the metrics and hand its
@@ -261,6 +284,8 @@ class ReplyFactory(Factory[ReplyProtocol]):
             did not complete.
         @param aborted: whether tlsreply aborted the connection (a timeout,
             the shutdown) rather than the client closing it.
+        @param received: what the client sent after the handshake, for the
+            record (L{ReplyProtocol.received}).
         """
         accessLog = self.accessLog
         if accessLog is not None:
@@ -282,7 +307,7 @@ class ReplyFactory(Factory[ReplyProtocol]):
             metrics.connectionEnded(closed, handshake, aborted)
         if not self.recorders:
             return
-        record = ConnectionRecord.build(peer, closed, handshake, clientHello)
+        record = ConnectionRecord.build(peer, closed, handshake, clientHello, received)
         for recorder in self.recorders:
             try:
                 recorder(record)

@@ -5,13 +5,18 @@ What a completed TLS handshake negotiated, read off the connection.
 
 from __future__ import annotations
 
+from base64 import b64encode
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Final
 
 from OpenSSL import SSL
 
 from tlsreply import _openssl
 from tlsreply.clienthello import ClientHello, printableASCII
+
+#: How many bytes of what a client sends after the handshake a record
+#: keeps (L{ConnectionRecord.received}).
+RECEIVED_LIMIT: Final = 65536
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +82,24 @@ class ConnectionRecord:
     @ivar offeredVersions: the TLS versions the client offered.
     @ivar resumptionOffered: the client offered a session to resume (a
         TLS 1.3 pre-shared key, or a TLS 1.2 session ticket).
+    @ivar offeredCipherSuites: the cipher suites offered, IANA's names in
+        the client's order (L{tlsreply.tlsnames}: C{GREASE (0x0a0a)} for a
+        GREASE value, C{0xNNNN} for a code point with no name).
+    @ivar offeredGroups: the supported_groups extension's groups, in order
+        (C{X25519MLKEM768}, C{x25519}, ...).
+    @ivar offeredSignatureAlgorithms: the signature_algorithms extension's
+        schemes, in order.
+    @ivar offeredExtensions: every extension sent, in order.
+    @ivar offeredKeyShares: the group of each key share sent (TLS 1.3).
+    @ivar offeredCompressionMethods: the compression methods (C{NULL}).
+    @ivar ja4: the JA4 fingerprint (L{tlsreply.fingerprint}), or L{None}
+        without a ClientHello that parsed.
+    @ivar ja3: the JA3 fingerprint, or L{None} likewise.
+    @ivar received: the application data the client sent after the
+        handshake, up to L{RECEIVED_LIMIT} bytes (an HTTP client's
+        request); the reply never depends on it.
+    @ivar receivedTruncated: the client sent more than L{RECEIVED_LIMIT}
+        bytes; C{received} holds the first ones.
     """
 
     peer: str
@@ -98,6 +121,16 @@ class ConnectionRecord:
     offeredALPN: tuple[str, ...] = ()
     offeredVersions: tuple[str, ...] = ()
     resumptionOffered: bool = False
+    offeredCipherSuites: tuple[str, ...] = ()
+    offeredGroups: tuple[str, ...] = ()
+    offeredSignatureAlgorithms: tuple[str, ...] = ()
+    offeredExtensions: tuple[str, ...] = ()
+    offeredKeyShares: tuple[str, ...] = ()
+    offeredCompressionMethods: tuple[str, ...] = ()
+    ja4: str | None = None
+    ja3: str | None = None
+    received: bytes = b""
+    receivedTruncated: bool = False
 
     @property
     def handshakeFailed(self) -> bool:
@@ -110,9 +143,18 @@ class ConnectionRecord:
         closed: str,
         handshake: HandshakeInfo | None,
         clientHello: ClientHello | None,
+        received: bytes | bytearray | None = None,
     ) -> ConnectionRecord:
         """
         Put together what is known when a connection ends.
+
+        The names of what the ClientHello offered and its fingerprints are
+        worked out here, from its code points: only connections that are
+        recorded pay for them.
+
+        @param received: the application data received, as collected by
+            L{ReplyProtocol.dataReceived}: up to one byte more than
+            L{RECEIVED_LIMIT}, which marks it truncated.
         """
         offered: dict[str, Any] = {}
         if clientHello is not None:
@@ -122,7 +164,18 @@ class ConnectionRecord:
                 "offeredVersions": clientHello.versions,
                 "earlyDataOffered": clientHello.earlyDataOffered,
                 "resumptionOffered": clientHello.resumptionOffered,
+                "offeredCipherSuites": clientHello.offeredCipherSuites,
+                "offeredGroups": clientHello.offeredGroups,
+                "offeredSignatureAlgorithms": clientHello.offeredSignatureAlgorithms,
+                "offeredExtensions": clientHello.offeredExtensions,
+                "offeredKeyShares": clientHello.offeredKeyShares,
+                "offeredCompressionMethods": clientHello.offeredCompressionMethods,
+                "ja4": clientHello.ja4,
+                "ja3": clientHello.ja3,
             }
+        if received:
+            offered["received"] = bytes(received[:RECEIVED_LIMIT])
+            offered["receivedTruncated"] = len(received) > RECEIVED_LIMIT
         if handshake is None:
             return cls(peer, "handshake-failed", closed, failureReason=closed, **offered)
         negotiated = asdict(handshake)
@@ -132,11 +185,18 @@ class ConnectionRecord:
 
     def asDict(self) -> dict[str, Any]:
         """
-        The record as JSON-friendly values.
+        The record as JSON-friendly values: tuples as lists, and
+        C{received} as C{{"text": ...}} when it is UTF-8, else
+        C{{"base64": ...}}.
         """
         values = asdict(self)
-        for key in ("offeredALPN", "offeredVersions"):
-            values[key] = list(values[key])
+        for key, value in values.items():
+            if isinstance(value, tuple):
+                values[key] = list(value)
+        try:
+            values["received"] = {"text": self.received.decode("utf-8")}
+        except UnicodeDecodeError:
+            values["received"] = {"base64": b64encode(self.received).decode("ascii")}
         return values
 
 
