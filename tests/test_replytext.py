@@ -288,6 +288,17 @@ class HTTPResponseTests(SynchronousTestCase):
         response = httpResponse(b"x", 200, [("X-Name", "é\tb c")])
         self.assertIn("\r\nX-Name: é\tb c\r\n".encode(), response)
 
+    def test_valueThatIsNotUTF8(self) -> None:
+        """
+        Command-line bytes that are not UTF-8 (lone surrogates) are refused
+        with a message naming the header, not a L{UnicodeEncodeError}.
+        """
+        error = self.assertRaises(
+            ConfigurationError, httpResponse, b"x", 200, [("X-Test", "a\udcff")]
+        )
+        self.assertIn("X-Test", str(error))
+        self.assertIn("UTF-8", str(error))
+
     def test_headerNotAPair(self) -> None:
         """
         A header that is not a (name, value) pair, such as a bare string,

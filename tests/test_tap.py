@@ -75,6 +75,8 @@ class OptionsTests(SynchronousTestCase):
                 "tls": TLSPolicy().describe(),
                 "reply": "test\n",
                 "http": False,
+                "httpStatus": 200,
+                "httpHeaders": [],
                 "handshakeTimeout": 10.0,
                 "closeTimeout": 3.0,
                 "shutdownGrace": 5.0,

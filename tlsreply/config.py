@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_tap -*-
+# -*- test-case-name: tests.test_tap,tests.test_http -*-
 """
 What a tlsreply server is to be: every setting of the command line, checked
 and typed.
@@ -67,8 +67,14 @@ class ServerConfig:
     @ivar certificateDirectory: serve every certificate in this folder too.
     @ivar scenario: serve this test scenario (L{tlsreply.testing.scenarios})
         instead of certificates.
-    @ivar replyBody: the reply, or the body of the HTTP response.
-    @ivar http: send C{replyBody} as a minimal HTTP/1.1 response.
+    @ivar replyBody: the reply, or the body of the HTTP response (which
+        may be empty).
+    @ivar http: send C{replyBody} as a minimal HTTP/1.1 response
+        (L{tlsreply.replies.httpResponse}).
+    @ivar httpStatus: the HTTP response's status code (100 to 599).
+    @ivar httpHeaders: header fields the HTTP response adds, in order, as
+        C{(name, value)} pairs; C{Content-Type} and C{Cache-Control}
+        replace tlsreply's defaults.
     @ivar policy: the TLS policy.
     @ivar handshakeTimeout: seconds from accept to a completed handshake.
     @ivar closeTimeout: seconds the client has to close after the reply.
@@ -94,6 +100,8 @@ class ServerConfig:
     scenario: str | None = None
     replyBody: bytes = DEFAULT_REPLY
     http: bool = False
+    httpStatus: int = 200
+    httpHeaders: tuple[tuple[str, str], ...] = ()
     policy: TLSPolicy = field(default_factory=TLSPolicy)
     handshakeTimeout: float = DEFAULT_HANDSHAKE_TIMEOUT
     closeTimeout: float = DEFAULT_CLOSE_TIMEOUT
@@ -108,8 +116,15 @@ class ServerConfig:
     def __post_init__(self) -> None:
         if not self.listen:
             raise ConfigurationError("ServerConfig.listen: no listening address")
-        if not isinstance(self.replyBody, bytes) or not self.replyBody:
+        if not isinstance(self.replyBody, bytes) or not (self.replyBody or self.http):
             raise ConfigurationError("ServerConfig.replyBody: the reply must be at least one byte")
+        if self.http:
+            # Checked now, so that a bad status or header is refused here.
+            self.reply  # noqa: B018
+        elif self.httpStatus != 200 or self.httpHeaders:
+            raise ConfigurationError(
+                "ServerConfig.httpStatus and httpHeaders shape an HTTP reply: set http=True"
+            )
         for name in ("handshakeTimeout", "closeTimeout", "shutdownGrace"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
@@ -132,7 +147,9 @@ class ServerConfig:
         """
         The bytes every client receives.
         """
-        return httpResponse(self.replyBody) if self.http else self.replyBody
+        if not self.http:
+            return self.replyBody
+        return httpResponse(self.replyBody, self.httpStatus, self.httpHeaders)
 
     def describe(self) -> dict[str, Any]:
         """
@@ -152,6 +169,8 @@ class ServerConfig:
             "tls": self.policy.describe(),
             "reply": self.replyBody.decode("utf-8", "backslashreplace"),
             "http": self.http,
+            "httpStatus": self.httpStatus,
+            "httpHeaders": [list(header) for header in self.httpHeaders],
             "handshakeTimeout": self.handshakeTimeout,
             "closeTimeout": self.closeTimeout,
             "shutdownGrace": self.shutdownGrace,

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_wire -*-
+# -*- test-case-name: tests.test_wire,tests.test_records -*-
 """
 What a completed TLS handshake negotiated, read off the connection.
 """

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_replytext -*-
+# -*- test-case-name: tests.test_replytext,tests.test_http -*-
 """
 Turning the C{--reply} text an operator types into the bytes sent, and a
 body into the HTTP response C{--http} sends.
@@ -134,7 +134,8 @@ def checkHeader(name: str, value: str) -> None:
     @raise ConfigurationError: naming the problem, if C{name} is not an
         RFC 9110 token, C{value} holds a CR, LF or NUL (which would end the
         field or the header early), either is not a string, or C{name} is
-        one of L{FRAMING_HEADERS}.
+        one of L{FRAMING_HEADERS}; or C{value} cannot be UTF-8 (bytes
+        on the command line that are not UTF-8 arrive as lone surrogates).
     """
     if not isinstance(name, str) or not isinstance(value, str):
         raise ConfigurationError(
@@ -148,8 +149,8 @@ def checkHeader(name: str, value: str) -> None:
     for framing in FRAMING_HEADERS:
         if name.lower() == framing.lower():
             raise ConfigurationError(
-                f"HTTP header {name}: tlsreply sets {framing} itself (Content-Length: the "
-                "body's length; Connection: close), so it cannot be configured"
+                f"HTTP header {name}: tlsreply sets {framing} itself (the response "
+                "ends after its Content-Length, then the connection closes)"
             )
     forbidden = _FORBIDDEN_IN_VALUE.search(value)
     if forbidden:
@@ -157,6 +158,30 @@ def checkHeader(name: str, value: str) -> None:
             f"HTTP header {name}: its value {value!r} holds {forbidden.group()!r} at "
             f"position {forbidden.start()}; CR, LF and NUL are not allowed in a value"
         )
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ConfigurationError(
+            f"HTTP header {name}: its value {value!r} is not valid UTF-8 at position {e.start}"
+        ) from None
+
+
+def parseHeaderLine(line: str) -> tuple[str, str]:
+    """
+    A header field as typed on a command line, C{"Name: value"}, as a
+    checked C{(name, value)} pair; the spaces and tabs around the value
+    are not part of it (RFC 9110, section 5.5), and no space may come
+    before the colon.
+
+    @raise ConfigurationError: without a colon or a name, or for a field
+        L{checkHeader} refuses.
+    """
+    name, colon, value = line.partition(":")
+    if not colon or not name:
+        raise ConfigurationError(f"expected 'Name: value', got {line!r}")
+    value = value.strip(" \t")
+    checkHeader(name, value)
+    return name, value
 
 
 def httpResponse(

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_tap,tests.test_options -*-
+# -*- test-case-name: tests.test_tap,tests.test_options,tests.test_http -*-
 """
 The command line: C{twistd -n tlsreply ...}, C{twist tlsreply ...} and
 C{tlsreply serve ...}.
@@ -13,6 +13,7 @@ exit status, never a traceback.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -38,7 +39,7 @@ from tlsreply.protocol import (
     DEFAULT_HANDSHAKE_TIMEOUT,
     DEFAULT_REPLY,
 )
-from tlsreply.replies import decodeReplyText
+from tlsreply.replies import decodeReplyText, parseHeaderLine
 from tlsreply.service import DEFAULT_SHUTDOWN_GRACE, parseListenAddress
 from tlsreply.workers import workerCount
 
@@ -88,6 +89,12 @@ def _onOff(option: str) -> Any:
     return _choice(option, "on", "off")
 
 
+def _httpStatus(value: str) -> int:
+    if not re.fullmatch("[0-9]{3}", value) or not 100 <= int(value) <= 599:
+        raise ValueError(f"--http-status: expected a status code from 100 to 599, got {value!r}")
+    return int(value)
+
+
 def _workers(value: str) -> int:
     try:
         return workerCount(value)
@@ -122,8 +129,10 @@ class Options(VersionOption, usage.Options):
         [
             "http",
             None,
-            "Send the reply as a minimal HTTP/1.1 200 response (Content-Length, "
-            "Connection: close), for curl, browsers and HTTP health checks.",
+            "Send the reply as the body of a minimal HTTP/1.1 response (200 OK "
+            "unless --http-status; Content-Length, Connection: close), for curl, "
+            "browsers and HTTP health checks. --http-status, --http-header and "
+            "--http-body imply it.",
         ],
     ]
 
@@ -154,6 +163,22 @@ class Options(VersionOption, usage.Options):
             "and \\xHH are decoded. [default: test\\n]",
         ],
         ["reply-file", None, None, "Send this file's bytes as the reply."],
+        [
+            "http-body",
+            None,
+            None,
+            "The HTTP response's body (implies --http; escapes as --reply; "
+            "may be empty). [default: the reply]",
+        ],
+        [
+            "http-status",
+            None,
+            None,
+            "The HTTP response's status code, sent with its standard reason "
+            "phrase (implies --http). 1xx, 204 and 304 responses have no body. "
+            "[default: 200]",
+            _httpStatus,
+        ],
         ["min-tls", None, "1.2", "Lowest TLS version.", _choice("min-tls", "1.2", "1.3", hint=_LEGACY_HINT)],
         ["max-tls", None, "1.3", "Highest TLS version.", _choice("max-tls", "1.2", "1.3", hint=_LEGACY_HINT)],
         [
@@ -303,12 +328,20 @@ class Options(VersionOption, usage.Options):
         super().__init__()
         self["listen"] = []
         self["certificates"] = []
+        self["http-headers"] = []
 
     def opt_listen(self, description: str) -> None:
         """
         Add a listening address, like --port; may be repeated.
         """
         self["listen"].append(description)
+
+    def opt_http_header(self, line: str) -> None:
+        """An HTTP header field for the response, 'Name: value' (implies --http); may be repeated. Content-Type and Cache-Control replace tlsreply's defaults; Content-Length and Connection stay tlsreply's."""
+        try:
+            self["http-headers"].append(parseHeaderLine(line))
+        except ConfigurationError as e:
+            raise usage.UsageError(f"--http-header: {e}") from None
 
     def opt_cert(self, path: str) -> None:
         """PEM certificate, optionally followed by its chain. May be repeated: an RSA and an ECDSA certificate, or certificates for other names, chosen by SNI (the first also serves unknown names). The --key, --chain and --ocsp-response after it apply to it. [default: a development certificate in ./certs/]"""
@@ -386,12 +419,13 @@ class Options(VersionOption, usage.Options):
 
     def _config(self) -> ServerConfig:
         listen = tuple(([self["port"]] if self["port"] else []) + self["listen"])
+        http = self["http"] or any(
+            (self["http-status"], self["http-headers"], self["http-body"] is not None)
+        )
         for description in listen:
             # Parsed now, with no reactor, so that a mistake is refused
             # before anything (a development certificate) is made.
             parseListenAddress(object(), description)
-        if self["reply"] is not None and self["reply-file"] is not None:
-            raise ConfigurationError("give --reply or --reply-file, not both")
         policy = self._policy()
         scenario = self["scenario"]
         if scenario is not None:
@@ -416,8 +450,10 @@ class Options(VersionOption, usage.Options):
             ),
             certificateDirectory=_path(self["cert-dir"]),
             scenario=scenario,
-            replyBody=self._replyBody(),
-            http=self["http"],
+            replyBody=self._replyBody(http),
+            http=http,
+            httpStatus=self["http-status"] or 200,
+            httpHeaders=tuple(self["http-headers"]),
             policy=policy,
             handshakeTimeout=self["handshake-timeout"],
             closeTimeout=self["close-timeout"],
@@ -445,12 +481,24 @@ class Options(VersionOption, usage.Options):
                 f"--scenario decides {', '.join(decided)} itself: drop them"
             )
 
-    def _replyBody(self) -> bytes:
-        if self["reply"] is not None:
-            try:
-                return decodeReplyText(self["reply"])
-            except ConfigurationError as e:
-                raise ConfigurationError(f"--reply: {e}") from None
+    def _replyBody(self, http: bool) -> bytes:
+        """
+        The reply, or the HTTP response's body, which may be empty.
+        """
+        names = ("reply", "reply-file", "http-body")
+        given = [f"--{name}" for name in names if self[name] is not None]
+        if len(given) > 1:
+            which = "both" if len(given) == 2 else "all three"
+            raise ConfigurationError(f"{' and '.join(given)}: give one reply, not {which}")
+        for name in ("reply", "http-body"):
+            text = self[name]
+            if text == "" and http:
+                return b""
+            if text is not None:
+                try:
+                    return decodeReplyText(text)
+                except ConfigurationError as e:
+                    raise ConfigurationError(f"--{name}: {e}") from None
         if self["reply-file"] is None:
             return DEFAULT_REPLY
         path = Path(self["reply-file"])
@@ -460,7 +508,7 @@ class Options(VersionOption, usage.Options):
             raise ConfigurationError(
                 f"--reply-file: cannot read {path}: {e.strerror or e}"
             ) from None
-        if not data:
+        if not data and not http:
             raise ConfigurationError(f"--reply-file: {path} is empty")
         return data
 
