@@ -58,8 +58,9 @@ LEAF_LIFETIME: Final = datetime.timedelta(days=30)
 #: A CA outlives every certificate it issues with the default lifetime.
 CA_LIFETIME: Final = datetime.timedelta(days=365)
 
-#: How long an OCSP response says it is fresh.
+#: How long an OCSP response or a CRL says it is fresh.
 OCSP_LIFETIME: Final = datetime.timedelta(days=1)
+CRL_LIFETIME: Final = datetime.timedelta(days=1)
 
 
 def _nameList(names: Sequence[str]) -> list[str]:
@@ -93,14 +94,16 @@ def _caBuilder(
     publicKey: PublicKey,
     issuer: x509.Certificate | None,
     issuerKey: TestPrivateKey,
+    notBefore: datetime.datetime | None = None,
+    notAfter: datetime.datetime | None = None,
 ) -> x509.CertificateBuilder:
     now = _now()
     return certificateBuilder(
         role="ca",
         subject=subject,
         publicKey=publicKey,
-        notBefore=now - LEAF_BACKDATE,
-        notAfter=now + CA_LIFETIME,
+        notBefore=notBefore if notBefore is not None else now - LEAF_BACKDATE,
+        notAfter=notAfter if notAfter is not None else now + CA_LIFETIME,
         issuer=issuer.subject if issuer is not None else None,
         issuerPublicKey=issuerKey.public_key(),
     )
@@ -184,18 +187,31 @@ class TestCA:
         path.write_bytes(self.certificatePEM)
         return path
 
-    def createIntermediate(self, name: str, keyType: KeyType = "ecdsa-p256") -> TestCA:
+    def createIntermediate(
+        self,
+        name: str,
+        keyType: KeyType = "ecdsa-p256",
+        *,
+        notBefore: datetime.datetime | None = None,
+        notAfter: datetime.datetime | None = None,
+    ) -> TestCA:
         """
         Make an intermediate CA signed by this one, with a fresh key.
 
         @param name: its common name.
         @param keyType: one of L{KEY_TYPES}.
+        @param notBefore: start of its validity (timezone-aware); default
+            an hour ago.
+        @param notAfter: end of its validity; default a year from now. A
+            date in the past makes an expired intermediate, which still
+            issues certificates (C{expired-intermediate}).
         @return: the intermediate, whose L{chain} is its own certificate
             followed by this CA's chain.
         """
         key = generatePrivateKey(keyType)
         certificate = _caBuilder(
-            _name(name), key.public_key(), self.certificate, self.privateKey
+            _name(name), key.public_key(), self.certificate, self.privateKey,
+            notBefore, notAfter,
         ).sign(self.privateKey, hashes.SHA256())
         intermediate = TestCA.__new__(TestCA)
         intermediate._setUp(name, certificate, key, self.root, (certificate, *self.chain))
@@ -210,6 +226,9 @@ class TestCA:
         notAfter: datetime.datetime | None = None,
         signatureHash: SignatureHash | None = None,
         sendChain: bool = True,
+        privateKey: TestPrivateKey | None = None,
+        subjectAltName: bool = True,
+        extensions: Sequence[x509.ExtensionType] = (),
     ) -> ServerCredentials:
         """
         Issue a TLS server certificate, with a fresh key, ready to serve.
@@ -217,6 +236,8 @@ class TestCA:
         @param names: DNS names and IP addresses it is valid for; the first
             is also its common name.
         @param keyType: one of L{KEY_TYPES}.
+        @param privateKey: the key to certify instead of a fresh one of
+            C{keyType} (for a key no L{KEY_TYPES} makes, like RSA-1024).
         @param notBefore: start of validity (timezone-aware); default an
             hour ago.
         @param notAfter: end of validity; default 30 days from now. Dates in
@@ -227,10 +248,15 @@ class TestCA:
         @param sendChain: whether the credentials carry L{chain}; without
             it, a leaf from an intermediate is served without the
             intermediate (an incomplete chain).
+        @param subjectAltName: with C{False}, the names are left out of a
+            subjectAltName extension, and only the first, as the common
+            name, says what the certificate is for.
+        @param extensions: more (non-critical) extensions, such as a CRL
+            distribution point or the TLS Feature extension.
         @raise ConfigurationError: for no names or an unknown key type.
         """
         names = _nameList(names)
-        key = generatePrivateKey(keyType)
+        key = privateKey if privateKey is not None else generatePrivateKey(keyType)
         now = _now()
         builder = certificateBuilder(
             role="server",
@@ -238,10 +264,12 @@ class TestCA:
             publicKey=key.public_key(),
             notBefore=notBefore if notBefore is not None else now - LEAF_BACKDATE,
             notAfter=notAfter if notAfter is not None else now + LEAF_LIFETIME,
-            names=names,
+            names=names if subjectAltName else (),
             issuer=self.certificate.subject,
             issuerPublicKey=self.privateKey.public_key(),
         )
+        for extension in extensions:
+            builder = builder.add_extension(extension, critical=False)
         if isinstance(signatureHash, hashes.SHA1):
             certificate = signWithSHA1(builder, self.privateKey)
         else:
@@ -312,6 +340,46 @@ class TestCA:
             .sign(self.privateKey, hashes.SHA256())
         )
         return response.public_bytes(serialization.Encoding.DER)
+
+    def certificateRevocationList(
+        self, revoked: Sequence[x509.Certificate] = (), *, number: int = 1
+    ) -> x509.CertificateRevocationList:
+        """
+        A CRL signed by this CA, fresh from now for a day, listing these
+        certificates (which this CA issued) as revoked as of now: what a
+        CRL distribution point serves (DER, C{crl.public_bytes(Encoding.DER)};
+        C{openssl verify -crl_download} fetches that), or what a client
+        loads next to its trusted roots (PEM, for Python's
+        C{load_verify_locations} with C{VERIFY_CRL_CHECK_LEAF}).
+
+        @param number: its CRL number.
+        @raise ConfigurationError: for a certificate this CA did not issue.
+        """
+        now = _now()
+        builder = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(self.certificate.subject)
+            .last_update(now - datetime.timedelta(minutes=1))
+            .next_update(now + CRL_LIFETIME)
+            .add_extension(x509.CRLNumber(number), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.privateKey.public_key()),
+                critical=False,
+            )
+        )
+        for certificate in revoked:
+            if certificate.issuer != self.certificate.subject:
+                raise ConfigurationError(
+                    f"{self.name!r} did not issue the certificate for "
+                    f"{certificate.subject.rfc4514_string()}"
+                )
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder()
+                .serial_number(certificate.serial_number)
+                .revocation_date(now - datetime.timedelta(minutes=1))
+                .build()
+            )
+        return builder.sign(self.privateKey, hashes.SHA256())
 
 
 def selfSignedCertificate(

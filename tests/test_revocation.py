@@ -1,0 +1,131 @@
+"""
+Tests for what C{crl-revoked} is made of: the test CA's CRLs
+(L{TestCA.certificateRevocationList}) and the small HTTP server that
+serves them (L{tlsreply.testing.httpfiles}).
+"""
+
+from __future__ import annotations
+
+import datetime
+import socket
+import urllib.error
+import urllib.request
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from twisted.internet import reactor
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from tests.support import inThread
+from tlsreply.errors import ConfigurationError
+from tlsreply.testing.ca import CRL_LIFETIME, TestCA
+from tlsreply.testing.httpfiles import HTTPFiles
+
+
+def httpGet(url: str) -> tuple[bytes, str]:
+    """
+    Fetch a URL directly (no proxy): its body and content type.
+    """
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(url, timeout=10) as response:
+        return response.read(), response.headers.get_content_type()
+
+
+class CertificateRevocationListTests(SynchronousTestCase):
+    """
+    L{TestCA.certificateRevocationList}.
+    """
+
+    def test_listsWhatItIsGiven(self) -> None:
+        """
+        The CRL is the CA's, signed by it, fresh for a day from a minute
+        ago, numbered, and lists exactly the certificates given, revoked a
+        minute ago.
+        """
+        ca = TestCA().createIntermediate("issuer")
+        revoked = ca.issueServerCertificate(["a.test"]).certificate
+        kept = ca.issueServerCertificate(["b.test"]).certificate
+        before = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+        crl = ca.certificateRevocationList([revoked], number=7)
+        self.assertEqual(crl.issuer, ca.certificate.subject)
+        publicKey = ca.certificate.public_key()
+        assert isinstance(publicKey, ec.EllipticCurvePublicKey)
+        self.assertTrue(crl.is_signature_valid(publicKey))
+        self.assertTrue(
+            before - datetime.timedelta(minutes=1, seconds=1)
+            <= crl.last_update_utc
+            <= datetime.datetime.now(datetime.UTC)
+        )
+        assert crl.next_update_utc is not None
+        self.assertEqual(
+            crl.next_update_utc - crl.last_update_utc,
+            CRL_LIFETIME + datetime.timedelta(minutes=1),
+        )
+        self.assertEqual(crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number, 7)
+        entry = crl.get_revoked_certificate_by_serial_number(revoked.serial_number)
+        assert entry is not None
+        self.assertEqual(entry.revocation_date_utc, crl.last_update_utc)
+        self.assertIsNone(crl.get_revoked_certificate_by_serial_number(kept.serial_number))
+        self.assertEqual(len(ca.certificateRevocationList()), 0)
+
+    def test_onlyItsOwnCertificates(self) -> None:
+        """
+        A CA does not revoke a certificate another CA issued.
+        """
+        other = TestCA("someone else").issueServerCertificate(["a.test"]).certificate
+        with self.assertRaises(ConfigurationError) as caught:
+            TestCA().certificateRevocationList([other])
+        self.assertIn("did not issue", str(caught.exception))
+
+
+class HTTPFilesTests(TestCase):
+    """
+    L{HTTPFiles}: bound when made, served once started, closed when stopped.
+    """
+
+    async def test_servesOnceStarted(self) -> None:
+        """
+        A file's URL is known before anything runs; the port is already
+        bound (a client waits in its queue), and the file is served with
+        its type once started on a reactor; an unknown path is a 404.
+        """
+        files = HTTPFiles()
+        self.addCleanup(files.stop)
+        url = files.url("a.crl")
+        self.assertEqual(url, f"http://127.0.0.1:{files.port}/a.crl")
+        self.assertEqual(files.add("a.crl", b"\x30\x00", "application/pkix-crl"), url)
+        socket.create_connection(("127.0.0.1", files.port), timeout=2).close()
+        files.start(reactor)
+        self.assertEqual(await inThread(httpGet, url), (b"\x30\x00", "application/pkix-crl"))
+        with self.assertRaises(urllib.error.HTTPError) as caught:
+            await inThread(httpGet, files.url("other"))
+        self.assertEqual(caught.exception.code, 404)
+
+    async def test_stopCloses(self) -> None:
+        """
+        After L{HTTPFiles.stop}, nothing listens on the port, whether it
+        was ever served or not; stopping twice is harmless, and starting
+        after a stop is an error.
+        """
+        for serve in (True, False):
+            files = HTTPFiles()
+            if serve:
+                files.start(reactor)
+            await files.stop()
+            await files.stop()
+            with self.assertRaises(ConnectionRefusedError):
+                socket.create_connection(("127.0.0.1", files.port), timeout=2).close()
+            with self.assertRaises(RuntimeError):
+                files.start(reactor)
+
+    def test_oneSegmentNames(self) -> None:
+        """
+        A file's name is one path segment.
+        """
+        files = HTTPFiles()
+        self.addCleanup(files.stop)
+        for name in ("", "a/b", "/a"):
+            with self.assertRaises(ValueError):
+                files.url(name)
+        self.assertIn(str(files.port), repr(files))
+
