@@ -19,14 +19,17 @@ import os
 import re
 import ssl
 import stat
+import warnings
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509 import ocsp
-from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from twisted.internet import reactor
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.support import (
@@ -41,8 +44,12 @@ from tests.support import (
     startServer,
     temporaryDirectory,
 )
+from tests.test_revocation import httpGet
+from tests.test_testing import fetchWithTwisted
 from tlsreply.credentials import loadCredentials
 from tlsreply.errors import ConfigurationError
+from tlsreply.policy import TLSPolicy
+from tlsreply.testing import startTLSReplyServer
 from tlsreply.testing.ca import (
     LEAF_BACKDATE,
     LEAF_LIFETIME,
@@ -50,11 +57,13 @@ from tlsreply.testing.ca import (
     selfSignedCertificate,
     writePrivateKey,
 )
+from tlsreply.testing.protocolscenarios import HYBRID_GROUP, PYTHON_SSL_OFFERS_HYBRID
 from tlsreply.testing.scenariocatalogue import (
     ACCEPT,
     CA_FILE,
     MANY_NAMES_COUNT,
     NAMES,
+    OUTCOME_KINDS,
 )
 from tlsreply.testing.scenarios import (
     SCENARIOS,
@@ -114,6 +123,30 @@ def errorText(error: ssl.SSLError) -> str:
         return str(error.verify_message)
     match = re.fullmatch(r"\[SSL: \w+\] (.*) \(_ssl\.c:\d+\)", str(error))
     return match.group(1) if match else str(error)
+
+
+#: The outcome kinds that Python's C{ssl} reports as a certificate it
+#: refused (C{ssl.SSLCertVerificationError}); the others are TLS alerts.
+VERIFICATION_KINDS = {
+    "certificate-expired", "certificate-not-yet-valid", "hostname-mismatch", "self-signed",
+    "untrusted-root", "unknown-issuer", "weak-signature", "weak-key", "certificate-revoked",
+}
+
+
+def noCommonNameFallback(context: ssl.SSLContext) -> None:
+    """
+    Match the host name against the subjectAltName only, never the common
+    name.
+    """
+    context.hostname_checks_common_name = False
+
+
+def withoutProxies() -> dict[str, str]:
+    """
+    This environment without proxy settings, for a client that must reach
+    127.0.0.1 itself.
+    """
+    return {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
 
 
 def camelCase(name: str) -> str:
@@ -386,17 +419,45 @@ class ScenarioCatalogueTests(SynchronousTestCase):
         self.assertEqual(
             list(SCENARIOS),
             [
-                "valid", "expired", "not-yet-valid", "wrong-host", "self-signed",
-                "untrusted-root", "incomplete-chain", "reversed-chain", "sha1-signature",
-                "rsa2048", "rsa4096", "ecdsa-p256", "ecdsa-p384", "1000-sans",
-                "tls1.2-only", "tls1.3-only", "client-cert-required", "revoked",
-                "no-session-resumption",
+                # The certificate.
+                "valid", "expired", "not-yet-valid", "wrong-host", "cn-only",
+                "self-signed", "untrusted-root", "incomplete-chain", "reversed-chain",
+                "expired-intermediate", "sha1-signature", "rsa2048", "rsa4096",
+                "ecdsa-p256", "ecdsa-p384", "rsa1024", "1000-sans",
+                # The protocol.
+                "tls1.2-only", "tls1.3-only", "tls1.0-only", "tls1.1-only",
+                "pq-hybrid-only", "client-cert-required", "no-session-resumption",
+                # Revocation.
+                "revoked", "crl-revoked", "must-staple-no-staple",
             ],
         )
         for name, scenario in SCENARIOS.items():
             self.assertEqual(scenario.name, name)
             self.assertTrue(scenario.description.endswith("."), name)
             self.assertNotIn("  ", scenario.description)
+
+    def test_outcomesAreConsistent(self) -> None:
+        """
+        Every expected outcome is an accept with nothing more to say, or a
+        refusal of a known kind; a refusal has Python's message unless
+        Python's C{ssl} cannot see it, and then says what can
+        (C{requires}). Outcomes are frozen values.
+        """
+        self.assertIn("accept", OUTCOME_KINDS)
+        for name, scenario in SCENARIOS.items():
+            outcome = scenario.expectedOutcome
+            self.assertIn(outcome.kind, OUTCOME_KINDS, name)
+            self.assertEqual(outcome.accepted, outcome.kind == "accept", name)
+            if outcome.accepted:
+                self.assertEqual(outcome, ACCEPT, name)
+                self.assertEqual(outcome.summary, "accept")
+            elif outcome.message is None:
+                self.assertIsNotNone(outcome.requires, name)
+                self.assertEqual(outcome.summary, outcome.kind)
+            else:
+                self.assertEqual(outcome.summary, outcome.message)
+        with self.assertRaises(AttributeError):
+            ACCEPT.accepted = False  # type: ignore[misc]
 
     def test_everyScenarioHasAnOutcomeTest(self) -> None:
         """
@@ -419,12 +480,19 @@ class ScenarioCatalogueTests(SynchronousTestCase):
         self.assertEqual([each["name"] for each in listing], list(SCENARIOS))
         for each in listing:
             scenario = SCENARIOS[each["name"]]
+            outcome = scenario.expectedOutcome
             self.assertEqual(
                 each,
                 {
                     "name": scenario.name,
                     "description": scenario.description,
-                    "expected": scenario.expectedOutcome,
+                    "expected": outcome.summary,
+                    "expectedOutcome": {
+                        "accepted": outcome.accepted,
+                        "kind": outcome.kind,
+                        "message": outcome.message,
+                        "requires": outcome.requires,
+                    },
                     "available": unavailableReason(scenario.name) is None,
                     "unavailable": unavailableReason(scenario.name),
                 },
@@ -489,14 +557,13 @@ class ScenarioOutcomeTests(TestCase):
 
     async def serve(self, name: str) -> tuple[ScenarioSetup, RunningServer]:
         """
-        Build a scenario from a fresh test CA and serve it.
+        Build a scenario from a fresh test CA and serve it, with its
+        helpers (C{crl-revoked}'s CRL) on the reactor.
         """
         setup = buildScenario(name, TestCA(), temporaryDirectory(self))
-        server = await startServer(
-            self,
-            policy=setup.policy,
-            contextFactory=buildServerContexts(setup.credentials, setup.policy),
-        )
+        self.addCleanup(setup.stopHelpers)
+        server = await startServer(self, policy=setup.policy, contextFactory=setup.serverContexts())
+        setup.startHelpers(reactor)
         return setup, server
 
     async def fetch(
@@ -514,7 +581,7 @@ class ScenarioOutcomeTests(TestCase):
         return result
 
     async def assertFails(
-        self, setup: ScenarioSetup, server: RunningServer, expected: str,
+        self, setup: ScenarioSetup, server: RunningServer, expected: str | None,
         configure: Configure | None = None,
     ) -> ssl.SSLError:
         """
@@ -525,28 +592,63 @@ class ScenarioOutcomeTests(TestCase):
         self.assertEqual(errorText(caught.exception), expected)
         return caught.exception
 
-    async def assertOutcome(self, name: str) -> tuple[ScenarioSetup, RunningServer]:
+    async def assertAccepted(
+        self, setup: ScenarioSetup, server: RunningServer, configure: Configure | None = None
+    ) -> SSLResult:
+        """
+        The client receives the reply, with the scenario's certificate.
+        """
+        result = await self.fetch(setup, server, configure)
+        self.assertEqual(result.data, b"test\n")
+        self.assertEqual(
+            x509.load_der_x509_certificate(result.peerCertificate or b""),
+            setup.credentials[0].certificate,
+        )
+        return result
+
+    async def assertOutcome(
+        self, name: str, correctClient: Configure | None = None
+    ) -> tuple[ScenarioSetup, RunningServer]:
         """
         Serve a scenario and check that the correct client sees exactly its
-        expected outcome: the reply for L{ACCEPT}, else the error. (For
-        C{revoked} the correct client is one that checks OCSP, which
-        Python's C{ssl} does not: it must get the reply, and
-        L{test_revoked} checks the OCSP outcome with C{openssl s_client}.)
+        expected outcome (L{checkOutcome}).
         """
         setup, server = await self.serve(name)
-        expected = setup.scenario.expectedOutcome
-        if expected in (ACCEPT, "revoked"):
-            result = await self.fetch(setup, server)
-            self.assertEqual(result.data, b"test\n")
-            self.assertEqual(
-                x509.load_der_x509_certificate(result.peerCertificate or b""),
-                setup.credentials[0].certificate,
-            )
-        else:
-            error = await self.assertFails(setup, server, expected)
-            if setup.scenario.name != "client-cert-required":
-                self.assertIsInstance(error, ssl.SSLCertVerificationError)
+        await self.checkOutcome(setup, server, correctClient)
         return setup, server
+
+    async def checkOutcome(
+        self, setup: ScenarioSetup, server: RunningServer, correctClient: Configure | None = None
+    ) -> None:
+        """
+        The correct client sees exactly the scenario's expected outcome: the
+        reply, or the error with exactly its message, raised as a
+        certificate verification error for a certificate's kinds and as an
+        alert for the others.
+
+        Where the outcome C{requires} more than Python's default context,
+        that default client accepts (as C{requires} says), and
+        C{correctClient} configures it as C{requires} asks; without one
+        (C{revoked}: OCSP, which Python's C{ssl} cannot check) the outcome
+        has no message, and the scenario's own test checks it otherwise.
+        """
+        expected = setup.scenario.expectedOutcome
+        if expected.requires is not None:
+            await self.assertAccepted(setup, server)
+            if correctClient is None:
+                self.assertIsNone(expected.message)
+                return
+        else:
+            self.assertIsNone(correctClient, "this outcome requires nothing more")
+        if expected.accepted:
+            await self.assertAccepted(setup, server, correctClient)
+            return
+        error = await self.assertFails(setup, server, expected.message, correctClient)
+        self.assertEqual(
+            isinstance(error, ssl.SSLCertVerificationError),
+            expected.kind in VERIFICATION_KINDS,
+            expected.kind,
+        )
 
     async def servedCertificates(
         self, setup: ScenarioSetup, server: RunningServer, *arguments: str
@@ -780,6 +882,176 @@ class ScenarioOutcomeTests(TestCase):
         self.assertEqual(
             int(serial.group(1), 16), setup.credentials[0].certificate.serial_number
         )
+
+    async def test_cnOnly(self) -> None:
+        """
+        Refused for the name by a client that does not fall back to the
+        common name (as browsers, Go and RFC 9525 do not); Python's default
+        client, which still does, accepts (L{checkOutcome}). The
+        certificate has no subjectAltName, and localhost as its common name.
+        """
+        setup, _ = await self.assertOutcome("cn-only", noCommonNameFallback)
+        certificate = setup.credentials[0].certificate
+        with self.assertRaises(x509.ExtensionNotFound):
+            certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        self.assertEqual(
+            [a.value for a in certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)],
+            ["localhost"],
+        )
+
+    async def test_expiredIntermediate(self) -> None:
+        """
+        Refused as expired: the server sends a leaf that is valid now and
+        the intermediate that issued it, whose validity ended yesterday and
+        which the test CA issued.
+        """
+        setup, server = await self.assertOutcome("expired-intermediate")
+        served, _ = await self.servedCertificates(setup, server)
+        leaf, intermediate = served
+        now = datetime.datetime.now(datetime.UTC)
+        self.assertTrue(leaf.not_valid_before_utc < now < leaf.not_valid_after_utc)
+        self.assertLess(intermediate.not_valid_after_utc, now)
+        leaf.verify_directly_issued_by(intermediate)
+        intermediate.verify_directly_issued_by(
+            x509.load_pem_x509_certificate(setup.caPath.read_bytes())
+        )
+
+    async def test_rsa1024(self) -> None:
+        """
+        Refused for its weak key. A client at security level 0 that
+        verifies nothing receives a certificate with an RSA 1024-bit key;
+        the server serves it at security level 1, because at OpenSSL's
+        default level it will not.
+        """
+        setup, server = await self.assertOutcome("rsa1024")
+
+        def anyKey(context: ssl.SSLContext) -> None:
+            verifyNothing(context)
+            context.set_ciphers("DEFAULT:@SECLEVEL=0")
+
+        result = await self.fetch(setup, server, anyKey)
+        publicKey = x509.load_der_x509_certificate(result.peerCertificate or b"").public_key()
+        assert isinstance(publicKey, rsa.RSAPublicKey)
+        self.assertEqual(publicKey.key_size, 1024)
+        self.assertTrue(setup.policy.effectiveTLS12Ciphers.endswith(":@SECLEVEL=1"))
+        with self.assertRaises(ConfigurationError) as caught:
+            buildServerContexts(setup.credentials, TLSPolicy())
+        self.assertIn("ee key too small", str(caught.exception))
+
+    async def assertOldVersionOnly(self, name: str, version: str) -> None:
+        """
+        Refused by the correct client (TLS 1.2 at least) with a
+        protocol_version alert; a client that allows TLS 1.0 to 1.3 at
+        security level 0 is served, with the old version alone. At a
+        security level above 0, OpenSSL does not serve it at all.
+        """
+        setup, server = await self.assertOutcome(name)
+
+        def allowOld(context: ssl.SSLContext) -> None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                context.minimum_version = ssl.TLSVersion.TLSv1
+            context.set_ciphers("DEFAULT:@SECLEVEL=0")
+
+        result = await self.fetch(setup, server, allowOld)
+        self.assertEqual((result.data, result.version), (b"test\n", version))
+        self.assertTrue(setup.policy.effectiveTLS12Ciphers.endswith(":@SECLEVEL=0"))
+        self.assertIn("security level to 0", setup.scenario.description)
+        unlowered = replace(
+            setup,
+            policy=replace(setup.policy, tls12Ciphers="ECDHE-ECDSA-AES128-SHA:@SECLEVEL=1"),
+        )
+        refusing = await startServer(self, contextFactory=unlowered.serverContexts())
+        await self.assertFails(setup, refusing, "tlsv1 alert protocol version", allowOld)
+
+    async def test_tls10Only(self) -> None:
+        """
+        TLS 1.0 only.
+        """
+        await self.assertOldVersionOnly("tls1.0-only", "TLSv1")
+
+    async def test_tls11Only(self) -> None:
+        """
+        TLS 1.1 only.
+        """
+        await self.assertOldVersionOnly("tls1.1-only", "TLSv1.1")
+
+    async def test_pqHybridOnly(self) -> None:
+        """
+        Python's C{ssl} on an OpenSSL without X25519MLKEM768 (before 3.5,
+        as here) is refused with a handshake_failure alert; a Twisted
+        client on pyOpenSSL's OpenSSL 4, which offers it, is served over
+        TLS 1.3 with that group, as its record shows.
+        """
+        await self.assertOutcome("pq-hybrid-only")
+        self.assertEqual(
+            SCENARIOS["pq-hybrid-only"].expectedOutcome.accepted, PYTHON_SSL_OFFERS_HYBRID
+        )
+        server = startTLSReplyServer(self, scenario="pq-hybrid-only")
+        self.assertEqual(await fetchWithTwisted(server), b"test\n")
+        [record] = await server.whenRecorded(1)
+        self.assertEqual((record.tlsVersion, record.group), ("TLSv1.3", HYBRID_GROUP))
+
+    async def test_crlRevoked(self) -> None:
+        """
+        The certificate names a CRL distribution point on 127.0.0.1, where
+        a CRL signed by the test CA lists it as revoked. Python's default
+        client accepts (L{checkOutcome}); one that loads that CRL and
+        checks the leaf against it is refused with "certificate revoked",
+        and so is C{openssl verify -crl_check -crl_download}, which fetches
+        the CRL itself.
+        """
+        setup, server = await self.serve("crl-revoked")
+        leaf = setup.credentials[0].certificate
+        [point] = leaf.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+        assert point.full_name is not None
+        [location] = point.full_name
+        url = str(location.value)
+        self.assertRegex(url, r"\Ahttp://127\.0\.0\.1:\d+/crl-revoked\.crl\Z")
+        body, contentType = await inThread(httpGet, url)
+        self.assertEqual(contentType, "application/pkix-crl")
+        crl = x509.load_der_x509_crl(body)
+        ca = x509.load_pem_x509_certificate(setup.caPath.read_bytes())
+        publicKey = ca.public_key()
+        assert isinstance(publicKey, ec.EllipticCurvePublicKey)
+        self.assertTrue(crl.is_signature_valid(publicKey))
+        self.assertIsNotNone(crl.get_revoked_certificate_by_serial_number(leaf.serial_number))
+        directory = temporaryDirectory(self)
+        crlPath = directory / "crl.pem"
+        crlPath.write_bytes(crl.public_bytes(serialization.Encoding.PEM))
+
+        def checkCRL(context: ssl.SSLContext) -> None:
+            context.load_verify_locations(crlPath)
+            context.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
+
+        await self.checkOutcome(setup, server, checkCRL)
+        openssl = requireCommand(self, "openssl")
+        leafPath = directory / "leaf.pem"
+        leafPath.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+        result = await inThread(
+            runCommand,
+            [openssl, "verify", "-CAfile", str(setup.caPath), "-crl_check", "-crl_download",
+             str(leafPath)],
+            env=withoutProxies(),
+        )
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn(b"certificate revoked", result.stdout + result.stderr)
+
+    async def test_mustStapleNoStaple(self) -> None:
+        """
+        Accepted by Python's C{ssl}, which ignores the extension; the
+        certificate it received has the TLS Feature extension asking for
+        status_request, and C{openssl s_client -status}, asking for a
+        staple, verifies the chain and gets none.
+        """
+        setup, server = await self.assertOutcome("must-staple-no-staple")
+        result = await self.fetch(setup, server)
+        served = x509.load_der_x509_certificate(result.peerCertificate or b"")
+        feature = served.extensions.get_extension_for_class(x509.TLSFeature)
+        self.assertEqual(list(feature.value), [x509.TLSFeatureType.status_request])
+        _, output = await self.servedCertificates(setup, server, "-status")
+        self.assertIn("OCSP response: no response sent", output)
+        self.assertIn("Verify return code: 0 (ok)", output)
 
     async def resumptions(self, name: str) -> dict[str, bool]:
         """

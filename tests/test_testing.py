@@ -9,6 +9,7 @@ import io
 import json
 import socket
 import ssl
+from contextlib import redirect_stdout
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
@@ -19,6 +20,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.support import fetchWithSSL, inThread, requireCommand, runCommand
 from tlsreply.cli import main
+from tlsreply.tap import Options as ServerOptions
 from tlsreply.testing import startTLSReplyServer
 
 
@@ -141,6 +143,51 @@ class ScenarioListingTests(SynchronousTestCase):
         self.assertEqual(main(["scenarios", "--json"], out), 0)
         listed = {s["name"]: s for s in json.loads(out.getvalue())}
         for name in ("valid", "expired", "wrong-host", "no-session-resumption",
-                     "client-cert-required", "revoked", "1000-sans"):
+                     "client-cert-required", "revoked", "1000-sans", "tls1.0-only",
+                     "tls1.1-only", "cn-only", "rsa1024", "expired-intermediate",
+                     "crl-revoked", "must-staple-no-staple", "pq-hybrid-only"):
             self.assertIn(name, listed)
         self.assertEqual(listed["valid"]["expected"], "accept")
+        self.assertEqual(
+            listed["valid"]["expectedOutcome"],
+            {"accepted": True, "kind": "accept", "message": None, "requires": None},
+        )
+        self.assertEqual(
+            listed["expired-intermediate"]["expectedOutcome"],
+            {"accepted": False, "kind": "certificate-expired",
+             "message": "certificate has expired", "requires": None},
+        )
+        crl = listed["crl-revoked"]["expectedOutcome"]
+        self.assertEqual(crl["message"], "certificate revoked")
+        self.assertIn("VERIFY_CRL_CHECK_LEAF", crl["requires"])
+
+    def test_twistdListsTheSame(self) -> None:
+        """
+        C{twistd tlsreply --list-scenarios} prints the very listing of
+        C{tlsreply scenarios --json}.
+        """
+        out = io.StringIO()
+        main(["scenarios", "--json"], out)
+        written = io.StringIO()
+        with self.assertRaises(SystemExit) as caught, redirect_stdout(written):
+            ServerOptions().parseOptions(["--list-scenarios"])
+        self.assertEqual(caught.exception.code, 0)
+        self.assertEqual(json.loads(written.getvalue()), json.loads(out.getvalue()))
+
+    def test_textSaysWhatAClientNeeds(self) -> None:
+        """
+        The text listing gives each scenario's expected outcome in one
+        line, and what a client must do to see it where that is more than
+        Python's defaults.
+        """
+        out = io.StringIO()
+        self.assertEqual(main(["scenarios"], out), 0)
+        lines = out.getvalue().splitlines()
+        at = next(i for i, line in enumerate(lines) if line.startswith("cn-only "))
+        self.assertEqual(
+            lines[at], "cn-only                expect: Hostname mismatch, certificate is not "
+            "valid for 'localhost'.",
+        )
+        self.assertTrue(lines[at + 1].strip().startswith("requires: not falling back"))
+        at = next(i for i, line in enumerate(lines) if line.startswith("expired "))
+        self.assertNotIn("requires", lines[at + 1])

@@ -68,7 +68,14 @@ class ScenariosCommand(VersionOption, usage.Options):
         "sees of each."
     )
     synopsis = "[--json]"
-    optFlags = [["json", None, "Print them as a JSON list."]]
+    optFlags = [
+        [
+            "json",
+            None,
+            "Print them as a JSON list: name, description, expected (one line), "
+            "expectedOutcome (accepted, kind, message, requires), available, unavailable.",
+        ]
+    ]
 
 
 class TLSReplyCommand(VersionOption, usage.Options):
@@ -163,8 +170,9 @@ def _listScenarios(asJSON: bool, out: TextIO) -> int:
     width = max(len(s["name"]) for s in scenarios)
     for scenario in scenarios:
         note = "" if scenario["available"] else f"  [unavailable: {scenario['unavailable']}]"
-        out.write(
-            f"{scenario['name']:<{width}}  expect: {scenario['expected']}{note}\n"
-            f"{'':<{width}}  {scenario['description']}\n"
-        )
+        out.write(f"{scenario['name']:<{width}}  expect: {scenario['expected']}{note}\n")
+        requires = scenario["expectedOutcome"]["requires"]
+        if requires is not None:
+            out.write(f"{'':<{width}}  requires: {requires}\n")
+        out.write(f"{'':<{width}}  {scenario['description']}\n")
     return 0

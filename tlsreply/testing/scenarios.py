@@ -4,10 +4,14 @@ Deliberately broken or unusual TLS servers, made on the fly from a
 L{TestCA}: a local badssl.com for testing TLS clients.
 
 Each scenario is a set of certificates and a L{TLSPolicy} that
-L{buildServerContexts} turns into a server, plus the outcome a correct
-client sees. "A correct client" is defined concretely, so that the promise
-can be tested: Python's C{ssl.create_default_context()} trusting only the
-test CA's root, connecting with C{server_hostname="localhost"}. A client
+L{ScenarioSetup.serverContexts} turns into a server (with, for a few, a
+change the policy cannot express, or a CRL served over HTTP), plus the
+outcome a correct client sees (L{ExpectedOutcome
+<tlsreply.testing.scenariobase.ExpectedOutcome>}). "A correct client" is
+defined concretely, so that the promise can be tested: Python's
+C{ssl.create_default_context()} trusting only the test CA's root,
+connecting with C{server_hostname="localhost"}, configured further only
+where the outcome says so (C{requires}: checking CRLs, say). A client
 under test that disagrees with it has either a bug or a deliberate policy
 worth knowing about. The error texts are those of OpenSSL 3, which
 Python's C{ssl} reports (OpenSSL 1.1.1 wrote "self signed certificate",
@@ -19,22 +23,27 @@ cached between builds (except whether this OpenSSL can serve a SHA-1
 certificate at all, which cannot change while the process runs).
 
 The scenarios themselves, and how to add one, are in
-L{tlsreply.testing.scenariocatalogue}; this module builds and lists them,
-and fits a command line's policy to them.
+L{tlsreply.testing.scenariocatalogue}; this module builds, serves and
+lists them, and fits a command line's policy to them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Final, TypedDict
+from typing import Any, Final, TypedDict
+
+from OpenSSL import SSL
+from twisted.internet.defer import Deferred, succeed
 
 from tlsreply.credentials import ServerCredentials
 from tlsreply.errors import ConfigurationError
 from tlsreply.policy import TLSPolicy
 from tlsreply.testing.ca import TestCA, certificatesPEM
+from tlsreply.testing.httpfiles import HTTPFiles
+from tlsreply.testing.scenariobase import OutcomeDescription
 from tlsreply.testing.scenariocatalogue import (
     CA_FILE,
     CATALOGUE,
@@ -42,6 +51,7 @@ from tlsreply.testing.scenariocatalogue import (
     CatalogueEntry,
     Scenario,
 )
+from tlsreply.tlscontext import ServerContexts, buildServerContexts
 
 
 @dataclass(frozen=True)
@@ -63,6 +73,10 @@ class ScenarioSetup:
         C{PrivateCertificate.loadPEM} take it.
     @ivar clientKeyPath: the private key alone (PEM, mode 0600), for
         clients that want it in a file of its own.
+    @ivar finishContext: what L{serverContexts} changes in every context
+        beyond the policy (C{tls1.0-only}: the highest version).
+    @ivar httpFiles: for C{crl-revoked}, the CRL its certificate points
+        to, served over HTTP once L{startHelpers} has run.
     """
 
     scenario: Scenario
@@ -72,6 +86,48 @@ class ScenarioSetup:
     serverName: str = SERVER_NAME
     clientCertificatePath: Path | None = None
     clientKeyPath: Path | None = None
+    finishContext: Callable[[SSL.Context], None] | None = None
+    httpFiles: HTTPFiles | None = None
+
+    def serverContexts(self, commandPolicy: TLSPolicy | None = None) -> ServerContexts:
+        """
+        The finished server contexts of this scenario: what every way of
+        serving it (the fixtures, L{startTLSReplyServer
+        <tlsreply.testing.server.startTLSReplyServer>}, C{tlsreply serve
+        --scenario}) serves.
+
+        @param commandPolicy: a command line's policy, whose choices the
+            scenario leaves open (ALPN, groups, ciphers, the key log, see
+            L{withCommandPolicy}) apply on top of the scenario's.
+        @raise ConfigurationError: for a setting OpenSSL refuses.
+        """
+        policy = self.policy
+        if commandPolicy is not None:
+            policy = withCommandPolicy(policy, commandPolicy)
+        contexts = buildServerContexts(self.credentials, policy)
+        if self.finishContext is not None:
+            # Every context is new: no connection has been made from any.
+            finished = {id(c): c for c in (contexts.fallback, *contexts.byName.values())}
+            for context in finished.values():
+                self.finishContext(context)
+        return contexts
+
+    def startHelpers(self, reactor: Any) -> None:
+        """
+        Start what the scenario serves besides TLS (C{crl-revoked}'s CRL
+        over HTTP) on C{reactor}, until L{stopHelpers}. Nothing for the
+        other scenarios.
+        """
+        if self.httpFiles is not None:
+            self.httpFiles.start(reactor)
+
+    def stopHelpers(self) -> Deferred[None]:
+        """
+        Stop what L{startHelpers} started (or release what it would have).
+        """
+        if self.httpFiles is not None:
+            return self.httpFiles.stop()
+        return succeed(None)
 
 
 #: Every scenario by name, in a stable order.
@@ -130,6 +186,8 @@ def buildScenario(name: str, ca: TestCA, directory: Path | str) -> ScenarioSetup
         caPath,
         clientCertificatePath=built.clientCertificatePath,
         clientKeyPath=built.clientKeyPath,
+        finishContext=built.finishContext,
+        httpFiles=built.httpFiles,
     )
 
 
@@ -137,7 +195,11 @@ class ScenarioDescription(TypedDict):
     """
     A scenario as plain values, as L{describeScenarios} lists it.
 
-    @ivar expected: L{Scenario.expectedOutcome}.
+    @ivar expected: L{Scenario.expectedOutcome} in one line
+        (L{ExpectedOutcome.summary
+        <tlsreply.testing.scenariobase.ExpectedOutcome.summary>}):
+        C{"accept"}, or the message a correct client reports.
+    @ivar expectedOutcome: the whole of L{Scenario.expectedOutcome}.
     @ivar unavailable: why it cannot be served here (L{unavailableReason}),
         or L{None} when C{available}.
     """
@@ -145,6 +207,7 @@ class ScenarioDescription(TypedDict):
     name: str
     description: str
     expected: str
+    expectedOutcome: OutcomeDescription
     available: bool
     unavailable: str | None
 
@@ -162,7 +225,8 @@ def describeScenarios() -> list[ScenarioDescription]:
             {
                 "name": name,
                 "description": scenario.description,
-                "expected": scenario.expectedOutcome,
+                "expected": scenario.expectedOutcome.summary,
+                "expectedOutcome": scenario.expectedOutcome.describe(),
                 "available": reason is None,
                 "unavailable": reason,
             }
@@ -201,12 +265,24 @@ def decidedByScenario(commandPolicy: TLSPolicy) -> list[str]:
 def withCommandPolicy(scenarioPolicy: TLSPolicy, commandPolicy: TLSPolicy) -> TLSPolicy:
     """
     A scenario's policy with what a command line may still choose: ALPN,
-    groups, ciphers (where the scenario sets none) and the key log.
+    groups (where the scenario sets none), ciphers (likewise) and the key
+    log.
+
+    @raise ConfigurationError: for groups other than those of a scenario
+        that is about its groups (C{pq-hybrid-only}).
     """
+    groups = commandPolicy.groups
+    if scenarioPolicy.groups is not None:
+        if groups not in (None, scenarioPolicy.groups):
+            raise ConfigurationError(
+                f"--scenario decides the key-exchange groups ({scenarioPolicy.groups}) "
+                "itself: drop --groups"
+            )
+        groups = scenarioPolicy.groups
     return replace(
         scenarioPolicy,
         alpnProtocols=commandPolicy.alpnProtocols,
-        groups=commandPolicy.groups,
+        groups=groups,
         tls12Ciphers=commandPolicy.tls12Ciphers or scenarioPolicy.tls12Ciphers,
         tls13Ciphersuites=commandPolicy.tls13Ciphersuites,
         keyLogPath=commandPolicy.keyLogPath,

@@ -47,8 +47,7 @@ from tlsreply.records import ConnectionRecord
 from tlsreply.replies import httpResponse
 from tlsreply.service import TLSReplyService
 from tlsreply.testing.ca import TestCA
-from tlsreply.testing.scenarios import buildScenario
-from tlsreply.tlscontext import buildServerContexts
+from tlsreply.testing.scenarios import ScenarioSetup, buildScenario
 
 if TYPE_CHECKING:
     from twisted.trial.unittest import SynchronousTestCase
@@ -78,6 +77,7 @@ class TestServer:
     caCertificatePEM: bytes
     caCertificatePath: Path
     service: TLSReplyService
+    setup: ScenarioSetup = field(repr=False)
     clientCertificatePath: Path | None = None
     serverName: str = "localhost"
     records: list[ConnectionRecord] = field(default_factory=list)
@@ -149,6 +149,7 @@ class TestServer:
         remove the test files.
         """
         stopped = self.service.stopService()
+        stopped.addBoth(lambda _: self.setup.stopHelpers())
 
         def cleanUp(result: object) -> None:
             for cleanup in self._cleanups:
@@ -186,6 +187,13 @@ def startTLSReplyServer(
     @param policyChanges: L{TLSPolicy} fields to change on top of the
         scenario's policy (e.g. C{alpnProtocols=("h2",)}).
     """
+    unknown = sorted(set(policyChanges) - {f.name for f in fields(TLSPolicy)})
+    if unknown:
+        raise TypeError(
+            f"unknown tlsreply server setting {', '.join(map(repr, unknown))}: "
+            "known are scenario, reply, http, reactor, directory, ca and the "
+            f"TLSPolicy fields ({', '.join(f.name for f in fields(TLSPolicy))})"
+        )
     if reactor is None:
         from twisted.internet import reactor
     cleanups: list[Callable[[], object]] = []
@@ -193,26 +201,27 @@ def startTLSReplyServer(
         directory = Path(tempfile.mkdtemp(prefix="tlsreply-"))
         cleanups.append(lambda: shutil.rmtree(directory, ignore_errors=True))
     ca = ca or TestCA()
-    setup = buildScenario(scenario, ca, directory)
-    policy = setup.policy
-    if policyChanges:
-        unknown = sorted(set(policyChanges) - {f.name for f in fields(TLSPolicy)})
-        if unknown:
-            raise TypeError(
-                f"unknown tlsreply server setting {', '.join(map(repr, unknown))}: "
-                "known are scenario, reply, http, reactor, directory, ca and the "
-                f"TLSPolicy fields ({', '.join(f.name for f in fields(TLSPolicy))})"
-            )
-        policy = replace(policy, **policyChanges)
-    factory = ReplyFactory(httpResponse(reply) if http else reply, clock=reactor)
-    service = TLSReplyService.fromDescriptions(
-        reactor,
-        [f"tcp:0:interface={LOOPBACK}"],
-        buildServerContexts(setup.credentials, policy),
-        factory,
-        shutdownGrace=2,
-    )
-    service.startService()
+    setup: ScenarioSetup | None = None
+    try:
+        setup = buildScenario(scenario, ca, directory)
+        if policyChanges:
+            setup = replace(setup, policy=replace(setup.policy, **policyChanges))
+        factory = ReplyFactory(httpResponse(reply) if http else reply, clock=reactor)
+        service = TLSReplyService.fromDescriptions(
+            reactor,
+            [f"tcp:0:interface={LOOPBACK}"],
+            setup.serverContexts(),
+            factory,
+            shutdownGrace=2,
+        )
+        setup.startHelpers(reactor)
+        service.startService()
+    except BaseException:
+        if setup is not None:
+            setup.stopHelpers()
+        for cleanup in cleanups:
+            cleanup()
+        raise
     port = service.listeningPorts[0].getHost().port  # type: ignore[attr-defined]
     server = TestServer(
         LOOPBACK,
@@ -221,6 +230,7 @@ def startTLSReplyServer(
         setup.caPath.read_bytes(),
         setup.caPath,
         service,
+        setup,
         clientCertificatePath=setup.clientCertificatePath,
         _cleanups=cleanups,
     )
