@@ -21,8 +21,7 @@ from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.interfaces import IListeningPort
 from twisted.web import http
 from twisted.web.resource import Resource
-from twisted.web.server import Site
-from twisted.web.static import Data
+from twisted.web.server import Request, Site
 
 #: Where the files are served.
 LOOPBACK: Final = "127.0.0.1"
@@ -40,6 +39,30 @@ class _QuietSite(Site):
         pass
 
 
+class _Files(Resource):
+    """
+    Fixed bytes at fixed paths, with their media types; 404 elsewhere.
+    (Not C{twisted.web.static}, whose import warns of deprecations in
+    every test run that uses a fixture.)
+    """
+
+    isLeaf = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.files: dict[bytes, tuple[bytes, str]] = {}
+
+    def render_GET(self, request: Request) -> bytes:
+        found = self.files.get(request.path)
+        if found is None:
+            request.setResponseCode(http.NOT_FOUND)
+            request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+            return b"not found\n"
+        data, contentType = found
+        request.setHeader(b"Content-Type", contentType.encode("ascii"))
+        return data
+
+
 class HTTPFiles:
     """
     A few files at fixed paths on an ephemeral 127.0.0.1 port.
@@ -55,11 +78,11 @@ class HTTPFiles:
         self._socket.setblocking(False)
         self.host = LOOPBACK
         self.port: int = self._socket.getsockname()[1]
-        self._root = Resource()
+        self._files = _Files()
         self._listening: IListeningPort | None = None
 
     def __repr__(self) -> str:
-        return f"<HTTPFiles http://{self.host}:{self.port}/ {sorted(self._root.children)}>"
+        return f"<HTTPFiles http://{self.host}:{self.port}/ {sorted(self._files.files)}>"
 
     def url(self, name: str) -> str:
         """
@@ -78,7 +101,7 @@ class HTTPFiles:
         @return: its URL.
         """
         url = self.url(name)
-        self._root.putChild(name.encode("ascii"), Data(data, contentType))
+        self._files.files[f"/{name}".encode("ascii")] = (data, contentType)
         return url
 
     def start(self, reactor: Any) -> None:
@@ -89,7 +112,7 @@ class HTTPFiles:
         if self._socket is None:
             raise RuntimeError("these files were served and stopped already")
         self._listening = reactor.adoptStreamPort(
-            self._socket.fileno(), socket.AF_INET, _QuietSite(self._root)
+            self._socket.fileno(), socket.AF_INET, _QuietSite(self._files)
         )
         # The reactor serves its own duplicate of the socket.
         self._socket.close()
