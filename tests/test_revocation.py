@@ -1,23 +1,29 @@
 """
 Tests for what C{crl-revoked} is made of: the test CA's CRLs
-(L{TestCA.certificateRevocationList}) and the small HTTP server that
-serves them (L{tlsreply.testing.httpfiles}).
+(L{TestCA.certificateRevocationList}), the small HTTP server that serves
+them (L{tlsreply.testing.httpfiles}), and the scenario served by
+L{startTLSReplyServer}, its CRL on the server's own reactor.
 """
 
 from __future__ import annotations
 
 import datetime
 import socket
+import ssl
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from twisted.internet import reactor
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from tests.support import inThread
+from tests.support import fetchWithSSL, inThread, temporaryDirectory
 from tlsreply.errors import ConfigurationError
+from tlsreply.testing import startTLSReplyServer
 from tlsreply.testing.ca import CRL_LIFETIME, TestCA
 from tlsreply.testing.httpfiles import HTTPFiles
 
@@ -118,6 +124,19 @@ class HTTPFilesTests(TestCase):
             with self.assertRaises(RuntimeError):
                 files.start(reactor)
 
+    def test_importWarnsOfNothing(self) -> None:
+        """
+        The scenarios (which bring this module, and so C{twisted.web}) and
+        the fixtures import without a warning, which users' pytest runs
+        would show.
+        """
+        result = subprocess.run(
+            [sys.executable, "-W", "error", "-c",
+             "import tlsreply.testing.scenarios, tlsreply.testing.server"],
+            capture_output=True, timeout=60, check=False,
+        )
+        self.assertEqual((result.returncode, result.stderr), (0, b""))
+
     def test_oneSegmentNames(self) -> None:
         """
         A file's name is one path segment.
@@ -129,3 +148,40 @@ class HTTPFilesTests(TestCase):
                 files.url(name)
         self.assertIn(str(files.port), repr(files))
 
+
+class CRLRevokedServerTests(TestCase):
+    """
+    C{crl-revoked} from L{startTLSReplyServer}.
+    """
+
+    async def test_servedWithItsCRL(self) -> None:
+        """
+        The server's reactor serves the CRL its certificate points to; a
+        Python client that checks it sees exactly the expected outcome, and
+        once the server stops, the CRL's port is closed too.
+        """
+        server = startTLSReplyServer(scenario="crl-revoked")
+        try:
+            leaf = x509.load_der_x509_certificate(
+                (await inThread(fetchWithSSL, server.port, server.sslContext())).peerCertificate
+                or b""
+            )
+            [point] = leaf.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+            assert point.full_name is not None
+            url = str(point.full_name[0].value)
+            body, _ = await inThread(httpGet, url)
+            crlPath = temporaryDirectory(self) / "crl.pem"
+            crlPath.write_bytes(
+                x509.load_der_x509_crl(body).public_bytes(serialization.Encoding.PEM)
+            )
+            context = server.sslContext()
+            context.load_verify_locations(crlPath)
+            context.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
+            with self.assertRaises(ssl.SSLCertVerificationError) as caught:
+                await inThread(fetchWithSSL, server.port, context)
+            self.assertEqual(caught.exception.verify_message, server.expectedOutcome.message)
+            self.assertEqual(server.expectedOutcome.kind, "certificate-revoked")
+        finally:
+            await server.stop()
+        with self.assertRaises(urllib.error.URLError):
+            await inThread(httpGet, url)

@@ -9,6 +9,7 @@ import io
 import json
 import socket
 import ssl
+import tempfile
 from contextlib import redirect_stdout
 
 from twisted.internet import reactor
@@ -18,10 +19,17 @@ from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from tests.support import fetchWithSSL, inThread, requireCommand, runCommand
+from tests.support import (
+    fetchWithSSL,
+    inThread,
+    requireCommand,
+    runCommand,
+    temporaryDirectory,
+)
 from tlsreply.cli import main
+from tlsreply.errors import ConfigurationError
 from tlsreply.tap import Options as ServerOptions
-from tlsreply.testing import startTLSReplyServer
+from tlsreply.testing import SCENARIOS, startTLSReplyServer
 
 
 class ReplyReader(Protocol):
@@ -119,6 +127,70 @@ class TestingModuleTests(TestCase):
         self.assertIn(b"HTTP/1.1 200 OK", head)
         self.assertIn(b"Content-Length: 8", head)
         self.assertIn(b"Connection: close", head)
+
+    async def test_httpStatusAndHeaders(self) -> None:
+        """
+        C{httpStatus} and C{httpHeaders} (a mapping, or pairs where a name
+        repeats) shape the HTTP response, as C{--http-status} and
+        C{--http-header} do, and imply C{http=True}, as they do; the reply
+        is the body.
+        """
+        server = startTLSReplyServer(
+            self, reply=b"gone\n", httpStatus=410,
+            httpHeaders={"Content-Type": "application/json", "X-Test": "1"},
+        )
+        result = await inThread(fetchWithSSL, server.port, server.sslContext())
+        head, _, body = result.data.partition(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        self.assertEqual(lines[0], b"HTTP/1.1 410 Gone")
+        self.assertIn(b"Content-Type: application/json", lines)
+        self.assertNotIn(b"Content-Type: text/plain; charset=utf-8", lines)
+        self.assertIn(b"X-Test: 1", lines)
+        self.assertEqual(body, b"gone\n")
+        pairs = startTLSReplyServer(
+            self, http=True, reply=b"", httpHeaders=[("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")]
+        )
+        result = await inThread(fetchWithSSL, pairs.port, pairs.sslContext())
+        lines = result.data.split(b"\r\n")
+        self.assertEqual(lines[0], b"HTTP/1.1 200 OK")
+        self.assertEqual(
+            [line for line in lines if line.startswith(b"Set-Cookie")],
+            [b"Set-Cookie: a=1", b"Set-Cookie: b=2"],
+        )
+        self.assertIn(b"Content-Length: 0", lines)
+
+    def test_badHTTPShapeIsRefusedAndCleanedUp(self) -> None:
+        """
+        A header or status that C{httpResponse} refuses is its
+        L{ConfigurationError}, before anything listens; the server's
+        temporary folder is removed.
+        """
+        private = temporaryDirectory(self)
+        self.patch(tempfile, "tempdir", str(private))
+        with self.assertRaises(ConfigurationError) as caught:
+            startTLSReplyServer(self, httpHeaders={"Content-Length": "5"})
+        self.assertIn("Content-Length", str(caught.exception))
+        with self.assertRaises(ConfigurationError):
+            startTLSReplyServer(self, scenario="crl-revoked", httpStatus=42)
+        self.assertEqual(list(private.iterdir()), [])
+
+    async def test_expectedOutcome(self) -> None:
+        """
+        The server says what a correct client sees of its scenario: the
+        catalogue's outcome, which a Python client meets exactly.
+        """
+        self.assertEqual(startTLSReplyServer(self).expectedOutcome.kind, "accept")
+        server = startTLSReplyServer(self, scenario="tls1.0-only")
+        outcome = server.expectedOutcome
+        self.assertEqual(outcome, SCENARIOS["tls1.0-only"].expectedOutcome)
+        self.assertEqual(
+            (outcome.accepted, outcome.kind, outcome.message),
+            (False, "protocol-version", "tlsv1 alert protocol version"),
+        )
+        with self.assertRaises(ssl.SSLError) as caught:
+            await inThread(fetchWithSSL, server.port, server.sslContext())
+        assert outcome.message is not None
+        self.assertIn(outcome.message, str(caught.exception))
 
     async def test_stopClosesThePort(self) -> None:
         """

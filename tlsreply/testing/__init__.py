@@ -6,9 +6,12 @@ test clients against.
     a server for trial and other Twisted code;
   - L{tlsreply.testing.pytest_plugin}: the C{tlsreply_server} fixtures,
     registered with pytest when tlsreply is installed;
-  - L{tlsreply.testing.ca}: the test CA and its certificates;
+  - L{tlsreply.testing.ca}: the test CA and its certificates, and
+    L{tlsreply.testing.issuing}: a test server's CA (C{server.ca}), which
+    issues client and server certificates as files;
   - L{tlsreply.testing.scenarios}: the local badssl, deliberately broken or
-    unusual servers and what a correct client sees of each.
+    unusual servers and what a correct client sees of each
+    (L{ExpectedOutcome}, C{server.expectedOutcome}).
 
 The server core (the rest of C{tlsreply}) never imports this package.
 Nothing heavy is imported until a name is used (PEP 562): pytest imports
@@ -20,11 +23,24 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 _PUBLIC = {
+    "ExpectedOutcome": "tlsreply.testing.scenariobase",
+    "IssuedCertificate": "tlsreply.testing.issuing",
+    "IssuingCA": "tlsreply.testing.issuing",
+    "SCENARIOS": "tlsreply.testing.scenarios",
+    "TestCA": "tlsreply.testing.ca",
     "TestServer": "tlsreply.testing.server",
     "startTLSReplyServer": "tlsreply.testing.server",
 }
 
-__all__ = ["TestServer", "startTLSReplyServer"]
+__all__ = [
+    "SCENARIOS",
+    "ExpectedOutcome",
+    "IssuedCertificate",
+    "IssuingCA",
+    "TestCA",
+    "TestServer",
+    "startTLSReplyServer",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -36,4 +52,8 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:
+    from tlsreply.testing.ca import TestCA
+    from tlsreply.testing.issuing import IssuedCertificate, IssuingCA
+    from tlsreply.testing.scenariobase import ExpectedOutcome
+    from tlsreply.testing.scenarios import SCENARIOS
     from tlsreply.testing.server import TestServer, startTLSReplyServer

@@ -40,7 +40,7 @@ import pytest
 
 if TYPE_CHECKING:
     from tlsreply.records import ConnectionRecord
-    from tlsreply.testing import TestServer
+    from tlsreply.testing import ExpectedOutcome, IssuingCA, TestServer
 
 
 class ReactorThread:
@@ -82,7 +82,8 @@ class ThreadedTestServer:
 
     Attribute access is passed to the L{TestServer}: C{host}, C{port},
     C{address}, C{url()}, C{caCertificatePEM}, C{caCertificatePath},
-    C{clientCertificatePath}, C{sslContext()}, C{records}, C{scenario}.
+    C{clientCertificatePath}, C{sslContext()}, C{records}, C{scenario},
+    C{expectedOutcome}, C{ca}.
     """
 
     def __init__(self, server: TestServer, thread: ReactorThread) -> None:
@@ -92,6 +93,22 @@ class ThreadedTestServer:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._server, name)
+
+    @property
+    def expectedOutcome(self) -> ExpectedOutcome:
+        """
+        What a correct client sees of this server's scenario (see
+        L{TestServer.expectedOutcome}).
+        """
+        return self._server.expectedOutcome
+
+    @property
+    def ca(self) -> IssuingCA:
+        """
+        The test CA, which issues client and server certificates as files
+        (see L{TestServer.ca}); it works from the test's own thread.
+        """
+        return self._server.ca
 
     def waitForRecords(self, count: int, timeout: float = 5.0) -> list[ConnectionRecord]:
         """

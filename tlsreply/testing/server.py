@@ -28,7 +28,7 @@ from __future__ import annotations
 import shutil
 import ssl
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,6 +47,8 @@ from tlsreply.records import ConnectionRecord
 from tlsreply.replies import httpResponse
 from tlsreply.service import TLSReplyService
 from tlsreply.testing.ca import TestCA
+from tlsreply.testing.issuing import ISSUED_DIRECTORY, IssuingCA
+from tlsreply.testing.scenariobase import ExpectedOutcome
 from tlsreply.testing.scenarios import ScenarioSetup, buildScenario
 
 if TYPE_CHECKING:
@@ -64,8 +66,15 @@ class TestServer:
     @ivar port: the ephemeral port it listens on.
     @ivar serverName: the name its certificate is for (C{"localhost"}).
     @ivar scenario: which scenario it serves (see L{tlsreply.testing.scenarios}).
+    @ivar expectedOutcome: what a correct client sees of that scenario,
+        as the catalogue promises it: whether it is accepted, the kind of
+        refusal, the exact message of Python's C{ssl}
+        (L{ExpectedOutcome}).
     @ivar caCertificatePEM: the test CA's certificate, to trust.
     @ivar caCertificatePath: the same, as a file.
+    @ivar ca: the test CA, which issues more certificates as files
+        (C{ca.issueClientCertificate("alice")}, L{IssuingCA}); a server
+        that verifies clients trusts every one it issues.
     @ivar clientCertificatePath: for C{client-cert-required}, a PEM file
         holding a client certificate the server accepts and its key.
     @ivar records: every connection so far, oldest first.
@@ -77,6 +86,8 @@ class TestServer:
     caCertificatePEM: bytes
     caCertificatePath: Path
     service: TLSReplyService
+    expectedOutcome: ExpectedOutcome
+    ca: IssuingCA
     setup: ScenarioSetup = field(repr=False)
     clientCertificatePath: Path | None = None
     serverName: str = "localhost"
@@ -166,6 +177,8 @@ def startTLSReplyServer(
     scenario: str = "valid",
     reply: bytes = DEFAULT_REPLY,
     http: bool = False,
+    httpStatus: int = 200,
+    httpHeaders: Mapping[str, str] | Sequence[tuple[str, str]] = (),
     reactor: Any = None,
     directory: Path | None = None,
     ca: TestCA | None = None,
@@ -178,12 +191,22 @@ def startTLSReplyServer(
         removed) in the test's cleanup.
     @param scenario: a name from L{tlsreply.testing.scenarios}: C{"valid"},
         C{"expired"}, C{"tls1.2-only"}, ...
-    @param reply: the bytes every client receives.
-    @param http: wrap the reply in a minimal HTTP/1.1 response.
+    @param reply: the bytes every client receives (with C{http}, the
+        response's body, which may be empty).
+    @param http: wrap the reply in a minimal HTTP/1.1 response
+        (L{tlsreply.replies.httpResponse}).
+    @param httpStatus: the HTTP response's status code (100 to 599), as
+        C{--http-status}; implies C{http=True}.
+    @param httpHeaders: header fields the HTTP response adds, as a mapping
+        (C{{"Location": "/elsewhere"}}) or as C{(name, value)} pairs where a
+        name repeats, as C{--http-header}; C{Content-Type} and
+        C{Cache-Control} replace tlsreply's defaults. Implies C{http=True}.
     @param reactor: the reactor to listen on; the global one by default.
     @param directory: where to write the CA and scenario files; a new
         temporary folder by default.
-    @param ca: the test CA; a fresh one by default.
+    @param ca: the test CA; a fresh one by default. It may be an
+        intermediate: clients trust its root, and the server sends its
+        chain.
     @param policyChanges: L{TLSPolicy} fields to change on top of the
         scenario's policy (e.g. C{alpnProtocols=("h2",)}).
     """
@@ -191,7 +214,8 @@ def startTLSReplyServer(
     if unknown:
         raise TypeError(
             f"unknown tlsreply server setting {', '.join(map(repr, unknown))}: "
-            "known are scenario, reply, http, reactor, directory, ca and the "
+            "known are scenario, reply, http, httpStatus, httpHeaders, reactor, "
+            "directory, ca and the "
             f"TLSPolicy fields ({', '.join(f.name for f in fields(TLSPolicy))})"
         )
     if reactor is None:
@@ -206,7 +230,10 @@ def startTLSReplyServer(
         setup = buildScenario(scenario, ca, directory)
         if policyChanges:
             setup = replace(setup, policy=replace(setup.policy, **policyChanges))
-        factory = ReplyFactory(httpResponse(reply) if http else reply, clock=reactor)
+        headers = tuple(httpHeaders.items() if isinstance(httpHeaders, Mapping) else httpHeaders)
+        if http or httpStatus != 200 or headers:
+            reply = httpResponse(reply, httpStatus, headers)
+        factory = ReplyFactory(reply, clock=reactor)
         service = TLSReplyService.fromDescriptions(
             reactor,
             [f"tcp:0:interface={LOOPBACK}"],
@@ -230,6 +257,8 @@ def startTLSReplyServer(
         setup.caPath.read_bytes(),
         setup.caPath,
         service,
+        setup.scenario.expectedOutcome,
+        IssuingCA(ca, directory / ISSUED_DIRECTORY),
         setup,
         clientCertificatePath=setup.clientCertificatePath,
         _cleanups=cleanups,
