@@ -162,6 +162,87 @@ def test_readmeExampleRuns(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=2)
 
 
+def test_readmeOutcomesExampleRuns(pytester: pytest.Pytester) -> None:
+    """
+    The README's example of expected outcomes across scenarios, a client
+    certificate from C{server.ca} and a shaped HTTP response passes as a
+    user's test file, every parametrized case included, warning of
+    nothing.
+    """
+    example = readmeExample("# test_my_client_outcomes.py")
+    pytester.makepyfile(test_my_client_outcomes=example)
+    result = pytester.runpytest_inprocess("-W", "error")
+    result.assert_outcomes(passed=9)
+
+
+def test_expectedOutcomeAndCA(tlsreply_server_factory: object) -> None:
+    """
+    The fixtures' server says what to expect, as the catalogue does, and
+    its CA, used from the test's thread, issues client certificates that
+    a server requiring them accepts; without one, the client sees exactly
+    the expected message.
+    """
+    from tlsreply.testing import SCENARIOS, ExpectedOutcome, IssuedCertificate
+
+    server = tlsreply_server_factory(scenario="client-cert-required")  # type: ignore[operator]
+    assert isinstance(server.expectedOutcome, ExpectedOutcome)
+    assert server.expectedOutcome == SCENARIOS["client-cert-required"].expectedOutcome
+    issued = server.ca.issueClientCertificate("carol")
+    assert isinstance(issued, IssuedCertificate)
+    context = server.sslContext()
+    issued.configure(context)
+    assert fetch(server, context).data == b"test\n"
+    with pytest.raises(ssl.SSLError) as refused:
+        fetch(server, ssl.create_default_context(cafile=server.caCertificatePath))
+    message = server.expectedOutcome.message
+    assert message is not None
+    assert message in str(refused.value)
+    first, second = server.waitForRecords(2)
+    assert first.clientCertificate == "CN=carol,O=tlsreply test"
+    assert second.handshakeFailed
+
+
+@pytest.mark.parametrize(
+    "tlsreply_server",
+    [{"httpStatus": 302, "httpHeaders": {"Location": "https://localhost/elsewhere"}}],
+    indirect=True,
+)
+def test_indirectHTTPShape(tlsreply_server: ThreadedTestServer) -> None:
+    """
+    Parametrized indirectly, C{httpStatus} and C{httpHeaders} shape the
+    HTTP response, which they make an HTTP response by themselves.
+    """
+    lines = fetch(tlsreply_server).data.split(b"\r\n")
+    assert lines[0] == b"HTTP/1.1 302 Found"
+    assert b"Location: https://localhost/elsewhere" in lines
+
+
+def test_crlRevokedOnThePrivateReactor(tlsreply_server_factory: object) -> None:
+    """
+    C{crl-revoked}'s CRL is served from the fixtures' reactor thread at
+    the distribution point its certificate names, and goes when the
+    server stops.
+    """
+    from cryptography import x509
+
+    from tests.test_revocation import httpGet
+
+    server = tlsreply_server_factory(scenario="crl-revoked")  # type: ignore[operator]
+    context = server.sslContext()
+    with socket.create_connection(server.address, timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost") as tls:
+            leaf = x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
+    [point] = leaf.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    assert point.full_name is not None
+    url = str(point.full_name[0].value)
+    body, contentType = httpGet(url)
+    crl = x509.load_der_x509_crl(body)
+    assert crl.get_revoked_certificate_by_serial_number(leaf.serial_number) is not None
+    server.stop()
+    with pytest.raises(OSError):
+        httpGet(url)
+
+
 @pytest.mark.parametrize("tlsreply_server", ["expired"], indirect=True)
 def test_indirectScenario(tlsreply_server: ThreadedTestServer) -> None:
     """

@@ -158,6 +158,8 @@ def tlsreply_server_factory(
 
         server = tlsreply_server_factory(scenario="tls1.2-only", reply=b"hi\\n",
                                          http=True, alpnProtocols=("h2",))
+        server = tlsreply_server_factory(httpStatus=404,
+                                         httpHeaders={"X-Reason": "gone"})
 
     Takes the keyword arguments of L{tlsreply.testing.startTLSReplyServer};
     every server it started is stopped when the test ends.
