@@ -110,7 +110,7 @@ class HTTPFiles:
         C{IReactorSocket}), from now until L{stop}.
         """
         if self._socket is None:
-            raise RuntimeError("these files were served and stopped already")
+            raise RuntimeError("these files are served already, or were stopped")
         self._listening = reactor.adoptStreamPort(
             self._socket.fileno(), socket.AF_INET, _QuietSite(self._files)
         )

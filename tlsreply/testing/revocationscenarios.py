@@ -99,7 +99,7 @@ def _crlRevoked(ca: TestCA, directory: Path) -> BuiltScenario:
     """A valid certificate from the test CA with the TLS Feature extension
     (RFC 7633) asking for status_request, "OCSP must-staple", served with
     no OCSP response stapled, even to a client that asks for one. A client
-    that enforces must-staple refuses it (Firefox does, with
+    that enforces must-staple refuses it (Firefox has, with
     MOZILLA_PKIX_ERROR_REQUIRED_TLS_FEATURE_MISSING); Python's ssl,
     OpenSSL's own tools, Chrome and most libraries ignore the extension and
     accept, which is the outcome given here.""",
