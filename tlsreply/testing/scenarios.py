@@ -91,10 +91,10 @@ class ScenarioSetup:
 
     def serverContexts(self, commandPolicy: TLSPolicy | None = None) -> ServerContexts:
         """
-        The finished server contexts of this scenario: what every way of
-        serving it (the fixtures, L{startTLSReplyServer
-        <tlsreply.testing.server.startTLSReplyServer>}, C{tlsreply serve
-        --scenario}) serves.
+        The finished server contexts of this scenario, the policy's and
+        the scenario's own change (L{finishContext}): what the fixtures and
+        L{startTLSReplyServer <tlsreply.testing.server.startTLSReplyServer>}
+        serve, and what a command line serving the scenario must serve.
 
         @param commandPolicy: a command line's policy, whose choices the
             scenario leaves open (ALPN, groups, ciphers, the key log, see
