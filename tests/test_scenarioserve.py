@@ -6,12 +6,10 @@ what C{tlsreply scenarios --json} promises.
 
 from __future__ import annotations
 
-import inspect
 import json
 import ssl
 import warnings
 from pathlib import Path
-from unittest import skipIf
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -27,20 +25,6 @@ from tests.support import (
 from tests.test_plugin import SCRIPTS, Daemon, runToExit
 from tests.test_revocation import httpGet
 from tests.test_scenarios import errorText, withoutProxies
-from tlsreply import daemon
-
-#: Why the command line cannot serve C{crl-revoked} and C{tls1.0-only} as
-#: promised yet, or L{None} once it can: L{tlsreply.daemon} must build a
-#: scenario's contexts with C{ScenarioSetup.serverContexts} (C{tls1.0-only}
-#: stops its contexts at TLS 1.0, which a L{TLSPolicy} cannot say) and
-#: start C{ScenarioSetup.startHelpers} on its reactor (C{crl-revoked}'s CRL),
-#: which its C{scenarioContexts(config, reactor)} does.
-DAEMON_PENDING = (
-    None
-    if "reactor" in inspect.signature(daemon.scenarioContexts).parameters
-    else "tlsreply.daemon.scenarioContexts does not serve ScenarioSetup.serverContexts "
-    "and startHelpers yet"
-)
 
 
 def promised(name: str) -> dict[str, object]:
@@ -73,7 +57,6 @@ class ServedScenarioTests(SynchronousTestCase):
         port = int(daemon.waitFor(r"listening on \['127\.0\.0\.1:(\d+)'\]").group(1))
         return workdir, port
 
-    @skipIf(DAEMON_PENDING is not None, DAEMON_PENDING or "")
     def test_crlRevoked(self) -> None:
         """
         The server serves the CRL its certificate points to: Python's
@@ -108,7 +91,6 @@ class ServedScenarioTests(SynchronousTestCase):
         self.assertNotEqual(verified.returncode, 0)
         self.assertIn(b"certificate revoked", verified.stdout + verified.stderr)
 
-    @skipIf(DAEMON_PENDING is not None, DAEMON_PENDING or "")
     def test_tls10Only(self) -> None:
         """
         Python's default client is refused with the promised alert; one

@@ -57,7 +57,7 @@ def buildDaemon(
     """
     if reactor is None:
         from twisted.internet import reactor
-    contexts = reloadableContexts(config)
+    contexts = reloadableContexts(config, reactor)
     lifecycle: ServerLifecycle
     if config.workers == 1:
         server = TLSReplyService.fromDescriptions(
@@ -206,12 +206,15 @@ def openAccessLog(
 # The TLS contexts.
 
 
-def reloadableContexts(config: ServerConfig) -> ReloadableContexts:
+def reloadableContexts(config: ServerConfig, reactor: Any = None) -> ReloadableContexts:
     """
     The contexts of C{config}, which SIGHUP builds again from the files.
+
+    @param reactor: where a scenario serves what it needs besides TLS
+        (C{crl-revoked}'s CRL); the global reactor when L{None}.
     """
     if config.scenario is not None:
-        return ReloadableContexts(scenarioContexts(config), _noScenarioReload)
+        return ReloadableContexts(scenarioContexts(config, reactor), _noScenarioReload)
     return ReloadableContexts(loadContexts(config), lambda: loadContexts(config))
 
 
@@ -280,15 +283,18 @@ def configuredCredentials(config: ServerConfig) -> list[ServerCredentials]:
     return found
 
 
-def scenarioContexts(config: ServerConfig) -> ServerContexts:
+def scenarioContexts(config: ServerConfig, reactor: Any = None) -> ServerContexts:
     """
     The contexts of a test scenario, from a fresh test CA whose certificate
     clients find in C{./certs/scenario/ca.pem}; the scenario's policy with
     what the command line may change (see
-    L{tlsreply.testing.scenarios.withCommandPolicy}).
+    L{tlsreply.testing.scenarios.withCommandPolicy}). What the scenario
+    serves besides TLS (C{crl-revoked}'s CRL, over HTTP on 127.0.0.1)
+    starts on C{reactor}, the global one when L{None}, and lasts as long
+    as the process.
     """
     from tlsreply.testing.ca import TestCA
-    from tlsreply.testing.scenarios import buildScenario, withCommandPolicy
+    from tlsreply.testing.scenarios import buildScenario
 
     assert config.scenario is not None
     directory = (DEVELOPMENT_CERTIFICATE_DIRECTORY / "scenario").absolute()
@@ -300,7 +306,11 @@ def scenarioContexts(config: ServerConfig) -> ServerContexts:
         scenario=config.scenario,
         caPath=str(setup.caPath),
     )
-    return buildServerContexts(setup.credentials, withCommandPolicy(setup.policy, config.policy))
+    contexts = setup.serverContexts(config.policy)
+    if reactor is None:
+        from twisted.internet import reactor
+    setup.startHelpers(reactor)
+    return contexts
 
 
 def describeServer(config: ServerConfig) -> dict[str, Any]:
