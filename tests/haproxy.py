@@ -196,10 +196,23 @@ class HAProxy:
         return totals
 
     def waitUntil(self, wanted: dict[str, bool], timeout: float = 10.0) -> None:
+        """
+        Wait until HAProxy sees each server as C{wanted} says. Its stats
+        socket's file appears when HAProxy binds it, a moment before it
+        listens, so a refused connection is a "not yet" here.
+        """
         deadline = time.monotonic() + timeout
-        while self.serversUp() != wanted:
+        seen: dict[str, bool] | str = "no answer on the stats socket"
+        while True:
+            try:
+                seen = self.serversUp()
+            except ConnectionRefusedError:
+                pass
+            else:
+                if seen == wanted:
+                    return
             if time.monotonic() > deadline:
-                raise AssertionError(f"servers {self.serversUp()}, expected {wanted}")
+                raise AssertionError(f"servers {seen}, expected {wanted}")
             time.sleep(0.05)
 
 
