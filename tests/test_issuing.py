@@ -78,6 +78,19 @@ class IssuingCATests(SynchronousTestCase):
             self.assertEqual(issued.privateKeyPath.parent, directory)
         self.assertEqual(first.certificatePath.name, "001-bob_.._.._etc.pem")
 
+    def test_nameRequired(self) -> None:
+        """
+        A client certificate without a name is refused with the method's
+        own message, not cryptography's.
+        """
+        issuer = IssuingCA(TestCA(), temporaryDirectory(self))
+        with self.assertRaises(ConfigurationError) as caught:
+            issuer.issueClientCertificate("")
+        self.assertEqual(
+            str(caught.exception),
+            "issueClientCertificate: the name must be a non-empty string, not ''",
+        )
+
     def test_intermediateChain(self) -> None:
         """
         From an intermediate CA, the certificate file holds the certificate

@@ -460,12 +460,18 @@ class CollectedOnlyWithRecordersTests(SynchronousTestCase):
     """
 
     def test_notKeptWithoutRecorders(self) -> None:
+        """
+        A factory with no recorder keeps nothing of what a client sends.
+        """
         factory = ReplyFactory(b"x")
         protocol = factory.buildProtocol(None)
         protocol.dataReceived(b"GET / HTTP/1.1\r\n")
         self.assertIsNone(protocol.received)
 
     def test_keptWithARecorder(self) -> None:
+        """
+        With a recorder, every chunk is kept, in order.
+        """
         factory = ReplyFactory(b"x")
         factory.recorders.append(lambda record: None)
         protocol = factory.buildProtocol(None)

@@ -6,18 +6,23 @@ what C{tlsreply scenarios --json} promises.
 
 from __future__ import annotations
 
+import gc
 import json
+import os
 import ssl
+import urllib.error
 import warnings
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.internet import reactor
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.support import (
     clientContext,
     fetchWithSSL,
+    inThread,
     requireCommand,
     runCommand,
     temporaryDirectory,
@@ -25,6 +30,20 @@ from tests.support import (
 from tests.test_plugin import SCRIPTS, Daemon, runToExit
 from tests.test_revocation import httpGet
 from tests.test_scenarios import errorText, withoutProxies
+from tlsreply.config import ServerConfig
+from tlsreply.daemon import buildDaemon
+from tlsreply.errors import ConfigurationError
+from tlsreply.policy import TLSPolicy
+from tlsreply.testing.ca import TestCA
+from tlsreply.testing.revocationscenarios import CRL_NAME
+from tlsreply.testing.scenarios import buildScenario, withCommandPolicy
+
+
+def openDescriptors() -> set[str]:
+    """
+    This process's open file descriptors.
+    """
+    return set(os.listdir("/proc/self/fd"))
 
 
 def promised(name: str) -> dict[str, object]:
@@ -130,3 +149,119 @@ class ServedScenarioTests(SynchronousTestCase):
         )
         _, port = self.serve("--scenario", "pq-hybrid-only", "--groups", "X25519MLKEM768")
         self.assertGreater(port, 0)
+
+    def test_scenarioCiphersAreItsOwn(self) -> None:
+        """
+        C{--ciphers} with a scenario whose ciphers carry the security level
+        it needs is one line naming the conflict, not a server that is
+        silently something else.
+        """
+        status, lines = runToExit(
+            [str(SCRIPTS / "tlsreply"), "serve", "--port", "tcp:0:interface=127.0.0.1",
+             "--scenario", "tls1.0-only", "--ciphers", "ECDHE-ECDSA-AES128-SHA"],
+            temporaryDirectory(self),
+        )
+        self.assertNotEqual(status, 0)
+        self.assertIn(
+            "--scenario decides the TLS 1.2 ciphers (and OpenSSL's security level) "
+            "itself: drop --ciphers",
+            "\n".join(lines),
+        )
+
+
+class CommandPolicyTests(SynchronousTestCase):
+    """
+    What a command line's policy may change of a scenario's
+    (L{withCommandPolicy}).
+    """
+
+    CIPHERS = TLSPolicy(tls12Ciphers="ECDHE-ECDSA-AES128-SHA")
+
+    def test_ciphersOfAScenarioThatDecidesThem(self) -> None:
+        """
+        Other ciphers for a scenario whose ciphers carry its security
+        level (a weak key, TLS 1.0 or 1.1) are refused; its own are not.
+        """
+        for name in ("rsa1024", "tls1.0-only", "tls1.1-only"):
+            policy = buildScenario(name, TestCA(), temporaryDirectory(self)).policy
+            with self.assertRaises(ConfigurationError, msg=name) as caught:
+                withCommandPolicy(policy, self.CIPHERS)
+            self.assertIn("drop --ciphers", str(caught.exception))
+            own = TLSPolicy(tls12Ciphers=policy.effectiveTLS12Ciphers)
+            self.assertEqual(
+                withCommandPolicy(policy, own).effectiveTLS12Ciphers,
+                policy.effectiveTLS12Ciphers,
+            )
+
+    def test_ciphersOfOtherScenarios(self) -> None:
+        """
+        Any other scenario takes the command line's ciphers.
+        """
+        policy = buildScenario("expired", TestCA(), temporaryDirectory(self)).policy
+        self.assertEqual(
+            withCommandPolicy(policy, self.CIPHERS).tls12Ciphers, "ECDHE-ECDSA-AES128-SHA"
+        )
+
+
+class ScenarioHelpersTests(TestCase):
+    """
+    What a scenario serves besides TLS lives in the server's service tree.
+    """
+
+    def setUp(self) -> None:
+        # The daemon writes a scenario's files to ./certs/scenario.
+        workdir = temporaryDirectory(self)
+        self.addCleanup(os.chdir, os.getcwd())
+        os.chdir(workdir)
+
+    async def test_crlServedWhileTheServiceRuns(self) -> None:
+        """
+        C{helpersService} serves C{crl-revoked}'s CRL from its start until
+        its stop, then the port is closed.
+        """
+        setup = buildScenario("crl-revoked", TestCA(), Path("scenario"))
+        assert setup.httpFiles is not None
+        url = setup.httpFiles.url(CRL_NAME)
+        service = setup.helpersService(reactor)
+        service.startService()
+        body, contentType = await inThread(httpGet, url)
+        self.assertEqual(contentType, "application/pkix-crl")
+        self.assertEqual(len(list(x509.load_der_x509_crl(body))), 1)
+        await service.stopService()
+        with self.assertRaises(urllib.error.URLError):
+            await inThread(httpGet, url)
+
+    def test_daemonOwnsTheHelpers(self) -> None:
+        """
+        The daemon for C{crl-revoked} has the helpers under its lifecycle
+        (so they start and stop with the server), and holds no descriptor
+        once they are stopped.
+        """
+        before = openDescriptors()
+        config = ServerConfig(listen=("tcp:0:interface=127.0.0.1",), scenario="crl-revoked")
+        lifecycle = buildDaemon(config, reactor)
+        helpers = lifecycle.getServiceNamed("scenario-helpers")
+        self.assertTrue(openDescriptors() - before, "the CRL's socket, bound at build")
+        helpers.stopService()
+        self.assertEqual(openDescriptors(), before)
+
+    def test_noDescriptorLeftWhenBuildingFails(self) -> None:
+        """
+        A daemon that cannot be built (here, an access log it cannot open)
+        closes the scenario's socket itself: nothing is left open, and
+        nothing is left for the garbage collector to close (which
+        CPython would do, with a C{ResourceWarning}).
+        """
+        before = openDescriptors()
+        config = ServerConfig(
+            listen=("tcp:0:interface=127.0.0.1",),
+            scenario="crl-revoked",
+            accessLog=str(Path("no such folder") / "access.log"),
+        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResourceWarning)
+            with self.assertRaises(ConfigurationError):
+                buildDaemon(config, reactor)
+            gc.collect()
+        self.assertEqual([str(w.message) for w in caught], [])
+        self.assertEqual(openDescriptors(), before)

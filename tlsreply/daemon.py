@@ -15,6 +15,7 @@ import datetime
 import os
 from typing import TYPE_CHECKING, Any
 
+from twisted.application.service import Service
 from twisted.logger import Logger, LogLevel
 
 from tlsreply.accesslog import ACCESS_SYSTEM, AccessLog, ConnectionLog, NoAccessLog
@@ -57,39 +58,54 @@ def buildDaemon(
     """
     if reactor is None:
         from twisted.internet import reactor
-    contexts = reloadableContexts(config, reactor)
-    lifecycle: ServerLifecycle
-    if config.workers == 1:
-        server = TLSReplyService.fromDescriptions(
-            reactor,
-            config.listen,
-            contexts,
-            replyFactory(
-                config, reactor, openAccessLog(config.accessLog, reactor, json=_json(config))
-            ),
-            shutdownGrace=config.shutdownGrace,
-            maxConnections=config.maxConnections,
-            socketTLS=socketTLS,
-        )
-        metrics = None
-        if config.metrics is not None:
-            from tlsreply.metricsdaemon import singleProcessMetrics
-
-            metrics = singleProcessMetrics(reactor, config.metrics, server, contexts)
-        lifecycle = ServerLifecycle.forServer(
-            reactor,
-            server,
-            contexts,
-            config.drainDelay,
-            metrics.startDraining if metrics is not None else None,
-        )
-        if metrics is not None:
-            metrics.setServiceParent(lifecycle)
-    else:
-        lifecycle = _workers(config, contexts, reactor)
+    contexts, scenarioHelpers = reloadableContexts(config, reactor)
+    try:
+        lifecycle = _serverLifecycle(config, contexts, reactor, socketTLS)
+    except BaseException:
+        if scenarioHelpers is not None:
+            scenarioHelpers.stopService()  # its socket, bound already
+        raise
+    if scenarioHelpers is not None:
+        scenarioHelpers.setServiceParent(lifecycle)
     for warning in contexts.policy.warnings():
         _log.warn("{policyWarning}", policyWarning=warning)
     raiseDescriptorLimit(config.maxConnections)
+    return lifecycle
+
+
+def _serverLifecycle(
+    config: ServerConfig, contexts: ReloadableContexts, reactor: Any, socketTLS: bool
+) -> ServerLifecycle:
+    """
+    The listening service, or the workers, under the process's lifecycle.
+    """
+    if config.workers != 1:
+        return _workers(config, contexts, reactor)
+    server = TLSReplyService.fromDescriptions(
+        reactor,
+        config.listen,
+        contexts,
+        replyFactory(
+            config, reactor, openAccessLog(config.accessLog, reactor, json=_json(config))
+        ),
+        shutdownGrace=config.shutdownGrace,
+        maxConnections=config.maxConnections,
+        socketTLS=socketTLS,
+    )
+    metrics = None
+    if config.metrics is not None:
+        from tlsreply.metricsdaemon import singleProcessMetrics
+
+        metrics = singleProcessMetrics(reactor, config.metrics, server, contexts)
+    lifecycle = ServerLifecycle.forServer(
+        reactor,
+        server,
+        contexts,
+        config.drainDelay,
+        metrics.startDraining if metrics is not None else None,
+    )
+    if metrics is not None:
+        metrics.setServiceParent(lifecycle)
     return lifecycle
 
 
@@ -206,16 +222,18 @@ def openAccessLog(
 # The TLS contexts.
 
 
-def reloadableContexts(config: ServerConfig, reactor: Any = None) -> ReloadableContexts:
+def reloadableContexts(
+    config: ServerConfig, reactor: Any = None
+) -> tuple[ReloadableContexts, Service | None]:
     """
-    The contexts of C{config}, which SIGHUP builds again from the files.
-
-    @param reactor: where a scenario serves what it needs besides TLS
-        (C{crl-revoked}'s CRL); the global reactor when L{None}.
+    The contexts of C{config}, which SIGHUP builds again from the files,
+    and, for a scenario, the service that serves what it needs besides TLS
+    (see L{scenarioContexts}).
     """
     if config.scenario is not None:
-        return ReloadableContexts(scenarioContexts(config, reactor), _noScenarioReload)
-    return ReloadableContexts(loadContexts(config), lambda: loadContexts(config))
+        contexts, helpers = scenarioContexts(config, reactor)
+        return ReloadableContexts(contexts, _noScenarioReload), helpers
+    return ReloadableContexts(loadContexts(config), lambda: loadContexts(config)), None
 
 
 def _noScenarioReload() -> ServerContexts:
@@ -283,15 +301,17 @@ def configuredCredentials(config: ServerConfig) -> list[ServerCredentials]:
     return found
 
 
-def scenarioContexts(config: ServerConfig, reactor: Any = None) -> ServerContexts:
+def scenarioContexts(
+    config: ServerConfig, reactor: Any = None
+) -> tuple[ServerContexts, Service]:
     """
     The contexts of a test scenario, from a fresh test CA whose certificate
     clients find in C{./certs/scenario/ca.pem}; the scenario's policy with
     what the command line may change (see
-    L{tlsreply.testing.scenarios.withCommandPolicy}). What the scenario
-    serves besides TLS (C{crl-revoked}'s CRL, over HTTP on 127.0.0.1)
-    starts on C{reactor}, the global one when L{None}, and lasts as long
-    as the process.
+    L{tlsreply.testing.scenarios.withCommandPolicy}); and a service that
+    serves what the scenario needs besides TLS (C{crl-revoked}'s CRL, over
+    HTTP on 127.0.0.1) on C{reactor}, the global one when L{None}, for the
+    server's service tree.
     """
     from tlsreply.testing.ca import TestCA
     from tlsreply.testing.scenarios import buildScenario
@@ -306,11 +326,14 @@ def scenarioContexts(config: ServerConfig, reactor: Any = None) -> ServerContext
         scenario=config.scenario,
         caPath=str(setup.caPath),
     )
-    contexts = setup.serverContexts(config.policy)
+    try:
+        contexts = setup.serverContexts(config.policy)
+    except BaseException:
+        setup.stopHelpers()
+        raise
     if reactor is None:
         from twisted.internet import reactor
-    setup.startHelpers(reactor)
-    return contexts
+    return contexts, setup.helpersService(reactor)
 
 
 def describeServer(config: ServerConfig) -> dict[str, Any]:

@@ -200,7 +200,9 @@ def httpResponse(
     @param status: the status code, 100 to 599; the status line carries its
         standard reason phrase (L{reasonPhrase}). A 1xx, 204 or 304 response
         ends at its header (L{statusHasNoBody}): C{body} is left out, and
-        with it C{Content-Length}.
+        with it C{Content-Length}. A 1xx is interim: sent alone, it is an
+        interim response with no final one before the connection closes,
+        which is what a test of a client's handling of that wants.
     @param headers: header fields to send, in order, as C{(name, value)}
         pairs; a name may repeat (C{Set-Cookie}). A field named as one of
         L{DEFAULT_HEADERS} (C{Content-Type: text/plain; charset=utf-8},

@@ -58,8 +58,10 @@ LEAF_LIFETIME: Final = datetime.timedelta(days=30)
 #: A CA outlives every certificate it issues with the default lifetime.
 CA_LIFETIME: Final = datetime.timedelta(days=365)
 
-#: How long an OCSP response or a CRL says it is fresh.
+#: How long an OCSP response says it is fresh.
 OCSP_LIFETIME: Final = datetime.timedelta(days=1)
+
+#: How long a CRL says it is fresh (its nextUpdate).
 CRL_LIFETIME: Final = datetime.timedelta(days=1)
 
 

@@ -35,6 +35,11 @@ class _QuietSite(Site):
 
     noisy = False
 
+    def logPrefix(self) -> str:
+        # Its port's start and stop lines: "scenario files over HTTP
+        # starting on 53375".
+        return "scenario files over HTTP"
+
     def log(self, request: http.Request) -> None:
         pass
 

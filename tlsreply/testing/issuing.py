@@ -28,6 +28,7 @@ from cryptography import x509
 
 from tlsreply.certificates import certificatesPEM, generatePrivateKey, privateKeyPEM
 from tlsreply.credentials import ServerCredentials
+from tlsreply.errors import ConfigurationError
 from tlsreply.testing.ca import KeyType, TestCA, TestPrivateKey, writePrivateKey
 
 #: The folder, inside a test server's folder, that issued certificates are
@@ -100,8 +101,11 @@ class IssuingCA:
 
     @ivar testCA: the CA itself (L{TestCA}), which signs; a client trusts
         its root.
-    @ivar directory: where issued certificates are written (removed with
-        the server's files).
+    @ivar directory: where issued certificates are written, beside the
+        server's other files (the fixtures' are in pytest's temporary
+        folder; those of L{startTLSReplyServer
+        <tlsreply.testing.server.startTLSReplyServer>} are removed at the
+        test's end).
     """
 
     def __init__(self, testCA: TestCA, directory: Path) -> None:
@@ -131,7 +135,13 @@ class IssuingCA:
             (C{ConnectionRecord.clientCertificate}).
         @param keyType: one of C{ecdsa-p256}, C{ecdsa-p384}, C{rsa2048},
             C{rsa4096}.
+        @raise ConfigurationError: for an empty name or an unknown key
+            type.
         """
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError(
+                f"issueClientCertificate: the name must be a non-empty string, not {name!r}"
+            )
         certificate, key = self.testCA.issueClientCertificate(name, keyType=keyType)
         return self._write(name, certificate, key)
 

@@ -87,8 +87,12 @@ def _crlRevoked(ca: TestCA, directory: Path) -> BuiltScenario:
             )
         ]
     )
-    credentials = ca.issueServerCertificate(NAMES, extensions=[distributionPoint])
-    crl = ca.certificateRevocationList([credentials.certificate])
+    try:
+        credentials = ca.issueServerCertificate(NAMES, extensions=[distributionPoint])
+        crl = ca.certificateRevocationList([credentials.certificate])
+    except BaseException:
+        files.stop()  # the socket, bound already
+        raise
     files.add(CRL_NAME, crl.public_bytes(serialization.Encoding.DER), CRL_CONTENT_TYPE)
     return BuiltScenario([credentials], httpFiles=files)
 

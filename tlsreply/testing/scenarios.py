@@ -36,6 +36,7 @@ from types import MappingProxyType
 from typing import Any, Final, TypedDict
 
 from OpenSSL import SSL
+from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
 
 from tlsreply.credentials import ServerCredentials
@@ -128,6 +129,36 @@ class ScenarioSetup:
         if self.httpFiles is not None:
             return self.httpFiles.stop()
         return succeed(None)
+
+    def helpersService(self, reactor: Any) -> Service:
+        """
+        L{startHelpers} and L{stopHelpers} as a service, for a server's
+        service tree: the CRL is served while the server runs, and its port
+        closes when the server stops.
+        """
+        return _ScenarioHelpers(self, reactor)
+
+
+class _ScenarioHelpers(Service):
+    """
+    What a scenario serves besides TLS, started and stopped as a service
+    (L{ScenarioSetup.helpersService}). A parent stops its children
+    together, so the CRL's port closes as the server's listeners do, not
+    after the connections in progress have finished.
+    """
+
+    def __init__(self, setup: ScenarioSetup, reactor: Any) -> None:
+        self.setName("scenario-helpers")
+        self._setup = setup
+        self._reactor = reactor
+
+    def startService(self) -> None:
+        super().startService()
+        self._setup.startHelpers(self._reactor)
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()
+        return self._setup.stopHelpers()
 
 
 #: Every scenario by name, in a stable order.
@@ -265,12 +296,29 @@ def decidedByScenario(commandPolicy: TLSPolicy) -> list[str]:
 def withCommandPolicy(scenarioPolicy: TLSPolicy, commandPolicy: TLSPolicy) -> TLSPolicy:
     """
     A scenario's policy with what a command line may still choose: ALPN,
-    groups (where the scenario sets none), ciphers (likewise) and the key
-    log.
+    groups (where the scenario sets none), TLS 1.2 ciphers (where the
+    scenario neither sets them nor allows TLS 1.0 or 1.1, whose ciphers
+    carry the security level that lets OpenSSL serve them), TLS 1.3
+    suites and the key log.
 
     @raise ConfigurationError: for groups other than those of a scenario
-        that is about its groups (C{pq-hybrid-only}).
+        that is about its groups (C{pq-hybrid-only}), and for ciphers with
+        a scenario that decides them (C{rsa1024}, C{tls1.0-only},
+        C{tls1.1-only}): another cipher string would drop its security
+        level and, silently, what the scenario is.
     """
+    decidesCiphers = (
+        scenarioPolicy.tls12Ciphers is not None
+        or scenarioPolicy.insecureMinimumVersion is not None
+    )
+    if decidesCiphers and commandPolicy.tls12Ciphers not in (
+        None,
+        scenarioPolicy.effectiveTLS12Ciphers,
+    ):
+        raise ConfigurationError(
+            "--scenario decides the TLS 1.2 ciphers (and OpenSSL's security level) "
+            "itself: drop --ciphers"
+        )
     groups = commandPolicy.groups
     if scenarioPolicy.groups is not None:
         if groups not in (None, scenarioPolicy.groups):

@@ -77,8 +77,14 @@ class TestServer:
         that verifies clients trusts every one it issues.
     @ivar clientCertificatePath: for C{client-cert-required}, a PEM file
         holding a client certificate the server accepts and its key.
+    @ivar service: the listening service (L{TLSReplyService}).
+    @ivar setup: the scenario as built (L{ScenarioSetup}): its
+        certificates, policy and what it serves besides TLS.
     @ivar records: every connection so far, oldest first.
     """
+
+    # Not a test class, though its name begins with "Test".
+    __test__ = False
 
     host: str
     port: int
