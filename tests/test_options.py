@@ -155,13 +155,30 @@ class InvalidValueTests(SynchronousTestCase):
     def test_sessions(self) -> None:
         """
         Session switches take on or off; the timeout a whole number of
-        seconds from 1.
+        seconds from 1 to a week (in ASCII digits: Python's C{int} would
+        take other scripts' digits), and says why not more.
         """
         self.assertRefused("--session-cache: expected on or off, got 'yes'", "--session-cache", "yes")
         self.assertRefused("--session-tickets: expected on or off, got '1'", "--session-tickets", "1")
-        for value in ("0", "-1", "1.5", "soon"):
-            self.assertRefused("--session-timeout: expected a whole number", "--session-timeout", value)
+        for value in ("0", "-1", "1.5", "soon", "\u0663", "\u00b2", "604801", str(2**63)):
+            self.assertRefused(
+                "--session-timeout: expected a whole number from 1 to 604800",
+                "--session-timeout",
+                value,
+            )
             self.assertRefused(f"got {value!r}", "--session-timeout", value)
+        self.assertRefused(
+            "(a week at most: TLS 1.3 tickets can say no longer)", "--session-timeout", "604801"
+        )
+
+    def test_emptyValues(self) -> None:
+        """
+        An empty value (C{--port "$PORT"} with nothing in C{$PORT}) is
+        refused, naming the option, rather than taken for "not given".
+        """
+        for option in ("port", "cert-dir", "reply-file", "ciphers", "ciphersuites",
+                       "groups", "client-ca", "keylog"):
+            self.assertRefused(f"--{option}: expected a value, got ''", f"--{option}", "")
 
     def test_alpn(self) -> None:
         """
@@ -278,6 +295,10 @@ class PolicyValidationTests(SynchronousTestCase):
         self.assertRefused("TLSPolicy.sessionCache: expected True or False", sessionCache="on")
         self.assertRefused("TLSPolicy.sessionTimeout: expected whole seconds", sessionTimeout=1.5)
         self.assertRefused("TLSPolicy.sessionTimeout", sessionTimeout=0)
+        self.assertRefused(
+            "TLSPolicy.sessionTimeout: expected whole seconds from 1 to 604800 (a week)",
+            sessionTimeout=2**63,
+        )
         self.assertRefused("TLSPolicy.verifyClient", verifyClient="always")
         self.assertRefused("TLSPolicy.clientCAPath: expected None or a path", clientCAPath=3)
         self.assertRefused(

@@ -23,7 +23,8 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.support import captureLogEvents, makeCertificates, temporaryDirectory
-from tlsreply.config import ServerConfig
+from tlsreply.config import CertificateFiles, ServerConfig
+from tlsreply.errors import ConfigurationError
 from tlsreply.metricsweb import MetricsService
 from tlsreply.policy import TLSPolicy
 from tlsreply.protocol import ReplyFactory
@@ -207,6 +208,49 @@ class OptionsTests(SynchronousTestCase):
         self.assertUsageError("--metrics: 'tcp:port=x': the port", "--metrics", "tcp:port=x")
         self.assertUsageError("--metrics: '99999': the port", "--metrics", "99999")
         self.assertUsageError("--metrics: bad endpoint description 'bogus:1'", "--metrics", "bogus:1")
+
+
+class ServerConfigTests(SynchronousTestCase):
+    """
+    A L{ServerConfig} an application makes is checked as the command
+    line's is: a mistake is one L{ConfigurationError} naming the field.
+    """
+
+    def assertRefused(self, message: str, **fields: Any) -> None:
+        with self.assertRaises(ConfigurationError) as caught:
+            ServerConfig(**fields)
+        self.assertIn(message, str(caught.exception))
+
+    def test_badFields(self) -> None:
+        """
+        Each field refuses a value of the wrong kind, naming itself.
+        """
+        self.assertRefused("ServerConfig.listen: expected a tuple", listen="tcp:4433")
+        self.assertRefused("ServerConfig.listen: expected a tuple", listen=("",))
+        self.assertRefused("ServerConfig.listen: no listening address", listen=())
+        self.assertRefused(
+            "ServerConfig.certificates: expected CertificateFiles", certificates=("a.pem",)
+        )
+        for name in ("handshakeTimeout", "closeTimeout", "shutdownGrace", "drainDelay"):
+            for value in (-1, float("inf"), True, "3"):
+                self.assertRefused(f"ServerConfig.{name}: expected seconds", **{name: value})
+        for name in ("maxConnections", "workers"):
+            self.assertRefused(f"ServerConfig.{name}: expected a whole number", **{name: 0})
+        self.assertRefused("ServerConfig.logFormat: expected 'text' or 'json'", logFormat="xml")
+        self.assertRefused("ServerConfig.accessLog: expected auto", accessLog="")
+
+    def test_goodFields(self) -> None:
+        """
+        What the command line would give is accepted.
+        """
+        config = ServerConfig(
+            listen=("tcp:0", "unix:/tmp/x.sock"),
+            certificates=(CertificateFiles(Path("cert.pem")),),
+            drainDelay=2,
+            logFormat="json",
+            accessLog="/var/log/tlsreply.log",
+        )
+        self.assertEqual(config.drainDelay, 2)
 
 
 class MakeServiceTests(SynchronousTestCase):
@@ -490,9 +534,11 @@ class MakeServiceTests(SynchronousTestCase):
         Options a scenario decides (versions, sessions, client verification)
         are refused with it instead of being silently ignored.
         """
-        self.assertExits("--scenario decides --max-tls, --session-tickets itself",
+        self.assertExits("--scenario decides --max-tls and --session-tickets itself: drop them",
                          "--scenario", "valid", "--max-tls", "1.2",
                          "--session-tickets", "off", withCertificate=False)
+        self.assertExits("--scenario decides --min-tls itself: drop it",
+                         "--scenario", "expired", "--min-tls", "1.3", withCertificate=False)
 
     def test_systemdWithoutSocket(self) -> None:
         """

@@ -36,6 +36,9 @@ DEVELOPMENT_CERTIFICATE_DIRECTORY: Final = Path("certs")
 #: file path.
 ACCESS_LOG_DESTINATIONS: Final = ("auto", "stdout", "log", "off")
 
+#: The server log's formats (C{--log-format}).
+LOG_FORMATS: Final = ("text", "json")
+
 
 @dataclass(frozen=True)
 class CertificateFiles:
@@ -114,8 +117,25 @@ class ServerConfig:
     logFormat: str = "text"
 
     def __post_init__(self) -> None:
+        """
+        Check every field, so that an application's mistake is one
+        L{ConfigurationError} naming the field when the configuration is
+        made, as the command line's is.
+        """
+        if not isinstance(self.listen, tuple) or not all(
+            isinstance(d, str) and d for d in self.listen
+        ):
+            raise ConfigurationError(
+                "ServerConfig.listen: expected a tuple of endpoint descriptions, "
+                f"got {self.listen!r}"
+            )
         if not self.listen:
             raise ConfigurationError("ServerConfig.listen: no listening address")
+        if not all(isinstance(c, CertificateFiles) for c in self.certificates):
+            raise ConfigurationError(
+                "ServerConfig.certificates: expected CertificateFiles, "
+                f"got {self.certificates!r}"
+            )
         if not isinstance(self.replyBody, bytes) or not (self.replyBody or self.http):
             raise ConfigurationError("ServerConfig.replyBody: the reply must be at least one byte")
         if self.http:
@@ -125,9 +145,13 @@ class ServerConfig:
             raise ConfigurationError(
                 "ServerConfig.httpStatus and httpHeaders shape an HTTP reply: set http=True"
             )
-        for name in ("handshakeTimeout", "closeTimeout", "shutdownGrace"):
+        for name in ("handshakeTimeout", "closeTimeout", "shutdownGrace", "drainDelay"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+            if (
+                not isinstance(value, (int, float))
+                or isinstance(value, bool)
+                or not 0 <= value < float("inf")
+            ):
                 raise ConfigurationError(
                     f"ServerConfig.{name}: expected seconds (a number >= 0), got {value!r}"
                 )
@@ -137,6 +161,15 @@ class ServerConfig:
                 raise ConfigurationError(
                     f"ServerConfig.{name}: expected a whole number >= 1, got {value!r}"
                 )
+        if self.logFormat not in LOG_FORMATS:
+            raise ConfigurationError(
+                f"ServerConfig.logFormat: expected 'text' or 'json', got {self.logFormat!r}"
+            )
+        if not isinstance(self.accessLog, str) or not self.accessLog:
+            raise ConfigurationError(
+                "ServerConfig.accessLog: expected auto, stdout, log, off or a file's "
+                f"path, got {self.accessLog!r}"
+            )
         if self.scenario is not None and (self.certificates or self.certificateDirectory):
             raise ConfigurationError(
                 "a scenario brings its own certificates: give no certificate with it"

@@ -5,9 +5,9 @@ not depend on certificates (versions, cipher suites, groups, sessions,
 ALPN, client certificates, key logging), and their checks.
 
 It is separate from L{tlsreply.tlscontext}, which turns a policy and
-certificates into OpenSSL contexts, because the command line, the
-configuration file and C{tlsreply check} need to validate and describe a
-policy without building anything.
+certificates into OpenSSL contexts, because the command line
+(C{--show-config} included) and C{tlsreply check} need to validate and
+describe a policy without building anything.
 """
 
 from __future__ import annotations
@@ -47,6 +47,10 @@ LEGACY_TLS_CIPHERS: Final = (
 #: OpenSSL's server default.
 DEFAULT_SESSION_TIMEOUT: Final = 300
 
+#: The longest session lifetime: a week, the most a TLS 1.3 ticket may say
+#: (RFC 8446, 4.6.1), which OpenSSL caps it to anyway.
+MAXIMUM_SESSION_TIMEOUT: Final = 604800
+
 #: The versions by the names the command lines use (C{--min-tls 1.2}).
 VERSIONS: Final = {
     "1.0": TLSVersion.TLSv1_0,
@@ -85,7 +89,8 @@ class TLSPolicy:
         or L{None} for OpenSSL's automatic choice.
     @ivar sessionCache: keep a server-side session cache (resumption by
         session ID in TLS 1.2; Twisted's default is off).
-    @ivar sessionTimeout: seconds a session (or ticket) can be resumed.
+    @ivar sessionTimeout: seconds a session (or ticket) can be resumed, up
+        to L{MAXIMUM_SESSION_TIMEOUT}.
     @ivar sessionTickets: issue session tickets (off by default in Twisted).
     @ivar alpnProtocols: application protocols to negotiate, in the
         server's preference order; with no overlap the handshake goes on
@@ -149,8 +154,16 @@ class TLSPolicy:
             if not isinstance(getattr(self, name), bool):
                 _refuse(name, "True or False", getattr(self, name))
         timeout = self.sessionTimeout
-        if not isinstance(timeout, int) or isinstance(timeout, bool) or timeout < 1:
-            _refuse("sessionTimeout", "whole seconds >= 1", timeout)
+        if (
+            not isinstance(timeout, int)
+            or isinstance(timeout, bool)
+            or not 1 <= timeout <= MAXIMUM_SESSION_TIMEOUT
+        ):
+            _refuse(
+                "sessionTimeout",
+                f"whole seconds from 1 to {MAXIMUM_SESSION_TIMEOUT} (a week)",
+                timeout,
+            )
         object.__setattr__(self, "alpnProtocols", validateALPN(self.alpnProtocols))
         for name in ("clientCAPath", "keyLogPath"):
             value = getattr(self, name)

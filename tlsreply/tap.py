@@ -13,7 +13,6 @@ exit status, never a traceback.
 from __future__ import annotations
 
 import json
-import re
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -33,7 +32,25 @@ from tlsreply.daemon import buildDaemon, describeServer
 from tlsreply.errors import ConfigurationError
 from tlsreply.limits import DEFAULT_MAX_CONNECTIONS
 from tlsreply.logformat import serverLogOnStdout, useJSONLog
-from tlsreply.policy import DEFAULT_SESSION_TIMEOUT, VERSIONS, TLSPolicy, parseALPN
+from tlsreply.optionvalues import (
+    COERCION_PREFIX,
+    LEGACY_HINT,
+    POLICY_OPTIONS,
+    choice,
+    httpStatus,
+    nonEmpty,
+    onOff,
+    seconds,
+    wholeNumber,
+    workers,
+)
+from tlsreply.policy import (
+    DEFAULT_SESSION_TIMEOUT,
+    MAXIMUM_SESSION_TIMEOUT,
+    VERSIONS,
+    TLSPolicy,
+    parseALPN,
+)
 from tlsreply.protocol import (
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_HANDSHAKE_TIMEOUT,
@@ -41,65 +58,6 @@ from tlsreply.protocol import (
 )
 from tlsreply.replies import decodeReplyText, parseHeaderLine
 from tlsreply.service import DEFAULT_SHUTDOWN_GRACE, parseListenAddress
-from tlsreply.workers import workerCount
-
-#: Twisted's prefix for an option whose value its coercer refused; each
-#: coercer here names its option, so the prefix goes.
-_COERCION_PREFIX = "Parameter type enforcement failed: "
-
-_LEGACY_HINT = "TLS 1.0 and 1.1 are insecure: allow them with --insecure-min-tls"
-
-
-def _seconds(option: str) -> Any:
-    def coerce(value: str) -> float:
-        try:
-            seconds = float(value)
-        except ValueError:
-            seconds = -1.0
-        if not 0 <= seconds < float("inf"):
-            raise ValueError(f"--{option}: expected seconds (a number >= 0), got {value!r}")
-        return seconds
-
-    coerce.coerceDoc = "Seconds, a number >= 0."  # type: ignore[attr-defined]
-    return coerce
-
-
-def _wholeNumber(option: str) -> Any:
-    def coerce(value: str) -> int:
-        if not value.isdigit() or int(value) < 1:
-            raise ValueError(f"--{option}: expected a whole number >= 1, got {value!r}")
-        return int(value)
-
-    return coerce
-
-
-def _choice(option: str, *choices: str, hint: str | None = None) -> Any:
-    def coerce(value: str) -> str:
-        if value not in choices:
-            expected = ", ".join(choices[:-1]) + f" or {choices[-1]}"
-            message = f"--{option}: expected {expected}, got {value!r}"
-            raise ValueError(f"{message} ({hint})" if hint else message)
-        return value
-
-    coerce.coerceDoc = "One of: " + ", ".join(choices)  # type: ignore[attr-defined]
-    return coerce
-
-
-def _onOff(option: str) -> Any:
-    return _choice(option, "on", "off")
-
-
-def _httpStatus(value: str) -> int:
-    if not re.fullmatch("[0-9]{3}", value) or not 100 <= int(value) <= 599:
-        raise ValueError(f"--http-status: expected a status code from 100 to 599, got {value!r}")
-    return int(value)
-
-
-def _workers(value: str) -> int:
-    try:
-        return workerCount(value)
-    except ValueError as e:
-        raise ValueError(f"--workers: {e}") from None
 
 
 class Options(VersionOption, usage.Options):
@@ -145,8 +103,15 @@ class Options(VersionOption, usage.Options):
             "description (tcp:4433:interface=::, unix:/run/tlsreply.sock, "
             "haproxy:tcp:4433, systemd:domain=INET:index=0). "
             f"[default: {DEFAULT_LISTEN}]",
+            nonEmpty("port"),
         ],
-        ["cert-dir", None, None, "Serve every certificate (and key) in this folder."],
+        [
+            "cert-dir",
+            None,
+            None,
+            "Serve every certificate (and key) in this folder.",
+            nonEmpty("cert-dir"),
+        ],
         [
             "scenario",
             None,
@@ -162,7 +127,7 @@ class Options(VersionOption, usage.Options):
             "The reply text; backslash escapes such as \\n, \\r, \\t, \\0 "
             "and \\xHH are decoded. [default: test\\n]",
         ],
-        ["reply-file", None, None, "Send this file's bytes as the reply."],
+        ["reply-file", None, None, "Send this file's bytes as the reply.", nonEmpty("reply-file")],
         [
             "http-body",
             None,
@@ -177,16 +142,16 @@ class Options(VersionOption, usage.Options):
             "The HTTP response's status code, sent with its standard reason "
             "phrase (implies --http). 1xx, 204 and 304 responses have no body. "
             "[default: 200]",
-            _httpStatus,
+            httpStatus,
         ],
-        ["min-tls", None, "1.2", "Lowest TLS version.", _choice("min-tls", "1.2", "1.3", hint=_LEGACY_HINT)],
-        ["max-tls", None, "1.3", "Highest TLS version.", _choice("max-tls", "1.2", "1.3", hint=_LEGACY_HINT)],
+        ["min-tls", None, "1.2", "Lowest TLS version.", choice("min-tls", "1.2", "1.3", hint=LEGACY_HINT)],
+        ["max-tls", None, "1.3", "Highest TLS version.", choice("max-tls", "1.2", "1.3", hint=LEGACY_HINT)],
         [
             "insecure-min-tls",
             None,
             None,
             "INSECURE: also allow this old TLS version, with a warning",
-            _choice("insecure-min-tls", "1.0", "1.1"),
+            choice("insecure-min-tls", "1.0", "1.1"),
         ],
         [
             "ciphers",
@@ -194,12 +159,14 @@ class Options(VersionOption, usage.Options):
             None,
             "OpenSSL cipher string for TLS 1.2, server's order first. "
             "[default: ECDHE with AES-GCM or ChaCha20-Poly1305]",
+            nonEmpty("ciphers"),
         ],
         [
             "ciphersuites",
             None,
             None,
             "OpenSSL TLS 1.3 ciphersuites. [default: OpenSSL's]",
+            nonEmpty("ciphersuites"),
         ],
         [
             "groups",
@@ -207,16 +174,21 @@ class Options(VersionOption, usage.Options):
             None,
             "Key-exchange groups in preference order, e.g. X25519:P-256:P-384. "
             "[default: OpenSSL's automatic choice]",
+            nonEmpty("groups"),
         ],
-        ["session-cache", None, "on", "Server-side session cache.", _onOff("session-cache")],
+        ["session-cache", None, "on", "Server-side session cache.", onOff("session-cache")],
         [
             "session-timeout",
             None,
             DEFAULT_SESSION_TIMEOUT,
             "Seconds a session or ticket can be resumed.",
-            _wholeNumber("session-timeout"),
+            wholeNumber(
+                "session-timeout",
+                MAXIMUM_SESSION_TIMEOUT,
+                "a week at most: TLS 1.3 tickets can say no longer",
+            ),
         ],
-        ["session-tickets", None, "on", "Issue session tickets.", _onOff("session-tickets")],
+        ["session-tickets", None, "on", "Issue session tickets.", onOff("session-tickets")],
         [
             "alpn",
             None,
@@ -224,20 +196,27 @@ class Options(VersionOption, usage.Options):
             "ALPN protocols to negotiate, server's order, e.g. h2,http/1.1. "
             "Clients with none in common get no ALPN, not an error.",
         ],
-        ["client-ca", None, None, "PEM CA certificates for client certificates."],
+        [
+            "client-ca",
+            None,
+            None,
+            "PEM CA certificates for client certificates.",
+            nonEmpty("client-ca"),
+        ],
         [
             "verify-client",
             None,
             "none",
             "Ask for a client certificate: none, optional (verify and log), "
             "require (refuse without a valid one).",
-            _choice("verify-client", "none", "optional", "require"),
+            choice("verify-client", "none", "optional", "require"),
         ],
         [
             "keylog",
             None,
             None,
             "INSECURE: append NSS key-log lines (for Wireshark) to this file.",
+            nonEmpty("keylog"),
         ],
         [
             "handshake-timeout",
@@ -245,7 +224,7 @@ class Options(VersionOption, usage.Options):
             DEFAULT_HANDSHAKE_TIMEOUT,
             "Seconds from accept to a completed handshake before the "
             "connection is aborted; 0 for no limit.",
-            _seconds("handshake-timeout"),
+            seconds("handshake-timeout"),
         ],
         [
             "close-timeout",
@@ -254,7 +233,7 @@ class Options(VersionOption, usage.Options):
             "Seconds the client has, after the reply and close_notify, to "
             "close before tlsreply closes TCP itself (more while it is still "
             "receiving a large reply); 0 for no limit.",
-            _seconds("close-timeout"),
+            seconds("close-timeout"),
         ],
         [
             "shutdown-grace",
@@ -262,7 +241,7 @@ class Options(VersionOption, usage.Options):
             DEFAULT_SHUTDOWN_GRACE,
             "Seconds that connections in progress get to finish on stop "
             "(SIGTERM, SIGINT) before they are aborted.",
-            _seconds("shutdown-grace"),
+            seconds("shutdown-grace"),
         ],
         [
             "drain-delay",
@@ -272,7 +251,7 @@ class Options(VersionOption, usage.Options):
             "readiness check (/ready, see --metrics) failing, before the "
             "listeners close: time for a load balancer or Kubernetes to stop "
             "sending clients. A second signal stops at once.",
-            _seconds("drain-delay"),
+            seconds("drain-delay"),
         ],
         [
             "workers",
@@ -283,7 +262,7 @@ class Options(VersionOption, usage.Options):
             "building the TLS contexts (so a session ticket from one worker "
             "resumes on any other), and replaces any that dies; SIGHUP "
             "replaces them all with workers on the new certificates.",
-            _workers,
+            workers,
         ],
         [
             "access-log",
@@ -303,7 +282,7 @@ class Options(VersionOption, usage.Options):
             "line for every event, connections included, for log shippers). "
             "Under twistd it goes where twistd's log would (--logfile, or "
             "standard output with -n); under twist, where twist's would.",
-            _choice("log-format", "text", "json"),
+            choice("log-format", "text", "json"),
         ],
         [
             "metrics",
@@ -320,7 +299,7 @@ class Options(VersionOption, usage.Options):
             DEFAULT_MAX_CONNECTIONS,
             "Connections in progress at which tlsreply stops accepting (the "
             "kernel's backlog holds new clients) until one ends.",
-            _wholeNumber("max-connections"),
+            wholeNumber("max-connections"),
         ],
     ]
 
@@ -337,7 +316,7 @@ class Options(VersionOption, usage.Options):
         self["listen"].append(description)
 
     def opt_http_header(self, line: str) -> None:
-        """An HTTP header field for the response, 'Name: value' (implies --http); may be repeated. Content-Type and Cache-Control replace tlsreply's defaults; Content-Length and Connection stay tlsreply's."""
+        """An HTTP header field for the response, 'Name: value' (implies --http); may be repeated. Content-Type and Cache-Control replace tlsreply's defaults; Content-Length, Connection and Transfer-Encoding are tlsreply's and refused."""
         try:
             self["http-headers"].append(parseHeaderLine(line))
         except ConfigurationError as e:
@@ -390,7 +369,7 @@ class Options(VersionOption, usage.Options):
         try:
             super().parseOptions(options)
         except usage.UsageError as e:
-            message = str(e).removeprefix(_COERCION_PREFIX)
+            message = str(e).removeprefix(COERCION_PREFIX)
             raise SystemExit(f"tlsreply: {message} (see --help)") from None
         if self["list-scenarios"]:
             from tlsreply.testing.scenarios import describeScenarios
@@ -418,7 +397,7 @@ class Options(VersionOption, usage.Options):
             raise usage.UsageError(str(e)) from None
 
     def _config(self) -> ServerConfig:
-        listen = tuple(([self["port"]] if self["port"] else []) + self["listen"])
+        listen = tuple(([self["port"]] if self["port"] is not None else []) + self["listen"])
         http = self["http"] or any(
             (self["http-status"], self["http-headers"], self["http-body"] is not None)
         )
@@ -475,10 +454,11 @@ class Options(VersionOption, usage.Options):
             )
         if self["certificates"] or self["cert-dir"]:
             raise ConfigurationError("--scenario brings its own certificates: drop --cert")
-        decided = [_POLICY_OPTIONS[name] for name in decidedByScenario(policy)]
+        decided = [POLICY_OPTIONS[name] for name in decidedByScenario(policy)]
         if decided:
+            them = "it" if len(decided) == 1 else "them"
             raise ConfigurationError(
-                f"--scenario decides {', '.join(decided)} itself: drop them"
+                f"--scenario decides {' and '.join(decided)} itself: drop {them}"
             )
 
     def _replyBody(self, http: bool) -> bytes:
@@ -543,19 +523,6 @@ class Options(VersionOption, usage.Options):
             verifyClient=self["verify-client"],
             keyLogPath=_path(self["keylog"]),
         )
-
-
-#: The option that sets each policy field a scenario decides, for messages.
-_POLICY_OPTIONS = {
-    "minimumVersion": "--min-tls",
-    "maximumVersion": "--max-tls",
-    "insecureMinimumVersion": "--insecure-min-tls",
-    "sessionCache": "--session-cache",
-    "sessionTickets": "--session-tickets",
-    "sessionTimeout": "--session-timeout",
-    "clientCAPath": "--client-ca",
-    "verifyClient": "--verify-client",
-}
 
 
 def _path(value: str | None) -> Path | None:
