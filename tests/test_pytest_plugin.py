@@ -305,3 +305,27 @@ def test_unknownSettingIsNamed(tlsreply_server_factory: object) -> None:
     """
     with pytest.raises(TypeError, match="unknown tlsreply server setting 'alpn'.*alpnProtocols"):
         tlsreply_server_factory(alpn=("h2",))  # type: ignore[operator]
+
+
+def test_factoryKeepsItsReactorAndFolder(tlsreply_server_factory: object) -> None:
+    """
+    C{reactor} and C{directory}, which the fixtures choose themselves, are
+    refused by name rather than with Python's "multiple values".
+    """
+    with pytest.raises(TypeError, match="chooses directory itself .*: drop it"):
+        tlsreply_server_factory(directory="/tmp")  # type: ignore[operator]
+
+
+def test_onlyThreadSafeAttributes(tlsreply_server: ThreadedTestServer) -> None:
+    """
+    The fixture's server passes on what the test's thread may use, and
+    refuses the rest (C{whenRecorded} would touch the reactor's state from
+    the wrong thread), pointing to the blocking method.
+    """
+    assert tlsreply_server.serverName == "localhost"
+    assert tlsreply_server.url("/x") == f"https://localhost:{tlsreply_server.port}/x"
+    assert tlsreply_server.clientTLSOptions() is not None
+    with pytest.raises(AttributeError, match="no 'whenRecorded' .*; use waitForRecords"):
+        tlsreply_server.whenRecorded(1)
+    with pytest.raises(AttributeError, match="no 'service'"):
+        tlsreply_server.service  # noqa: B018

@@ -80,11 +80,32 @@ class ThreadedTestServer:
     """
     A L{TestServer} running in the reactor thread, with blocking methods.
 
-    Attribute access is passed to the L{TestServer}: C{host}, C{port},
-    C{address}, C{url()}, C{caCertificatePEM}, C{caCertificatePath},
-    C{clientCertificatePath}, C{sslContext()}, C{records}, C{scenario},
-    C{expectedOutcome}, C{ca}.
+    What is safe to use from the test's thread is passed to the
+    L{TestServer} (L{FORWARDED}: C{host}, C{port}, C{address},
+    C{serverName}, C{url()}, C{caCertificatePEM}, C{caCertificatePath},
+    C{clientCertificatePath}, C{sslContext()}, C{clientTLSOptions()},
+    C{records}, C{scenario}), with C{expectedOutcome}, C{ca},
+    L{waitForRecords} and L{stop} of its own. The rest of a L{TestServer}
+    (C{whenRecorded}, its service) belongs to the reactor's thread.
     """
+
+    #: The L{TestServer} attributes passed through.
+    FORWARDED = frozenset(
+        {
+            "host",
+            "port",
+            "address",
+            "serverName",
+            "url",
+            "caCertificatePEM",
+            "caCertificatePath",
+            "clientCertificatePath",
+            "sslContext",
+            "clientTLSOptions",
+            "records",
+            "scenario",
+        }
+    )
 
     def __init__(self, server: TestServer, thread: ReactorThread) -> None:
         self._server = server
@@ -92,7 +113,12 @@ class ThreadedTestServer:
         self._stopped = False
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._server, name)
+        if name in ThreadedTestServer.FORWARDED:
+            return getattr(self._server, name)
+        raise AttributeError(
+            f"the fixture's server has no {name!r} for the test's thread"
+            + ("; use waitForRecords" if name == "whenRecorded" else "")
+        )
 
     @property
     def expectedOutcome(self) -> ExpectedOutcome:
@@ -161,14 +187,23 @@ def tlsreply_server_factory(
         server = tlsreply_server_factory(httpStatus=404,
                                          httpHeaders={"X-Reason": "gone"})
 
-    Takes the keyword arguments of L{tlsreply.testing.startTLSReplyServer};
-    every server it started is stopped when the test ends.
+    Takes the keyword arguments of L{tlsreply.testing.startTLSReplyServer}
+    but C{reactor} and C{directory}, which are the fixtures' own (their
+    reactor thread, pytest's temporary folder); every server it started is
+    stopped when the test ends.
     """
     from tlsreply.testing import startTLSReplyServer
 
     started: list[ThreadedTestServer] = []
 
     def start(**settings: Any) -> ThreadedTestServer:
+        own = sorted({"reactor", "directory"} & set(settings))
+        if own:
+            raise TypeError(
+                f"tlsreply_server_factory chooses {' and '.join(own)} itself "
+                "(its reactor thread, pytest's temporary folder): drop "
+                + ("it" if len(own) == 1 else "them")
+            )
         directory: Path = tmp_path_factory.mktemp("tlsreply")
         server = tlsreply_reactor_thread.call(
             lambda: startTLSReplyServer(
