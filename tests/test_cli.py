@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
 import sys
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -73,6 +75,30 @@ class CommandLineTests(SynchronousTestCase):
             self.assertIn(f"--{option}", output)
         for option in ("--alpn=", "--send=", "--http", "--servername="):
             self.assertIn(option, output.split("tlsreply check")[1])
+
+    def test_subcommandSynopsis(self) -> None:
+        """
+        A subcommand's help begins with its own synopsis.
+        """
+        self.assertTrue(run("serve", "--help")[1].startswith("Usage: tlsreply serve [options]\n"))
+        self.assertTrue(run("scenarios", "--help")[1].startswith("Usage: tlsreply scenarios [--json]\n"))
+
+    def test_readerGoneIsQuiet(self) -> None:
+        """
+        Output to a pipe whose reader has gone (C{tlsreply --help | head})
+        ends the command with status 1 and no traceback.
+        """
+        for argv in (["--help"], ["scenarios", "--json"]):
+            reading, writing = os.pipe()
+            os.close(reading)
+            try:
+                result = subprocess.run(
+                    [str(SCRIPTS / "tlsreply"), *argv], stdout=writing,
+                    stderr=subprocess.PIPE, timeout=60,
+                )
+            finally:
+                os.close(writing)
+            self.assertEqual((result.returncode, result.stderr), (1, b""), argv)
 
     def test_mistakesAreOneLine(self) -> None:
         """

@@ -16,6 +16,7 @@ generated from the parsers themselves and cannot drift from them.
 from __future__ import annotations
 
 import json
+import os
 import runpy
 import sys
 from typing import Any, NoReturn, TextIO
@@ -111,6 +112,13 @@ class TLSReplyCommand(VersionOption, usage.Options):
             text.append(f"\ntlsreply {name} {synopsis}\n" + command.getUsage(width))
         return "\n".join(text)
 
+    def getSynopsis(self) -> str:
+        # Twisted puts this before a subcommand's own synopsis: "Usage:
+        # tlsreply serve [options]", not the whole synopsis then "serve".
+        if self.subCommand is not None:
+            return "Usage: tlsreply"
+        return super().getSynopsis()
+
     def postOptions(self) -> None:
         if self.subCommand is None:
             raise usage.UsageError("which command? (serve, check, scenarios, show-config)")
@@ -119,7 +127,20 @@ class TLSReplyCommand(VersionOption, usage.Options):
 def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
     """
     Run the C{tlsreply} command; return its exit status.
+
+    A reader that goes away (C{tlsreply --help | head}) ends the command
+    quietly, with status 1, as Python's documentation recommends.
     """
+    try:
+        return _main(argv, out)
+    except BrokenPipeError:
+        # Python would report the pipe again when it flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+
+
+def _main(argv: list[str] | None, out: TextIO | None) -> int:
     if argv is None:
         argv = sys.argv[1:]
     if out is None:

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tlsreply.certificates import certificateBuilder
+from tlsreply.certificates import certificateBuilder, privateKeyPEM
 from tlsreply.credentials import ServerCredentials, loadCredentials
 from tlsreply.errors import ConfigurationError
 
@@ -96,11 +96,7 @@ def _ensure(directory: Path, now: datetime.datetime) -> DevelopmentCertificate:
         # The key first: a certificate without its key must never be left.
         _writeAtomically(
             keyPath,
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            ),
+            privateKeyPEM(key),
             mode=0o600,
         )
         _writeAtomically(
