@@ -220,6 +220,53 @@ class DaemonJSONLogTests(SynchronousTestCase):
         self.serveAndStop([str(SCRIPTS / "twistd"), "-n", "--pidfile=", "--logfile=server.json",
                   "tlsreply"], logFile="server.json")
 
+    def test_twistdLogFileRotatesOnSIGUSR1(self) -> None:
+        """
+        SIGUSR1 rotates the JSON log file, as it rotates twistd's own
+        (logrotate's way to ask), instead of ending the process.
+        """
+        workdir = temporaryDirectory(self)
+        certificates = makeCertificates(workdir)
+        daemon = Daemon(
+            [str(SCRIPTS / "twistd"), "-n", "--pidfile=", "--logfile=server.json", "tlsreply",
+             "--log-format", "json", "--port", f"tcp:0:interface={LOOPBACK}",
+             "--cert", str(certificates.certificatePath), "--key", str(certificates.keyPath)],
+            workdir,
+        )
+        self.addCleanup(lambda: daemon.process.poll() is None and daemon.stop())
+        logPath = workdir / "server.json"
+        port = int(waitForFile(logPath, r"listening on \['127\.0\.0\.1:(\d+)'\]").group(1))
+        daemon.process.send_signal(signal.SIGUSR1)
+        rotated = workdir / "server.json.1"
+        deadline = time.monotonic() + 10
+        while not rotated.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertIsNone(daemon.process.poll())
+        self.assertIn("listening on", rotated.read_text())
+        fetchWithSSL(port, clientContext(str(certificates.caPath)))
+        waitForFile(logPath, r'"outcome": ?"replied"')
+        self.assertEqual(daemon.stop(), 0)
+        for path in (rotated, logPath):
+            for line in path.read_text().splitlines():
+                json.loads(line)
+
+    def test_daemonCannotLogToStandardOutput(self) -> None:
+        """
+        A daemon (no C{-n}) with C{--logfile -} is refused, as twistd
+        refuses it for its own log, instead of logging to nowhere.
+        """
+        status, output = runToExit(
+            [str(SCRIPTS / "twistd"), "--pidfile=", "--logfile=-", "tlsreply",
+             "--log-format", "json"],
+            temporaryDirectory(self),
+        )
+        self.assertNotEqual(status, 0)
+        self.assertIn(
+            "--log-format json: a daemon cannot log to standard output "
+            "(twistd --logfile - needs -n)",
+            "".join(output),
+        )
+
     def test_twist(self) -> None:
         self.serveAndStop([str(SCRIPTS / "twist"), "tlsreply"])
 

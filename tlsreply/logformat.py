@@ -13,6 +13,7 @@ theirs changes: the log still goes where their options say.
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Mapping
 from typing import IO, Any
@@ -51,6 +52,12 @@ def useJSONLog(runner: Any) -> None:
     if _isTwistd(runner):
         if runner.get("syslog"):
             raise ConfigurationError("--log-format json cannot go to syslog (twistd --syslog)")
+        if runner.get("logfile") == "-" and not (runner.get("nodaemon") or runner.get("debug")):
+            # twistd refuses this for its own log; its log is now ours.
+            raise ConfigurationError(
+                "--log-format json: a daemon cannot log to standard output "
+                "(twistd --logfile - needs -n)"
+            )
         global twistdJSONLog
         twistdJSONLog = TwistdJSONLog(runner)
         # twistd takes its --logger as a dotted name, which it imports once
@@ -66,7 +73,9 @@ class TwistdJSONLog:
     twistd's C{logger} option: makes the observer twistd would make, in
     JSON, writing to standard output in the foreground without
     C{--logfile} (or with C{--logfile -}), else to the log file
-    (C{twistd.log} by default), rotated as twistd rotates it.
+    (C{twistd.log} by default), rotated as twistd rotates it: by size, and
+    on SIGUSR1 (logrotate's C{postrotate} signal for twistd), unless
+    something else handles that signal already.
     """
 
     def __init__(self, runner: Mapping[str, Any]) -> None:
@@ -78,8 +87,27 @@ class TwistdJSONLog:
         if logfile == "-" or (self._runner.get("nodaemon") and not logfile):
             stream = sys.stdout
         else:
-            stream = LogFile.fromFullPath(logfile or "twistd.log")
+            logFile = LogFile.fromFullPath(logfile or "twistd.log")
+            rotateOnSIGUSR1(logFile)
+            stream = logFile
         return JSONLinesObserver(stream)
+
+
+def rotateOnSIGUSR1(logFile: LogFile) -> None:
+    """
+    Rotate C{logFile} on SIGUSR1, as twistd does for its own log file: only
+    where the signal still has its default action (which ends the process).
+    """
+    if signal.getsignal(signal.SIGUSR1) not in (signal.SIG_DFL, None):
+        return
+
+    def rotate(number: int, frame: Any) -> None:
+        from twisted.internet import reactor
+
+        # In the reactor's thread, between two writes.
+        reactor.callFromThread(logFile.rotate)  # type: ignore[attr-defined]
+
+    signal.signal(signal.SIGUSR1, rotate)
 
 
 def serverLogOnStdout(runner: Any) -> bool:
