@@ -5,17 +5,21 @@ L{tlsreply.accesslog}: the connection log written through a buffer.
 from __future__ import annotations
 
 import io
+import os
 import re
 import time
+from typing import IO
 
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.support import README, captureLogEvents, temporaryDirectory
 from tlsreply.accesslog import (
+    ATOMIC_WRITE,
     FAILED_FORMAT,
     REPLIED_FORMAT,
     AccessLog,
+    atomicChunks,
     connectionLine,
     repliedFields,
 )
@@ -156,3 +160,89 @@ class AccessLogTests(SynchronousTestCase):
         old = (directory / "access.log.1").read_text()
         self.assertEqual(re.findall(r"127\.0\.0\.1:(\d)", old), ["1", "2"])
         self.assertEqual(re.findall(r"127\.0\.0\.1:(\d)", path.read_text()), ["3"])
+
+
+class RecordingStream:
+    """
+    A real stream whose writes are counted: what C{AccessLog} hands the
+    kernel, call by call.
+    """
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.stream = stream
+        self.writes: list[bytes] = []
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    def write(self, data: bytes) -> int:
+        self.writes.append(data)
+        return self.stream.write(data)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.close()
+
+
+class SharedStreamTests(SynchronousTestCase):
+    """
+    Workers share standard output: their lines must not cut into each
+    other's, which a pipe guarantees only for writes of at most
+    C{PIPE_BUF} bytes.
+    """
+
+    def logConnections(self, stream: RecordingStream, count: int) -> None:
+        """
+        Log C{count} connections to C{stream}, then flush them at once.
+        """
+        log = AccessLog(stream, Clock())  # type: ignore[arg-type]
+        for index in range(count):
+            log.connectionEnded(f"127.0.0.1:{index}", "peer closed", HANDSHAKES[2])
+        log.flush()
+
+    def test_atomicChunks(self) -> None:
+        """
+        Lines are joined into pieces of whole lines within the limit, in
+        order; a line longer than the limit is a piece of its own.
+        """
+        lines = ["a" * 40 + "\n", "b" * 40 + "\n", "c" * 200 + "\n", "d\n"]
+        chunks = list(atomicChunks(lines, limit=100))
+        self.assertEqual(chunks, [
+            lines[0].encode() + lines[1].encode(), lines[2].encode(), lines[3].encode(),
+        ])
+        self.assertEqual(list(atomicChunks([], limit=100)), [])
+        self.assertEqual(list(atomicChunks(["é\n"], limit=100)), ["é\n".encode()])
+
+    def test_pipeGetsWholeLinesWithinPIPE_BUF(self) -> None:
+        """
+        To a pipe, a full buffer goes out in writes of whole lines, none
+        over L{ATOMIC_WRITE}, together every line in order.
+        """
+        reading, writing = os.pipe()
+        self.addCleanup(os.close, reading)
+        stream = RecordingStream(os.fdopen(writing, "wb", buffering=0))
+        self.addCleanup(stream.close)
+        self.logConnections(stream, 100)
+        self.assertGreater(len(stream.writes), 1)
+        for data in stream.writes:
+            self.assertLessEqual(len(data), ATOMIC_WRITE)
+            self.assertTrue(data.endswith(b"\n"))
+        lines = b"".join(stream.writes).decode().splitlines()
+        self.assertEqual(
+            [re.search(r"127\.0\.0\.1:(\d+)", line).group(1) for line in lines],  # type: ignore[union-attr]
+            [str(index) for index in range(100)],
+        )
+
+    def test_fileGetsOneWrite(self) -> None:
+        """
+        To a file (opened to append, where a write lands whole), the buffer
+        is one write.
+        """
+        path = temporaryDirectory(self) / "access.log"
+        stream = RecordingStream(open(path, "ab"))
+        self.addCleanup(stream.close)
+        self.logConnections(stream, 100)
+        self.assertEqual(len(stream.writes), 1)
+        self.assertEqual(len(path.read_text().splitlines()), 100)

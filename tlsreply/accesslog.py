@@ -13,7 +13,11 @@ second and when the server stops.
 
 from __future__ import annotations
 
+import os
+import select
+import stat
 import time
+from collections.abc import Iterator, Sequence
 from typing import IO, TYPE_CHECKING, Any, Final, Protocol
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -183,6 +187,45 @@ class NoAccessLog:
         pass
 
 
+#: The most one write to a pipe keeps whole among other processes' writes
+#: (POSIX's PIPE_BUF; 4096 bytes on Linux).
+ATOMIC_WRITE: Final = select.PIPE_BUF
+
+
+def writtenWhole(stream: IO[bytes]) -> bool:
+    """
+    Does one write of any size to C{stream} land whole, never interleaved
+    with other processes' writes? So for a regular file opened to append
+    (and for what is not a file at all, such as a test's buffer); not for
+    a pipe, a terminal or a socket (journald's standard output), which
+    C{--workers} share.
+    """
+    try:
+        mode = os.fstat(stream.fileno()).st_mode
+    except (OSError, ValueError, AttributeError):
+        return True
+    return stat.S_ISREG(mode)
+
+
+def atomicChunks(lines: Sequence[str], limit: int = ATOMIC_WRITE) -> Iterator[bytes]:
+    """
+    C{lines}, encoded, joined into pieces of whole lines of at most
+    C{limit} bytes each (a longer line is a piece of its own).
+    """
+    chunk: list[bytes] = []
+    size = 0
+    for line in lines:
+        data = line.encode("utf-8", "backslashreplace")
+        if chunk and size + len(data) > limit:
+            yield b"".join(chunk)
+            chunk = []
+            size = 0
+        chunk.append(data)
+        size += len(data)
+    if chunk:
+        yield b"".join(chunk)
+
+
 class AccessLog:
     """
     Writes one line per connection to a stream, through a buffer.
@@ -191,6 +234,11 @@ class AccessLog:
     [tlsreply.access#info] replied to ...}), so that they sit well among the
     server's other log lines when both go to standard output; with
     C{json}, they are the JSON lines of L{tlsreply.jsonlog}.
+
+    To a pipe, a terminal or a socket, which several workers may share,
+    the buffer is written in pieces of whole lines small enough to land
+    whole (L{ATOMIC_WRITE}), so that no worker's line is cut by another's;
+    to a file, in one write.
 
     @ivar flushInterval: the longest a line waits in the buffer, seconds.
     """
@@ -223,6 +271,7 @@ class AccessLog:
         self._namespace = system
         self._system = f"[{system}#info]"
         self._stream = stream
+        self._whole = writtenWhole(stream)
         self._clock = clock
         self._lines: list[str] = []
         self._size = 0
@@ -263,11 +312,15 @@ class AccessLog:
             self._timer = None
         if not self._lines:
             return
-        data = "".join(self._lines).encode("utf-8", "backslashreplace")
+        lines = self._lines
         self._lines = []
         self._size = 0
         try:
-            self._stream.write(data)
+            if self._whole:
+                self._stream.write("".join(lines).encode("utf-8", "backslashreplace"))
+            else:
+                for chunk in atomicChunks(lines):
+                    self._stream.write(chunk)
             self._stream.flush()
         except (OSError, ValueError) as e:
             if not self._failed:
@@ -309,4 +362,5 @@ class AccessLog:
             return
         self._stream.close()
         self._stream = stream
+        self._whole = writtenWhole(stream)
         self._failed = False
