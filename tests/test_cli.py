@@ -141,6 +141,23 @@ class CommandLineTests(SynchronousTestCase):
         self.assertEqual(settings["workers"], 3)
         self.assertEqual(settings["certificates"][0]["key"], "ECDSA-P-256")
 
+    def test_showConfigRefusesWhatServeWould(self) -> None:
+        """
+        C{show-config} refuses the TLS settings OpenSSL would refuse when
+        serving, as a dry run should, without making anything.
+        """
+        workdir = temporaryDirectory(self)
+        for arguments, message in [
+            (("--ciphers", "BOGUS"), "cipher string 'BOGUS' selects no cipher"),
+            (("--groups", "NOPE"), "unknown key-exchange group 'NOPE'"),
+            (("--client-ca", str(workdir / "none.pem"), "--verify-client", "require"),
+             "client CA file not found"),
+        ]:
+            status, output, error = run("show-config", *arguments)
+            self.assertEqual((status, output), (1, ""), arguments)
+            self.assertIn(message, error)
+        self.assertEqual(list(workdir.iterdir()), [])
+
 
 class ServeTests(SynchronousTestCase):
     """

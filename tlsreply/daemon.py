@@ -36,7 +36,7 @@ from tlsreply.lifecycle import ServerLifecycle, raiseDescriptorLimit
 from tlsreply.protocol import ReplyFactory
 from tlsreply.reload import ReloadableContexts
 from tlsreply.service import TLSReplyService, parseListenAddress
-from tlsreply.tlscontext import ServerContexts, buildServerContexts
+from tlsreply.tlscontext import ServerContexts, buildServerContexts, checkPolicy
 from tlsreply.workers import WorkerPool
 
 if TYPE_CHECKING:
@@ -342,9 +342,12 @@ def describeServer(config: ServerConfig) -> dict[str, Any]:
     certificate that would be served. It only reads: a development
     certificate that does not exist yet is described as to be made.
 
-    @raise ConfigurationError: for a certificate file that cannot be read.
+    @raise ConfigurationError: for a certificate file that cannot be read,
+        and for a TLS setting OpenSSL refuses
+        (L{tlsreply.tlscontext.checkPolicy}).
     """
     settings = config.describe()
+    checkPolicy(config.policy)
     if config.scenario is not None:
         settings["certificates"] = f"made at start for scenario {config.scenario}"
         return settings

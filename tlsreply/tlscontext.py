@@ -359,6 +359,22 @@ class ServerContexts:
         return SSL.Connection(self.contextForHandshake(None), None)
 
 
+def checkPolicy(policy: TLSPolicy) -> None:
+    """
+    Refuse now what OpenSSL would refuse of C{policy} when the server's
+    contexts are built (a cipher string that selects nothing, an unknown
+    group, an unreadable client CA), without a certificate and without
+    writing anything (the key log is not opened): for C{--show-config},
+    which describes a server without starting it.
+
+    @raise ConfigurationError: as L{buildServerContexts} would.
+    """
+    _openssl.checkBinding()
+    if policy.clientCAPath is not None:
+        loadCertificates(policy.clientCAPath, "client CA")
+    _buildContext((), policy, {}, None)
+
+
 def buildServerContexts(
     credentials: ServerCredentials | Iterable[ServerCredentials],
     policy: TLSPolicy | None = None,
