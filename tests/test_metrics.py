@@ -2,12 +2,14 @@
 C{--metrics}: what is counted (on a fake clock, and against a real server
 scraped over HTTP and parsed with C{prometheus_client}'s parser), the
 health checks, and one scrape for every worker of a real C{--workers 2}
-daemon.
+daemon (also one that twistd runs as nobody).
 """
 
 from __future__ import annotations
 
+import grp
 import os
+import pwd
 import re
 import signal
 import socket
@@ -23,8 +25,10 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
+from twisted.application.service import Service
 from twisted.internet import reactor
 from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionAborted
 from twisted.internet.protocol import ClientFactory
 from twisted.internet.ssl import Certificate, optionsForClientTLS
@@ -38,6 +42,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from tests.support import (
     LOOPBACK,
     RunningServer,
+    TestCertificates,
     captureLogEvents,
     clientContext,
     fetchWithSSL,
@@ -51,12 +56,13 @@ from tests.test_plugin import SCRIPTS, Daemon
 from tests.test_protocol import RecordingClient
 from tlsreply import ReplyFactory, buildServerContexts, loadCredentials, wrapWithTLS
 from tlsreply.connections import ServerConnections
+from tlsreply.errors import ConfigurationError
 from tlsreply.limits import AcceptLimit
 from tlsreply.metrics import ConnectionMetrics, ServerSampler
 from tlsreply.metricsdaemon import singleProcessMetrics
 from tlsreply.metricsreasons import FAILURE_REASONS, failureReason
 from tlsreply.metricsweb import MetricsService
-from tlsreply.metricsworkers import WorkerFilesCollector
+from tlsreply.metricsworkers import MultiprocessFiles, WorkerFilesCollector
 from tlsreply.protocol import ReplyProtocol
 from tlsreply.reload import ReloadableContexts
 from tlsreply.tlsmemory import TLSReplyServerFactory
@@ -422,6 +428,87 @@ class ScrapeTests(TestCase):
         self.assertIsInstance(first.registry, CollectorRegistry)
 
 
+class WorkersDaemon:
+    """
+    A real C{twistd -n [twistdOptions] tlsreply --workers 2 --metrics ...}
+    on ephemeral 127.0.0.1 ports, started and read up to its workers
+    listening.
+
+    @ivar folder: the workers' metrics folder, as the parent logged it.
+    @ivar metricsPort: where it serves C{/metrics}.
+    @ivar port: where it serves TLS.
+    @ivar pids: each worker's pid, by number.
+    """
+
+    def __init__(
+        self, testCase: SynchronousTestCase, certificates: TestCertificates, *twistdOptions: str
+    ) -> None:
+        self.daemon = daemon = Daemon(
+            [str(SCRIPTS / "twistd"), "-n", "--pidfile=", *twistdOptions, "tlsreply",
+             "--port", f"tcp:0:interface={LOOPBACK}", "--workers", "2",
+             "--metrics", f"tcp:0:interface={LOOPBACK}",
+             "--cert", str(certificates.certificatePath),
+             "--key", str(certificates.keyPath)],
+            certificates.caPath.parent,
+        )
+        testCase.addCleanup(lambda: daemon.process.poll() is None and daemon.stop())
+        # In the order they are logged: the metrics port is bound before
+        # twistd drops privileges, the folder made after.
+        self.metricsPort = int(daemon.waitFor(r"metrics on 127\.0\.0\.1:(\d+)").group(1))
+        self.folder = Path(daemon.waitFor(r"metrics of the workers in (\S+)").group(1))
+        self.port = int(
+            daemon.waitFor(r"listening on \['127\.0\.0\.1:(\d+)'\] with 2 workers").group(1)
+        )
+        for _ in range(2):
+            daemon.waitFor(r"worker \d listening on")
+        self.pids = {
+            int(m.group(1)): int(m.group(2))
+            for m in (re.search(r"started worker (\d) \(pid (\d+)\)", line) for line in daemon.output)
+            if m
+        }
+
+    def serveOnBothWorkers(self, context: ssl.SSLContext) -> int:
+        """
+        Make TLS connections, 16 at a time, until both workers have served
+        some (the kernel spreads them: all 16 on one worker is a chance of
+        1 in 32768); return how many were made. The workers' access logs
+        are flushed once a second, so they are read once per 16.
+        """
+        served: set[int] = set()
+        count = 0
+        while served != {1, 2}:
+            if count >= 48:
+                raise AssertionError(f"only worker(s) {served} served {count} connections")
+            for _ in range(16):
+                assert fetchWithSSL(self.port, context).data == b"test\n"
+            count += 16
+            for _ in range(16):
+                match = self.daemon.waitFor(r"access\.worker(\d)#info\] replied")
+                served.add(int(match.group(1)))
+        return count
+
+    def handshakes(self) -> float:
+        """
+        The handshakes a scrape of the parent counts, over every worker.
+        """
+        try:
+            samples = scrape(self.metricsPort)
+        except AssertionError as e:
+            self.daemon.process.poll() is None and self.daemon.stop()
+            raise AssertionError(f"{e}; the server's log:\n{''.join(self.daemon.output)}") from None
+        return sum(v for (name, _), v in samples.items() if name == "tlsreply_handshakes_total")
+
+    def waitForHandshakes(self, count: int) -> float:
+        """
+        Scrape until the workers have published C{count} handshakes (they
+        publish every second), or 10 s went by; return the last count.
+        """
+        deadline = time.monotonic() + 10
+        while (seen := self.handshakes()) != count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return seen
+
+
 class WorkersTests(SynchronousTestCase):
     """
     A real C{twistd -n tlsreply --workers 2 --metrics ...}: one scrape of
@@ -435,47 +522,12 @@ class WorkersTests(SynchronousTestCase):
         published stays counted; the metrics folder is removed at the end.
         """
         certificates = makeCertificates(temporaryDirectory(self))
-        daemon = Daemon(
-            [str(SCRIPTS / "twistd"), "-n", "--pidfile=", "tlsreply",
-             "--port", f"tcp:0:interface={LOOPBACK}", "--workers", "2",
-             "--metrics", f"tcp:0:interface={LOOPBACK}",
-             "--cert", str(certificates.certificatePath),
-             "--key", str(certificates.keyPath)],
-            certificates.caPath.parent,
-        )
-        self.addCleanup(lambda: daemon.process.poll() is None and daemon.stop())
-        folder = Path(daemon.waitFor(r"metrics of the workers in (\S+)").group(1))
-        metricsPort = int(daemon.waitFor(r"metrics on 127\.0\.0\.1:(\d+)").group(1))
-        port = int(daemon.waitFor(r"listening on \['127\.0\.0\.1:(\d+)'\] with 2 workers").group(1))
-        for _ in range(2):
-            daemon.waitFor(r"worker \d listening on")
-        pids = {
-            int(m.group(1)): int(m.group(2))
-            for m in (re.search(r"started worker (\d) \(pid (\d+)\)", line) for line in daemon.output)
-            if m
-        }
+        server = WorkersDaemon(self, certificates)
+        daemon, metricsPort = server.daemon, server.metricsPort
         context = clientContext(str(certificates.caPath))
-        served: set[int] = set()
-        for count in range(1, 41):
-            self.assertEqual(fetchWithSSL(port, context).data, b"test\n")
-            served.add(int(daemon.waitFor(r"access\.worker(\d)#info\] replied").group(1)))
-            if served == {1, 2} and count >= 8:
-                break
-        self.assertEqual(served, {1, 2})
-
-        def handshakes() -> float:
-            try:
-                samples = scrape(metricsPort)
-            except AssertionError as e:
-                daemon.process.poll() is None and daemon.stop()
-                raise AssertionError(f"{e}; the server's log:\n{''.join(daemon.output)}") from None
-            return sum(v for (name, _), v in samples.items() if name == "tlsreply_handshakes_total")
-
-        deadline = time.monotonic() + 10
-        while handshakes() != count and time.monotonic() < deadline:
-            time.sleep(0.05)
+        count = server.serveOnBothWorkers(context)
+        self.assertEqual(server.waitForHandshakes(count), count)
         samples = scrape(metricsPort)
-        self.assertEqual(handshakes(), count)
         self.assertEqual(value(samples, "tlsreply_replies_total"), count)
         self.assertEqual(value(samples, "tlsreply_connections_in_progress"), 0)
         self.assertEqual(value(samples, "tlsreply_reloads_total", outcome="success"), 0)
@@ -486,24 +538,60 @@ class WorkersTests(SynchronousTestCase):
         self.assertIsNotNone(value(samples, "process_resident_memory_bytes"))
         self.assertEqual(get(metricsPort, "/ready"), (200, "ready\n"))
 
-        os.kill(pids[1], signal.SIGKILL)
+        os.kill(server.pids[1], signal.SIGKILL)
         daemon.waitFor(r"started worker 1 \(pid \d+\)")
-        self.assertEqual(handshakes(), count)
-        self.assertEqual(fetchWithSSL(port, context).data, b"test\n")
-        deadline = time.monotonic() + 10
-        while handshakes() != count + 1 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        self.assertEqual(handshakes(), count + 1)
+        self.assertEqual(server.handshakes(), count)
+        self.assertEqual(fetchWithSSL(server.port, context).data, b"test\n")
+        self.assertEqual(server.waitForHandshakes(count + 1), count + 1)
 
-        self.assertTrue(folder.is_dir())
+        self.assertTrue(server.folder.is_dir())
         self.assertEqual(daemon.stop(), 0)
-        self.assertFalse(folder.exists())
+        self.assertFalse(server.folder.exists())
         self.assertNotIn("Traceback", "".join(daemon.output))
+
+    def test_workersAsAnUnprivilegedUser(self) -> None:
+        """
+        Started as root with C{--uid nobody --gid nogroup}, the parent makes
+        the metrics folder after twistd dropped privileges: it belongs to
+        nobody, both workers (nobody too) write their files there and are
+        counted in one scrape, none dies, and the parent (nobody) removes
+        the folder as it stops.
+        """
+        if os.geteuid() != 0:
+            self.skipTest("twistd --uid changes user only when started as root")
+        try:
+            nobody = pwd.getpwnam("nobody").pw_uid
+            grp.getgrnam("nogroup")
+        except KeyError:
+            self.skipTest("no user nobody or group nogroup on this system")
+        directory = temporaryDirectory(self)
+        # Readable by nobody: the parent reads the files again on SIGHUP.
+        os.chmod(directory, 0o755)
+        certificates = makeCertificates(directory)
+        for path in directory.iterdir():
+            os.chmod(path, 0o644)
+        server = WorkersDaemon(self, certificates, "--uid", "nobody", "--gid", "nogroup")
+        daemon = server.daemon
+        self.assertEqual(server.folder.stat().st_uid, nobody)
+        self.assertEqual(server.folder.stat().st_mode & 0o777, 0o700)
+        count = server.serveOnBothWorkers(clientContext(str(certificates.caPath)))
+        self.assertEqual(server.waitForHandshakes(count), count)
+        for pid in server.pids.values():
+            [histogram] = server.folder.glob(f"histogram_{pid}.db")
+            self.assertEqual(histogram.stat().st_uid, nobody)
+
+        self.assertEqual(daemon.stop(), 0)
+        log = "".join(daemon.output)
+        self.assertEqual(len(re.findall(r"started worker \d", log)), 2, log)
+        self.assertNotRegex(log, r"worker \d failed|exited with status|killed by")
+        self.assertNotIn("Traceback", log)
+        self.assertFalse(server.folder.exists())
 
 
 class WorkerFilesTests(SynchronousTestCase):
     """
-    The parent reads the workers' files even while a worker creates one.
+    The workers' folder: made as the parent starts, read even while a
+    worker creates a file, removed once the workers have stopped.
     """
 
     def test_fileBeingCreatedIsLeftOut(self) -> None:
@@ -523,3 +611,48 @@ class WorkerFilesTests(SynchronousTestCase):
             list(MultiProcessCollector(None, path=str(folder)).collect())
         [family] = WorkerFilesCollector(str(folder)).collect()
         self.assertEqual([s.value for s in family.samples], [7.0])
+
+    def test_folderLivesWhileItsChildrenRun(self) -> None:
+        """
+        The folder is made as the service starts (after twistd dropped
+        privileges, not when the server is built), before its children
+        start, and removed only once they have all stopped.
+        """
+        folders: list[Path | None] = []
+        stopping: Deferred[None] = Deferred()
+
+        class Child(Service):
+            def startService(self) -> None:
+                super().startService()
+                folders.append(files.path)
+
+            def stopService(self) -> Deferred[None]:
+                super().stopService()
+                return stopping
+
+        files = MultiprocessFiles(temporaryDirectory(self))
+        Child().setServiceParent(files)
+        self.assertIsNone(files.path)
+        files.privilegedStartService()
+        self.assertIsNone(files.path)
+        files.startService()
+        [folder] = folders
+        assert folder is not None
+        self.assertEqual(folder.stat().st_mode & 0o777, 0o700)
+        stopped = files.stopService()
+        self.assertTrue(folder.is_dir())
+        stopping.callback(None)
+        self.successResultOf(stopped)
+        self.assertFalse(folder.exists())
+
+    def test_folderCannotBeMade(self) -> None:
+        """
+        A folder that cannot be made is a L{ConfigurationError} that says
+        where, and as which user.
+        """
+        missing = temporaryDirectory(self) / "missing"
+        files = MultiprocessFiles(missing)
+        with self.assertRaises(ConfigurationError) as caught:
+            files.startService()
+        self.assertIn(f"in {missing} as uid {os.geteuid()}", str(caught.exception))
+        self.assertTrue(str(caught.exception).startswith("--metrics: "))

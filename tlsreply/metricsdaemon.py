@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any, Final
 
 from prometheus_client import CollectorRegistry
 from twisted.internet.task import LoopingCall
-from twisted.logger import Logger
 
 from tlsreply.metrics import ConnectionMetrics, ServerSampler
 from tlsreply.metricscollectors import (
@@ -24,13 +23,9 @@ from tlsreply.metricsweb import MetricsService, parseMetricsAddress
 from tlsreply.metricsworkers import MultiprocessFiles, useMultiprocessFiles
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from tlsreply.reload import ReloadableContexts
     from tlsreply.service import TLSReplyService
     from tlsreply.workers import Worker, WorkerPool
-
-_log = Logger(namespace="tlsreply.metrics")
 
 #: Seconds between two samples of a worker's gauges and counters kept as
 #: plain numbers (L{ServerSampler}): what a scrape of the parent can lag.
@@ -53,7 +48,9 @@ def singleProcessMetrics(
     registry = metrics.registry
     registry.register(ServerStateCollector(contexts))
     addProcessCollector(registry)
-    service = MetricsService(parseMetricsAddress(reactor, description), description, registry)
+    service = MetricsService(
+        parseMetricsAddress(reactor, description), description, registry, reactor=reactor
+    )
     service.metricsResource.beforeScrape.append(sampler.sample)
     return service
 
@@ -66,9 +63,11 @@ def parentMetrics(
     files: MultiprocessFiles,
 ) -> MetricsService:
     """
-    Serve, from the parent, the metrics of every worker (from C{files}),
-    the certificates and reloads (the parent's), the parent's process
-    metrics and each live worker's.
+    Serve, from the parent, the metrics of every worker (from C{files},
+    which must be the parent service of C{pool}: the folder is made as the
+    workers start and removed once they have stopped), the certificates
+    and reloads (the parent's), the parent's process metrics and each live
+    worker's.
     """
     registry = CollectorRegistry()
     files.addCollector(registry)
@@ -84,20 +83,24 @@ def parentMetrics(
         files.processDied(worker.pid)
 
     pool.exitObservers.append(exited)
-    _log.info("metrics of the workers in {path}", path=str(files.path))
-    service = MetricsService(parseMetricsAddress(reactor, description), description, registry)
-    service.atStop.append(files.remove)
-    return service
+    return MetricsService(
+        parseMetricsAddress(reactor, description), description, registry, reactor=reactor
+    )
 
 
-def instrumentWorker(service: TLSReplyService, reactor: Any, path: Path) -> None:
+def instrumentWorker(service: TLSReplyService, reactor: Any, files: MultiprocessFiles) -> None:
     """
     In a worker, right after C{fork}: count C{service}'s connections into
-    the multiprocess files in C{path}, and sample its plain numbers every
+    the multiprocess files of C{files}, and sample its plain numbers every
     L{WORKER_SAMPLE_INTERVAL} seconds and once more as the worker stops
     (after its last connection).
+
+    @raise RuntimeError: if the parent has not made the folder (the pool is
+        not a child of C{files}).
     """
-    useMultiprocessFiles(path)
+    if files.path is None:
+        raise RuntimeError("the workers' metrics folder was not made before the fork")
+    useMultiprocessFiles(files.path)
     metrics = ConnectionMetrics(len(service.replyFactory.reply), multiprocess=True)
     service.replyFactory.metrics = metrics
     sampler = ServerSampler(metrics, service.connections, service.limit)

@@ -12,12 +12,20 @@ C{twisted.web} site of its own, apart from the TLS listeners.
     C{draining} once L{Health.startDraining} was called (a load balancer
     then stops sending new clients before the listeners close);
   - C{/live}: 200 C{live} while the process answers at all.
+
+Anyone who can reach the port can talk to it, so it takes only what these
+need: GET and HEAD without a request body (a body is refused before any of
+it is read; twisted.web's own L{Request} would store it whole first, up to
+gigabytes in a temporary file), at most L{MAX_METRICS_CONNECTIONS}
+connections at once, each closed after L{METRICS_IDLE_TIMEOUT} seconds
+without a request.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Final
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
@@ -25,7 +33,12 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
+from twisted.internet.interfaces import (
+    IAddress,
+    IListeningPort,
+    IReactorTime,
+    IStreamServerEndpoint,
+)
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import http
@@ -38,6 +51,32 @@ from tlsreply.errors import ConfigurationError
 #: The name of the metrics service among the top service's children
 #: (C{lifecycle.getServiceNamed(METRICS_SERVICE_NAME)}).
 METRICS_SERVICE_NAME = "metrics"
+
+_log = Logger(namespace="tlsreply.metrics")
+
+#: The most connections the metrics endpoint has open at once; those
+#: beyond are closed as soon as they are accepted. A scraper and a few
+#: health checks need a handful. Without C{--workers}, they come out of the
+#: 64 descriptors the server keeps beyond C{--max-connections} for its
+#: listeners and logs (L{tlsreply.lifecycle.raiseDescriptorLimit}).
+MAX_METRICS_CONNECTIONS: Final = 32
+
+#: Seconds a metrics connection may stay idle (no request under way)
+#: before it is closed: a scraper or load balancer that keeps its
+#: connection open between checks opens another one.
+METRICS_IDLE_TIMEOUT: Final = 10.0
+
+#: The methods the endpoint answers; any other is 405.
+_METHODS: Final = (b"GET", b"HEAD")
+
+_BODY_REFUSED: Final = b"the metrics endpoint takes no request body\n"
+_TOO_LARGE: Final = (
+    b"HTTP/1.1 413 Content Too Large\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Length: %d\r\n"
+    b"Connection: close\r\n"
+    b"\r\n%s" % (len(_BODY_REFUSED), _BODY_REFUSED)
+)
 
 
 class Health:
@@ -115,6 +154,20 @@ class _Text(Resource):
     render_HEAD = render_GET
 
 
+#: What any other path answers.
+_NOT_FOUND: Final = _Text(lambda: (404, b"not found\n"))
+
+
+class _Root(Resource):
+    """
+    The endpoint's root: its three paths, and a plain 404 elsewhere
+    (Twisted's default for an unknown child is deprecated).
+    """
+
+    def getChild(self, path: bytes, request: Request) -> Resource:
+        return _NOT_FOUND
+
+
 class MetricsResource(Resource):
     """
     C{/metrics}: the registry's metrics, in the exposition format the
@@ -141,6 +194,10 @@ class MetricsResource(Resource):
         request.setHeader(b"cache-control", b"no-store")
         return encoder(self.registry)
 
+    # A HEAD costs what a GET does; without it, twisted.web would log a
+    # line for every HEAD while it fakes one with render_GET.
+    render_HEAD = render_GET
+
 
 def healthResource(registry: CollectorRegistry, health: Health) -> tuple[Resource, MetricsResource]:
     """
@@ -149,7 +206,7 @@ def healthResource(registry: CollectorRegistry, health: Health) -> tuple[Resourc
     @return: the root, and its C{/metrics} resource.
     """
     metrics = MetricsResource(registry)
-    root = Resource()
+    root = _Root()
     root.putChild(b"metrics", metrics)
     root.putChild(
         b"ready",
@@ -159,20 +216,134 @@ def healthResource(registry: CollectorRegistry, health: Health) -> tuple[Resourc
     return root, metrics
 
 
-class _QuietSite(Site):
+class _MetricsRequest(Request):
     """
-    A site that logs no line per request: a scraper every 15 s and a health
-    check every 2 s would fill the server's log.
+    A request to the metrics endpoint: GET or HEAD, without a body.
+
+    A request that announces a body (a C{Content-Length} other than 0, or
+    C{Transfer-Encoding: chunked}), whatever its method, is answered 413
+    as soon as its headers are in and the connection is closed: nothing of
+    the body is read. Any other method than GET and HEAD is answered 405,
+    before a resource is looked up.
+    """
+
+    _refused = False
+
+    def gotLength(self, length: int | None) -> None:
+        """
+        Called by L{http.HTTPChannel} once the headers are in, with the
+        length they announce (L{None} for chunked): where twisted.web
+        would make the body's buffer, refuse any body.
+        """
+        if length == 0:
+            super().gotLength(length)
+            return
+        self._refused = True
+        # allHeadersReceived answers "Expect: 100-continue" right after
+        # this: no 100 Continue must follow the 413.
+        self.requestHeaders.removeHeader(b"expect")
+        transport = self.channel.transport
+        if transport is not None:
+            transport.write(_TOO_LARGE)
+            self.channel.loseConnection()
+
+    def handleContentChunk(self, data: bytes) -> None:
+        """
+        Drop what came of a refused body with its headers (reading stopped
+        once the 413 was written).
+        """
+        if not self._refused:
+            super().handleContentChunk(data)
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        if not self._refused:
+            super().requestReceived(command, path, version)
+
+    def process(self) -> None:
+        if self.method in _METHODS:
+            super().process()
+            return
+        self.setResponseCode(http.NOT_ALLOWED)
+        self.setHeader(b"allow", b", ".join(_METHODS))
+        self.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        self.write(b"the metrics endpoint answers GET and HEAD\n")
+        self.finish()
+
+
+class _MetricsChannel(http.HTTPChannel):
+    """
+    A connection to the metrics endpoint, counted by its site while open.
+    """
+
+    #: Seconds after the idle timeout closed the connection, for a client
+    #: that does not read what is left, before it is aborted.
+    abortTimeout = 5
+
+    site: _MetricsSite
+
+    def connectionMade(self) -> None:
+        self.site.connectionOpened()
+        super().connectionMade()
+
+    def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
+        super().connectionLost(reason)
+        self.site.connectionClosed()
+
+
+class _MetricsSite(Site):
+    """
+    The metrics endpoint's site: quiet (a scraper every 15 s and a health
+    check every 2 s would fill the server's log with one line a request),
+    plain HTTP/1.1, at most C{maxConnections} connections at once.
+
+    @ivar openConnections: how many are open now.
+    @ivar refused: how many were closed at once since the cap was reached
+        (logged once the endpoint is below it again).
     """
 
     noisy = False
+    protocol = _MetricsChannel  # type: ignore[assignment]
+
+    def __init__(
+        self, root: Resource, reactor: IReactorTime, maxConnections: int, timeout: float
+    ) -> None:
+        super().__init__(root, _MetricsRequest, timeout=timeout, reactor=reactor)
+        self.maxConnections = maxConnections
+        self.openConnections = 0
+        self.refused = 0
+
+    def buildProtocol(  # type: ignore[override]
+        self, addr: IAddress | None
+    ) -> http.HTTPChannel | None:
+        if self.openConnections >= self.maxConnections:
+            if not self.refused:
+                _log.warn(
+                    "metrics endpoint at its cap of {maxConnections} connections: "
+                    "closing new ones (from {peer} first) until some close",
+                    maxConnections=self.maxConnections,
+                    peer=formatAddress(addr) if addr is not None else "?",
+                )
+            self.refused += 1
+            return None
+        return super().buildProtocol(addr)
+
+    def connectionOpened(self) -> None:
+        self.openConnections += 1
+
+    def connectionClosed(self) -> None:
+        self.openConnections -= 1
+        if self.refused and self.openConnections < self.maxConnections:
+            _log.info(
+                "metrics endpoint below its cap again; {refused} connection(s) were closed",
+                refused=self.refused,
+            )
+            self.refused = 0
 
     def log(self, request: http.Request) -> None:
         pass
 
     def logPrefix(self) -> str:
         return "tlsreply metrics"
-
 
 
 class MetricsService(Service):
@@ -196,13 +367,27 @@ class MetricsService(Service):
         description: str,
         registry: CollectorRegistry,
         health: Health | None = None,
+        *,
+        reactor: IReactorTime | None = None,
+        maxConnections: int = MAX_METRICS_CONNECTIONS,
+        idleTimeout: float = METRICS_IDLE_TIMEOUT,
     ) -> None:
+        """
+        @param reactor: what the connections' idle timeouts are timed on;
+            the global reactor when L{None}.
+        @param maxConnections: see L{MAX_METRICS_CONNECTIONS}.
+        @param idleTimeout: see L{METRICS_IDLE_TIMEOUT}.
+        """
         self.setName(METRICS_SERVICE_NAME)
         self.endpoint = endpoint
         self.description = description
         self.health = health if health is not None else Health()
         root, self.metricsResource = healthResource(registry, self.health)
-        self.site = _QuietSite(root)
+        if reactor is None:
+            from twisted.internet import reactor as globalReactor
+
+            reactor = globalReactor
+        self.site = _MetricsSite(root, reactor, maxConnections, idleTimeout)
         self.port: IListeningPort | None = None
         self.atStop: list[Callable[[], None]] = []
         self._listening = False
