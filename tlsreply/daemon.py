@@ -120,6 +120,8 @@ def _workers(config: ServerConfig, contexts: ReloadableContexts, reactor: Any) -
     if config.metrics is not None:
         from tlsreply.metricsworkers import MultiprocessFiles
 
+        # The workers' metrics folder is made as the pool starts, after
+        # twistd --uid dropped privileges (see MultiprocessFiles).
         metricsFiles = MultiprocessFiles()
 
     def serviceForWorker(
@@ -139,7 +141,7 @@ def _workers(config: ServerConfig, contexts: ReloadableContexts, reactor: Any) -
         if metricsFiles is not None:
             from tlsreply.metricsdaemon import instrumentWorker
 
-            instrumentWorker(service, workerReactor, metricsFiles.path)
+            instrumentWorker(service, workerReactor, metricsFiles)
         return service
 
     pool = WorkerPool(
@@ -168,7 +170,12 @@ def _workers(config: ServerConfig, contexts: ReloadableContexts, reactor: Any) -
         config.drainDelay,
         metrics.startDraining if metrics is not None else None,
     )
-    pool.setServiceParent(lifecycle)
+    if metricsFiles is not None:
+        # The folder exists for as long as the workers run.
+        metricsFiles.setServiceParent(lifecycle)
+        pool.setServiceParent(metricsFiles)
+    else:
+        pool.setServiceParent(lifecycle)
     if metrics is not None:
         metrics.setServiceParent(lifecycle)
     return lifecycle
