@@ -1,16 +1,22 @@
 """
 C{--workers}: a real C{twistd -n tlsreply --workers 2}, its workers, and
 what clients see of them: tickets that resume on any worker (also after a
-reload), a killed worker replaced, a clean stop.
+reload), a killed worker replaced, a clean stop, a Unix socket that
+outlives a reload, workers that hold none of the parent's other sockets
+and stop when it dies.
 """
 
 from __future__ import annotations
 
+import http.client
 import os
 import re
 import signal
+import socket
 import ssl
+import stat
 import time
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -25,6 +31,8 @@ from tests.support import (
     temporaryDirectory,
 )
 from tests.test_plugin import SCRIPTS, Daemon
+from tests.test_unixpaths import fetchOverUnix
+from tlsreply.cpulimit import cgroupCPULimit, quotaCPUs
 from tlsreply.workers import workerCount
 
 #: Connections made with one session: the chance that the kernel sends
@@ -38,6 +46,57 @@ def fingerprint(result: SSLResult) -> str:
     assert result.peerCertificate is not None
     certificate = x509.load_der_x509_certificate(result.peerCertificate)
     return certificate.fingerprint(hashes.SHA256()).hex()
+
+
+def tcpSocketInodes(port: int) -> set[int]:
+    """
+    The inodes of this host's IPv4 TCP sockets on local port C{port}: the
+    listening one and the connections it accepted.
+    """
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) == port:
+            inodes.add(int(fields[9]))
+    return inodes
+
+
+def openSocketInodes(pid: int) -> set[int]:
+    """
+    The inodes of the sockets process C{pid} holds open.
+    """
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except FileNotFoundError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(int(target[len("socket:["):-1]))
+    return inodes
+
+
+def hasExited(pid: int) -> bool:
+    """
+    Whether process C{pid} has exited: gone, or a zombie (an orphan's new
+    parent may not reap it).
+    """
+    try:
+        status = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return status.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
+def waitForExit(pids: list[int], timeout: float = 20.0) -> list[int]:
+    """
+    Wait, up to C{timeout}, for the processes to exit; return those that
+    have not.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not all(hasExited(p) for p in pids):
+        time.sleep(0.1)
+    return [p for p in pids if not hasExited(p)]
 
 
 class WorkersTests(SynchronousTestCase):
@@ -57,6 +116,29 @@ class WorkersTests(SynchronousTestCase):
         match = daemon.waitFor(r"listening on \['127\.0\.0\.1:(\d+)'\] with 2 workers")
         daemon.waitFor(r"worker 2 listening on")
         return daemon, int(match.group(1))
+
+    def waitForListening(self, daemon: Daemon, total: int) -> None:
+        """
+        Read the log until C{total} workers in all have said they listen
+        (each does once it has adopted its sockets and closed the
+        parent's).
+        """
+        pattern = r"tlsreply worker \d listening on"
+        while sum(bool(re.search(pattern, line)) for line in daemon.output) < total:
+            daemon.waitFor(pattern)
+
+    def killWorkersAtEnd(self, daemon: Daemon) -> None:
+        """
+        Kill, at the end of the test, any worker still running (so that a
+        failure leaves no orphan behind).
+        """
+
+        def kill() -> None:
+            for pid in self.workerPids(daemon).values():
+                if not hasExited(pid):
+                    os.kill(pid, signal.SIGKILL)
+
+        self.addCleanup(kill)
 
     def workerPids(self, daemon: Daemon) -> dict[int, int]:
         """
@@ -172,6 +254,108 @@ class WorkersTests(SynchronousTestCase):
         self.assertIn("stopping 2 workers", "".join(daemon.output))
 
 
+    def test_workersHoldNoSocketOfTheParent(self) -> None:
+        """
+        The C{--metrics} port, and the connections it accepted, are open in
+        the parent only: a worker closes them right after C{fork}, also one
+        forked while a scrape's connection is open.
+        """
+        certificates = makeCertificates(temporaryDirectory(self))
+        daemon, port = self.start(certificates, "--metrics", "tcp:0:interface=127.0.0.1")
+        self.killWorkersAtEnd(daemon)
+        [metricsPort] = [
+            int(m.group(1)) for line in daemon.output
+            if (m := re.search(r"metrics on 127\.0\.0\.1:(\d+)", line))
+        ]
+        scrape = http.client.HTTPConnection("127.0.0.1", metricsPort, timeout=10)
+        self.addCleanup(scrape.close)
+        scrape.request("GET", "/live")
+        response = scrape.getresponse()
+        response.read()  # the connection stays open (HTTP/1.1)
+        self.assertEqual(response.status, 200)
+        # A worker forked now, with the scrape's connection still open.
+        os.kill(self.workerPids(daemon)[1], signal.SIGKILL)
+        daemon.waitFor(r"started worker 1 \(pid \d+\)")
+        self.waitForListening(daemon, 3)
+
+        parentSockets = tcpSocketInodes(metricsPort)
+        self.assertEqual(len(parentSockets), 2)  # listening, and the scrape
+        self.assertLessEqual(parentSockets, openSocketInodes(daemon.process.pid))
+        for number, pid in self.workerPids(daemon).items():
+            self.assertEqual(openSocketInodes(pid) & parentSockets, set(), f"worker {number}")
+        self.assertEqual(fetchWithSSL(port, clientContext(str(certificates.caPath))).data, b"test\n")
+        self.assertEqual(daemon.stop(), 0)
+
+    def test_workersStopWhenTheParentDies(self) -> None:
+        """
+        After a SIGKILL of the parent, its metrics port refuses connections
+        at once (no worker holds it), and the workers notice that their
+        parent has gone and stop gracefully by themselves, which frees the
+        TLS port too.
+        """
+        certificates = makeCertificates(temporaryDirectory(self))
+        daemon, port = self.start(certificates, "--metrics", "tcp:0:interface=127.0.0.1")
+        self.killWorkersAtEnd(daemon)
+        [metricsPort] = [
+            int(m.group(1)) for line in daemon.output
+            if (m := re.search(r"metrics on 127\.0\.0\.1:(\d+)", line))
+        ]
+        parent = daemon.process.pid
+        workers = self.workerPids(daemon)
+        daemon.process.kill()
+        daemon.process.wait(timeout=10)
+        with self.assertRaises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", metricsPort), timeout=10).close()
+
+        self.assertEqual(waitForExit(list(workers.values())), [])
+        with self.assertRaises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=10).close()
+        daemon.stop()  # reads the rest of the log
+        log = "".join(daemon.output)
+        for number in workers:
+            self.assertIn(
+                f"worker {number}: the parent (pid {parent}) has exited; stopping", log
+            )
+            self.assertIn(f"tlsreply worker {number} stopped", log)
+
+    def test_unixSocketOutlivesReload(self) -> None:
+        """
+        On a C{unix:} address, the workers that SIGHUP replaces leave the
+        path (and its mode) alone when they stop: the new workers serve
+        clients on it. The parent, which bound the path, removes it when it
+        exits.
+        """
+        directory = temporaryDirectory(self)
+        certificates = makeCertificates(directory)
+        path = directory / "tlsreply.sock"
+        daemon = Daemon(
+            [str(SCRIPTS / "twistd"), "-n", "--pidfile=", "tlsreply",
+             "--port", f"unix:{path}:mode=600", "--workers", "2",
+             "--cert", str(certificates.certificatePath),
+             "--key", str(certificates.keyPath)],
+            directory,
+        )
+        self.addCleanup(lambda: daemon.process.poll() is None and daemon.stop())
+        self.killWorkersAtEnd(daemon)
+        daemon.waitFor(r"listening on \['unix:.*'\] with 2 workers")
+        self.waitForListening(daemon, 2)
+        caPath = str(certificates.caPath)
+        self.assertEqual(fetchOverUnix(path, caPath), b"test\n")
+
+        daemon.process.send_signal(signal.SIGHUP)
+        daemon.waitFor(r"replacing 2 workers")
+        for _ in range(2):
+            daemon.waitFor(r"tlsreply worker \d stopped")
+        self.waitForListening(daemon, 4)
+        self.assertTrue(stat.S_ISSOCK(path.stat().st_mode))
+        self.assertEqual(stat.S_IMODE(path.stat().st_mode), 0o600)
+        for _ in range(4):
+            self.assertEqual(fetchOverUnix(path, caPath), b"test\n")
+
+        self.assertEqual(daemon.stop(), 0)
+        self.assertFalse(path.exists())
+
+
 class WorkerCountTests(SynchronousTestCase):
     """
     What C{--workers} accepts.
@@ -183,8 +367,72 @@ class WorkerCountTests(SynchronousTestCase):
         use; anything else is refused.
         """
         self.assertEqual(workerCount("3"), 3)
-        self.assertEqual(workerCount("auto"), len(os.sched_getaffinity(0)))
+        noCgroup = str(temporaryDirectory(self))
+        self.assertEqual(
+            workerCount("auto", noCgroup, os.devnull), len(os.sched_getaffinity(0))
+        )
         for bad in ("0", "-1", "two", "1.5", ""):
             self.assertRaises(ValueError, workerCount, bad)
+
+    def test_quotaCPUs(self) -> None:
+        """
+        A cgroup v2 C{cpu.max} allows its quota over its period in CPUs,
+        rounded up, at least 1; C{max}, or anything that is not a quota,
+        is no limit.
+        """
+        self.assertEqual(quotaCPUs("100000 100000\n"), 1)
+        self.assertEqual(quotaCPUs("150000 100000\n"), 2)
+        self.assertEqual(quotaCPUs("400000 100000"), 4)
+        self.assertEqual(quotaCPUs("1000 100000"), 1)
+        for none in ("max 100000\n", "max", "", "garbage", "1.5 1", "-1 100000",
+                     "0 100000", "100000 0", "1 2 3", "\x00\xff"):
+            self.assertIsNone(quotaCPUs(none), none)
+
+    def cgroup(self, membership: str, limits: dict[str, str]) -> tuple[str, str]:
+        """
+        A cgroup v2 mount in a test folder, with C{cpu.max} files by cgroup
+        path, and a file naming this process's cgroup.
+        """
+        root = temporaryDirectory(self)
+        for cgroup, text in limits.items():
+            folder = root / cgroup.strip("/")
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "cpu.max").write_text(text)
+        (root / "membership").write_text(membership)
+        return str(root), str(root / "membership")
+
+    def test_cgroupCPULimit(self) -> None:
+        """
+        The CPU limit is the smallest quota of the process's cgroup and its
+        ancestors (a container's own namespace, C{0::/}, reads the root's);
+        none without a quota, without the files, or with garbage in them.
+        """
+        inContainer = self.cgroup("0::/\n", {"/": "150000 100000\n"})
+        self.assertEqual(cgroupCPULimit(*inContainer), 2)
+        unit = self.cgroup(
+            "0::/system.slice/tlsreply.service\n",
+            {"/system.slice": "300000 100000\n", "/system.slice/tlsreply.service": "max 100000\n"},
+        )
+        self.assertEqual(cgroupCPULimit(*unit), 3)
+        self.assertIsNone(cgroupCPULimit(*self.cgroup("0::/\n", {"/": "max 100000\n"})))
+        self.assertIsNone(cgroupCPULimit(*self.cgroup("0::/\n", {"/": "garbage\n"})))
+        self.assertIsNone(cgroupCPULimit(*self.cgroup("0::/\n", {})))
+        missing = str(temporaryDirectory(self) / "missing")
+        self.assertIsNone(cgroupCPULimit(missing, missing))
+
+    def test_autoRespectsQuota(self) -> None:
+        """
+        C{auto} is the smaller of the CPUs this process may run on and its
+        cgroup's quota: a Kubernetes pod limited to one CPU runs one
+        worker, whatever the node has; a quota above the CPUs changes
+        nothing.
+        """
+        cpus = len(os.sched_getaffinity(0))
+        self.assertEqual(workerCount("auto", *self.cgroup("0::/\n", {"/": "100000 100000\n"})), 1)
+        self.assertEqual(workerCount("auto", *self.cgroup("0::/\n", {"/": "50000 100000\n"})), 1)
+        self.assertEqual(
+            workerCount("auto", *self.cgroup("0::/\n", {"/": f"{(cpus + 4) * 100000} 100000"})),
+            cpus,
+        )
 
 

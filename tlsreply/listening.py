@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_wire,tests.test_lifecycle -*-
+# -*- test-case-name: tests.test_wire,tests.test_lifecycle,tests.test_unixpaths -*-
 """
 tlsreply's own listening ports: the lean path from accept to TLS.
 
@@ -20,6 +20,10 @@ the PROXY header first) get Twisted's port and the memory-BIO path
 Every port tlsreply listens on serves its accept queue before it closes
 (L{serveQueue}): a stop or a drain behind a load balancer resets no
 connection the kernel had already completed.
+
+A Unix socket's path is removed only by the process that bound it: a port
+that adopted its socket (C{systemd:}, a worker of C{--workers}) leaves it
+(L{AdoptableUNIXPort}).
 """
 
 from __future__ import annotations
@@ -100,7 +104,58 @@ class QueueServingPort(tcp.Port):
         super().connectionLost(reason)
 
 
-class QueueServingUNIXPort(unix.Port):
+class AdoptableUNIXPort(unix.Port):
+    """
+    Twisted's Unix socket port, which leaves a socket it adopted (from
+    systemd, or from the parent of C{--workers}) as it found it.
+
+    Twisted's port would chmod the socket's path (to 0666 unless told
+    otherwise), listen again with its own backlog, shut the socket down
+    when it stops and unlink the path. The socket is another process's,
+    shared with it: a shutdown refuses every later client of the socket,
+    and an unlinked path leaves them ENOENT, while that process (or the
+    other workers, or systemd for the next start) still serves it; the
+    chmod undoes C{SocketMode=} or C{mode=}. Only the process that bound a
+    path removes it: a port that bound its own does, as Twisted's.
+    """
+
+    _adopted = False
+
+    @classmethod
+    def _fromListeningDescriptor(  # type: ignore[override]  # unix.Port's own
+        cls, reactor: Any, fd: int, factory: Any
+    ) -> Any:
+        port = super()._fromListeningDescriptor(reactor, fd, factory)
+        port._adopted = True
+        return port
+
+    def startListening(self) -> None:
+        if not self._adopted:
+            super().startListening()
+            return
+        # Twisted's TCP port with a socket handed over, without the path's
+        # chmod and the listen() that unix.Port adds.
+        tcp._reservedFD.reserve()
+        sock = self._preexistingSocket
+        assert sock is not None
+        self._preexistingSocket = None
+        self._shouldShutdown = False
+        assert self.factory is not None
+        self.factory.doStart()
+        self.connected = True
+        self.socket = sock
+        self.fileno = sock.fileno  # type: ignore[method-assign]
+        self.numberAccepts = 100
+        self.startReading()
+
+    def connectionLost(self, reason: Any) -> None:
+        if self._adopted:
+            tcp.Port.connectionLost(self, reason)  # no unlink
+        else:
+            super().connectionLost(reason)
+
+
+class QueueServingUNIXPort(AdoptableUNIXPort):
     """
     Twisted's Unix socket port, serving its accept queue before it closes.
     """
@@ -207,7 +262,7 @@ class SocketTLSPort(tcp.Port):
         return "tlsreply"
 
 
-class SocketTLSUNIXPort(SocketTLSPort, unix.Port):
+class SocketTLSUNIXPort(SocketTLSPort, AdoptableUNIXPort):
     """
     A Unix socket port serving TLS on each accepted socket.
     """

@@ -23,12 +23,19 @@ parent accepts nothing; it:
     then stops the old one gracefully: nothing is refused meanwhile;
   - on SIGTERM or SIGINT, stops every worker gracefully and exits 0 once
     they have; a second one makes them abort what is left.
+
+A worker closes, right after C{fork}, every socket of the parent's reactor
+(the C{--metrics} port and its connections, a scenario's CRL port): held by
+a worker, such a port would outlive the parent, still bound but never
+served. A worker whose parent has gone (killed with SIGKILL, say) stops
+gracefully by itself, within about L{PARENT_CHECK_INTERVAL}.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -37,11 +44,13 @@ from typing import Any
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReadDescriptor
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from tlsreply.addresses import formatAddress
+from tlsreply.cpulimit import CGROUP_MEMBERSHIP, CGROUP_ROOT, cgroupCPULimit
 from tlsreply.reload import ReloadableContexts
 from tlsreply.tlscontext import ServerContexts
 from tlsreply.workersockets import (
@@ -61,21 +70,31 @@ MAXIMUM_PAUSE = 30.0
 #: exit before it kills them.
 KILL_AFTER_GRACE = 5.0
 
+#: Seconds between a worker's checks that its parent is still there.
+PARENT_CHECK_INTERVAL = 1.0
+
 _log = Logger(namespace="tlsreply.workers")
 
 
-def workerCount(value: str) -> int:
+def workerCount(
+    value: str, cgroupRoot: str = CGROUP_ROOT, membership: str = CGROUP_MEMBERSHIP
+) -> int:
     """
     Parse C{--workers}: a whole number from 1, or C{auto} for one per CPU
-    this process may run on.
+    this process may use: the CPUs it may run on, or fewer if its cgroup's
+    CPU quota allows fewer (L{cgroupCPULimit}).
 
+    @param cgroupRoot: where cgroup v2 is mounted (a test's folder).
+    @param membership: the file naming this process's cgroup.
     @raise ValueError: for anything else.
     """
     if value == "auto":
         try:
-            return max(1, len(os.sched_getaffinity(0)))
+            cpus = len(os.sched_getaffinity(0))
         except AttributeError:  # not Linux
-            return max(1, os.cpu_count() or 1)
+            cpus = os.cpu_count() or 1
+        limit = cgroupCPULimit(cgroupRoot, membership)
+        return max(1, cpus if limit is None else min(cpus, limit))
     if not value.isdigit() or int(value) < 1:
         raise ValueError(f"expected a whole number >= 1 or auto, got {value!r}")
     return int(value)
@@ -127,6 +146,15 @@ class _ExitWatch:
 
     def connectionLost(self, reason: Failure) -> None:
         pass
+
+    def forget(self) -> None:
+        """
+        Close the pidfd in a worker, which inherited it and watches no
+        sibling: this object, the parent's, never reads it there.
+        """
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
 
 class WorkerPool(Service):
@@ -205,9 +233,10 @@ class WorkerPool(Service):
     def _fork(self, slot: int) -> Worker:
         assert self.sockets is not None
         contexts = self.contexts.current
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:
-            _runWorker(slot, self.sockets, contexts, self.serviceForWorker)
+            _runWorker(slot, self.sockets, contexts, self.serviceForWorker, self._reactor, parent)
         worker = Worker(slot, pid, time.monotonic())
         self.workers[pid] = worker
         _log.info("started worker {number} (pid {pid})", number=slot + 1, pid=pid)
@@ -354,25 +383,59 @@ class WorkerPool(Service):
 # A worker.
 
 
+def _closeInherited(parentReactor: Any) -> None:
+    """
+    In a worker, right after C{fork}: close the sockets the parent's reactor
+    serves (the C{--metrics} port and its connections, a scenario's CRL
+    port), which a worker has no use for. Left open, each worker would keep
+    them: after a SIGKILL of the parent, its metrics port would stay bound
+    with nobody to accept (C{/ready} times out instead of being refused, a
+    restart fails with EADDRINUSE).
+
+    Each is closed through its socket object, not by number: the parent's
+    objects stay in the worker's memory, and a closed socket object closes
+    nothing when it is collected, whereas a number closed here may be
+    reused by the worker and closed again by that collection. The parent's
+    waker and epoll instance are left alone: their owners close them by
+    number, and they hold no address.
+    """
+    for selectable in {*parentReactor.getReaders(), *parentReactor.getWriters()}:
+        if isinstance(selectable, _ExitWatch):
+            selectable.forget()
+            continue
+        sock = getattr(selectable, "socket", None)
+        if isinstance(sock, socket.socket):
+            sock.close()
+
+
 def _runWorker(
     slot: int,
     sockets: ListeningSockets,
     contexts: ServerContexts,
     serviceForWorker: WorkerServiceFactory,
+    parentReactor: Any,
+    parent: int,
 ) -> None:
     """
     The life of a worker process, right after C{fork}: never returns.
+
+    @param parentReactor: the parent's, copied by C{fork}, never run here.
+    @param parent: the parent's pid, taken before the C{fork}, so that a
+        parent that died at once is noticed too.
     """
     code = 1
     try:
         for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(number, signal.SIG_DFL)
+        _closeInherited(parentReactor)
         mine = sockets.slots[slot]
         for other in {id(s): s for s in sum(sockets.slots, []) if s not in mine}.values():
             other.close()
         reactor = _newReactor()
         service = serviceForWorker(reactor, contexts, AdoptingReactor(reactor, mine), slot + 1)
-        _WorkerSignals(reactor, service).install()
+        signals = _WorkerSignals(reactor, service)
+        signals.install()
+        _ParentWatch(reactor, parent, slot + 1, signals.stopGracefully).start()
         service.startService()
         reactor.run(installSignalHandlers=False)
         code = 0
@@ -420,6 +483,47 @@ class _WorkerSignals:
         if self._stopping:
             self._service.connections.abortAll(f"aborted on a second {name}")
             return
+        self.stopGracefully()
+
+    def stopGracefully(self) -> None:
+        """
+        Stop the worker gracefully, unless it is stopping already.
+        """
+        if self._stopping:
+            return
         self._stopping = True
         stopped = self._service.stopService()
         stopped.addBoth(lambda _: self._reactor.stop())
+
+
+class _ParentWatch:
+    """
+    Stops a worker whose parent has gone: nothing else would (a parent
+    killed with SIGKILL signals no one), and an orphan would keep serving,
+    unsupervised and never reloaded, on sockets that a new instance could
+    not bind. Polling C{getppid}, which changes when the parent dies, works
+    everywhere (unlike Linux's C{PR_SET_PDEATHSIG}, which follows the
+    parent's thread, not the process).
+    """
+
+    def __init__(self, reactor: Any, parent: int, number: int, stop: Callable[[], None]) -> None:
+        self._parent = parent
+        self._number = number
+        self._stop = stop
+        self._check = LoopingCall(self._checkParent)
+        self._check.clock = reactor
+
+    def start(self) -> None:
+        # Not now: the reactor must run before it can be stopped.
+        self._check.start(PARENT_CHECK_INTERVAL, now=False)
+
+    def _checkParent(self) -> None:
+        if os.getppid() == self._parent:
+            return
+        self._check.stop()
+        _log.warn(
+            "worker {number}: the parent (pid {parent}) has exited; stopping",
+            number=self._number,
+            parent=self._parent,
+        )
+        self._stop()

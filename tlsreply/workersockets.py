@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_workers -*-
+# -*- test-case-name: tests.test_workers,tests.test_unixpaths -*-
 """
 The listening sockets of C{--workers N}: bound once in the parent, adopted
 by each worker.
@@ -11,6 +11,11 @@ wakes only the worker whose socket a connection landed on), and one Unix
 or systemd socket shared by every slot. In a worker, L{AdoptingReactor}
 hands each endpoint the next socket of its slot, served on the worker's
 own reactor.
+
+A Unix socket's path belongs to the parent, which bound it: a worker's port
+adopted it and leaves it alone when it stops (a worker replaced on SIGHUP
+must not take the path away from the new ones); the parent removes it when
+it closes its sockets, at exit.
 
 This is socket plumbing, apart from the supervision of worker processes
 in L{tlsreply.workers}: it does not know about forks or signals.
@@ -28,11 +33,14 @@ from twisted.internet.abstract import isIPv6Address
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from tlsreply.errors import ConfigurationError
-from tlsreply.listening import SocketTLSPort, SocketTLSUNIXPort, servesOnSocket
+from tlsreply.listening import ListeningReactor
+
+_log = Logger(namespace="tlsreply.workers")
 
 
 @implementer(IListeningPort)
@@ -76,11 +84,13 @@ class ListeningSockets:
     @ivar slots: for each worker slot, its sockets, in the order the
         endpoints asked for them.
     @ivar addresses: what each endpoint listens on.
+    @ivar paths: the Unix socket paths bound here, removed at L{close}.
     """
 
     workers: int
     slots: list[list[socket.socket]] = field(default_factory=list)
     addresses: list[Any] = field(default_factory=list)
+    paths: list[str | bytes] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.slots = [[] for _ in range(self.workers)]
@@ -123,9 +133,12 @@ class ListeningSockets:
         Bind one Unix socket, shared by every worker.
         """
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        inFilesystem = address[:1] not in ("\0", b"\0")  # not Linux's abstract
         try:
             sock.bind(address)
-            os.chmod(address, mode)
+            if inFilesystem:
+                self.paths.append(address)
+                os.chmod(address, mode)
             sock.listen(backlog)
             sock.setblocking(False)
         except OSError as e:
@@ -161,10 +174,20 @@ class ListeningSockets:
 
     def close(self) -> None:
         """
-        Close every socket (the workers have their own copies).
+        Close every socket (the workers have their own copies), and remove
+        the paths of the Unix sockets bound here: the parent made them, and
+        is the last to close them.
         """
         for sock in {id(s): s for slot in self.slots for s in slot}.values():
             sock.close()
+        for path in self.paths:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                _log.warn("cannot remove {path}: {error}", path=path, error=e.strerror)
+        self.paths.clear()
 
 
 def bindListeningSockets(
@@ -220,17 +243,14 @@ class AdoptingReactor:
         return getattr(self._reactor, name)
 
     def _adopt(self, factory: IProtocolFactory) -> IListeningPort:
+        """
+        Serve the next socket of the slot with tlsreply's ports, as a
+        single process would serve a socket from systemd: its own for a
+        tlsreply server, Twisted's serving their queue for C{haproxy:}; a
+        Unix one leaves the parent's path alone when it stops.
+        """
         sock = self._sockets.pop(0)
-        fd, family = sock.fileno(), sock.family
-        port: Any
-        if not servesOnSocket(self._reactor, factory):
-            port = self._reactor.adoptStreamPort(fd, family, factory)
-        elif family == socket.AF_UNIX:
-            port = SocketTLSUNIXPort._fromListeningDescriptor(self._reactor, fd, factory)
-        else:
-            port = SocketTLSPort._fromListeningDescriptor(self._reactor, fd, family, factory)
-        if not port.connected:
-            port.startListening()
+        port = ListeningReactor(self._reactor).adoptStreamPort(sock.fileno(), sock.family, factory)
         # The port holds a copy of the descriptor.
         sock.close()
         return port
