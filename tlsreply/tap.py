@@ -257,7 +257,8 @@ class Options(VersionOption, usage.Options):
             "workers",
             None,
             1,
-            "Serve from this many worker processes (auto: one per CPU). The "
+            "Serve from this many worker processes (auto: one per CPU this process "
+            "may use, within its cgroup's CPU quota). The "
             "parent binds the listening sockets, forks the workers after "
             "building the TLS contexts (so a session ticket from one worker "
             "resumes on any other), and replaces any that dies; SIGHUP "
