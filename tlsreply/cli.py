@@ -24,11 +24,10 @@ from typing import Any, NoReturn, TextIO
 from twisted.python import usage
 
 from tlsreply._version import VersionOption
-from tlsreply.check.options import CheckCommand
-from tlsreply.tap import Options as ServerOptions
 
-#: The exit status for a bad command line (as C{tlsreply check} uses).
-EXIT_USAGE = 2
+from tlsreply.check.options import EXIT_USAGE, CheckCommand
+from tlsreply.optionvalues import COERCION_PREFIX
+from tlsreply.tap import Options as ServerOptions
 
 
 class ServeCommand(ServerOptions):
@@ -154,7 +153,7 @@ def _main(argv: list[str] | None, out: TextIO | None) -> int:
     try:
         command.parseOptions(argv)
     except usage.UsageError as e:
-        message = str(e).removeprefix("Parameter type enforcement failed: ")
+        message = str(e).removeprefix(COERCION_PREFIX)
         sys.stderr.write(f"tlsreply: {message} (see tlsreply --help)\n")
         return EXIT_USAGE
     if command.subCommand == "scenarios":
