@@ -24,7 +24,6 @@ from typing import Any, NoReturn, TextIO
 from twisted.python import usage
 
 from tlsreply._version import VersionOption
-
 from tlsreply.check.options import EXIT_USAGE, CheckCommand
 from tlsreply.optionvalues import COERCION_PREFIX
 from tlsreply.tap import Options as ServerOptions
