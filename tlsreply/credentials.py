@@ -106,6 +106,7 @@ class ServerCredentials:
 _PRIVATE_KEY_PEM = re.compile(
     rb"-----BEGIN ((?:[A-Z]+ )?PRIVATE KEY)-----.*?-----END \1-----", re.DOTALL
 )
+_PRIVATE_KEY_BEGIN = re.compile(rb"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----")
 
 
 def _readFile(path: Path, what: str) -> bytes:
@@ -128,9 +129,31 @@ def loadCertificates(path: Path, what: str = "certificate") -> list[x509.Certifi
     @raise ConfigurationError: if the file cannot be read or holds no PEM
         certificate.
     """
-    data = _readFile(path, what)
+    return parseCertificates(_readFile(path, what), path, what)
+
+
+def parseCertificates(
+    data: bytes, path: Path, what: str = "certificate"
+) -> list[x509.Certificate]:
+    """
+    Every PEM certificate in C{data}, read from C{path}, in file order.
+
+    @param what: what the file is, for messages (C{"chain"}).
+    @raise ConfigurationError: if C{data} holds no PEM certificate, or a
+        malformed one.
+    """
     if b"-----BEGIN CERTIFICATE-----" not in data:
-        raise ConfigurationError(f"{what} file {path} holds no PEM certificate")
+        hint = ""
+        try:
+            x509.load_der_x509_certificate(data)
+        except ValueError:
+            pass
+        else:
+            hint = (
+                " (it holds a DER certificate; convert it with: "
+                f"openssl x509 -inform der -in {path} -out CERTIFICATE.pem)"
+            )
+        raise ConfigurationError(f"{what} file {path} holds no PEM certificate{hint}")
     try:
         return x509.load_pem_x509_certificates(data)
     except ValueError as e:
@@ -147,32 +170,71 @@ def loadPrivateKey(path: Path) -> ServerPrivateKey:
     @raise ConfigurationError: if the file cannot be read, holds no PEM
         private key, or holds an encrypted one.
     """
-    data = _readFile(path, "private key")
+    return parsePrivateKey(_readFile(path, "private key"), path)
+
+
+def holdsPrivateKey(data: bytes) -> bool:
+    """
+    Whether C{data} has the first line of a PEM private key, whole or not:
+    a file cut off inside its key still holds one, a malformed one.
+    """
+    return _PRIVATE_KEY_BEGIN.search(data) is not None
+
+
+def parsePrivateKey(data: bytes, path: Path, what: str = "private key") -> ServerPrivateKey:
+    """
+    The first PEM private key in C{data}, read from C{path}.
+
+    @param what: what the file is, for messages (C{"certificate"} for a
+        certificate file that carries its key).
+    @raise ConfigurationError: if C{data} holds no PEM private key, a
+        malformed or encrypted one, or one that cannot sign.
+    """
     match = _PRIVATE_KEY_PEM.search(data)
     if match is None:
-        raise ConfigurationError(f"private key file {path} holds no PEM private key")
+        if holdsPrivateKey(data):
+            raise ConfigurationError(
+                f"{what} file {path} holds a malformed PEM private key (it has no END line)"
+            )
+        raise ConfigurationError(f"{what} file {path} holds no PEM private key")
     block = match.group(0)
     if match.group(1) == b"ENCRYPTED PRIVATE KEY" or b"Proc-Type: 4,ENCRYPTED" in block:
         raise ConfigurationError(
-            f"private key file {path} is encrypted; tlsreply needs an unencrypted "
+            f"{what} file {path} is encrypted; tlsreply needs an unencrypted "
             f"key (decrypt it with: openssl pkey -in {path} -out KEY.pem)"
         )
     try:
         key = serialization.load_pem_private_key(block, password=None)
     except TypeError:
         raise ConfigurationError(
-            f"private key file {path} is encrypted; tlsreply needs an unencrypted key"
+            f"{what} file {path} is encrypted; tlsreply needs an unencrypted key"
         ) from None
     except (ValueError, UnsupportedAlgorithm) as e:
         raise ConfigurationError(
-            f"private key file {path} holds a malformed or unsupported key: {e}"
+            f"{what} file {path} holds a malformed or unsupported key: {e}"
         ) from None
     if not isinstance(key, ServerPrivateKey):
         raise ConfigurationError(
-            f"private key file {path} holds a {type(key).__name__}, "
+            f"{what} file {path} holds a {type(key).__name__}, "
             "which cannot sign TLS handshakes"
         )
     return key
+
+
+def parseOCSPResponse(data: bytes, path: Path) -> bytes:
+    """
+    Check that C{data}, read from C{path}, is a DER OCSP response.
+
+    @return: C{data}, to staple as it is.
+    @raise ConfigurationError: if it is not one.
+    """
+    try:
+        ocsp.load_der_ocsp_response(data)
+    except ValueError:
+        raise ConfigurationError(
+            f"OCSP response file {path} is not a DER OCSP response"
+        ) from None
+    return data
 
 
 def _publicBytes(key: PublicKeyTypes) -> bytes:
@@ -180,6 +242,27 @@ def _publicBytes(key: PublicKeyTypes) -> bytes:
         serialization.Encoding.DER,
         serialization.PublicFormat.SubjectPublicKeyInfo,
     )
+
+
+def pairCredentials(
+    certificates: list[x509.Certificate],
+    certificatePath: Path,
+    key: ServerPrivateKey,
+    keyPath: Path,
+    ocspResponse: bytes | None = None,
+) -> ServerCredentials:
+    """
+    The credentials of a leaf (the first of C{certificates}, the rest its
+    chain) and its key, read from the paths given for messages.
+
+    @raise ConfigurationError: if the key does not match the certificate.
+    """
+    leaf, chain = certificates[0], certificates[1:]
+    if _publicBytes(key.public_key()) != _publicBytes(leaf.public_key()):
+        raise ConfigurationError(
+            f"private key {keyPath} does not match certificate {certificatePath}"
+        )
+    return ServerCredentials(leaf, key, tuple(chain), certificatePath, ocspResponse)
 
 
 def loadCredentials(
@@ -203,70 +286,16 @@ def loadCredentials(
     certificatePath = Path(certificatePath)
     keyPath = Path(privateKeyPath) if privateKeyPath is not None else certificatePath
     certificates = loadCertificates(certificatePath)
-    leaf, chain = certificates[0], certificates[1:]
     if chainPath is not None:
-        chain += loadCertificates(Path(chainPath), "chain")
+        certificates += loadCertificates(Path(chainPath), "chain")
     key = loadPrivateKey(keyPath)
-    if _publicBytes(key.public_key()) != _publicBytes(leaf.public_key()):
-        raise ConfigurationError(
-            f"private key {keyPath} does not match certificate {certificatePath}"
-        )
     ocspResponse = None
     if ocspResponsePath is not None:
-        ocspResponse = _readFile(Path(ocspResponsePath), "OCSP response")
-        try:
-            ocsp.load_der_ocsp_response(ocspResponse)
-        except ValueError:
-            raise ConfigurationError(
-                f"OCSP response file {ocspResponsePath} is not a DER OCSP response"
-            ) from None
-    return ServerCredentials(leaf, key, tuple(chain), certificatePath, ocspResponse)
-
-
-_CERTIFICATE_SUFFIXES = (".pem", ".crt", ".cer")
-
-
-def loadCertificateDirectory(directory: Path | str) -> list[ServerCredentials]:
-    """
-    Load every certificate in a folder, in name order.
-
-    Each certificate file (C{*.pem}, C{*.crt}, C{*.cer} holding a
-    certificate) pairs with a key in the same file or in C{NAME.key}, and
-    optionally an OCSP response in C{NAME.ocsp}. Files holding only a key
-    are keys, not certificates.
-
-    @raise ConfigurationError: if the folder cannot be read, holds no
-        certificate, or a certificate has no key.
-    """
-    directory = Path(directory)
-    try:
-        entries = sorted(p for p in directory.iterdir() if p.is_file())
-    except OSError as e:
-        raise ConfigurationError(
-            f"cannot read certificate directory {directory}: {e.strerror or e}"
-        ) from None
-    found = []
-    for path in entries:
-        if path.suffix.lower() not in _CERTIFICATE_SUFFIXES:
-            continue
-        data = _readFile(path, "certificate")
-        if b"-----BEGIN CERTIFICATE-----" not in data:
-            continue
-        keyPath = path
-        if not _PRIVATE_KEY_PEM.search(data):
-            keyPath = path.with_suffix(".key")
-            if not keyPath.exists():
-                raise ConfigurationError(
-                    f"certificate {path} in {directory} has no key (in the same "
-                    f"file or in {keyPath.name})"
-                )
-        ocspPath = path.with_suffix(".ocsp")
-        found.append(
-            loadCredentials(path, keyPath, None, ocspPath if ocspPath.exists() else None)
+        ocspResponsePath = Path(ocspResponsePath)
+        ocspResponse = parseOCSPResponse(
+            _readFile(ocspResponsePath, "OCSP response"), ocspResponsePath
         )
-    if not found:
-        raise ConfigurationError(f"certificate directory {directory} holds no certificate")
-    return found
+    return pairCredentials(certificates, certificatePath, key, keyPath, ocspResponse)
 
 
 @dataclass(frozen=True)

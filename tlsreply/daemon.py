@@ -19,10 +19,10 @@ from twisted.application.service import Service
 from twisted.logger import Logger, LogLevel
 
 from tlsreply.accesslog import ACCESS_SYSTEM, AccessLog, ConnectionLog, NoAccessLog
+from tlsreply.certificatedirectory import loadCertificateDirectory
 from tlsreply.config import DEVELOPMENT_CERTIFICATE_DIRECTORY, ServerConfig
 from tlsreply.credentials import (
     ServerCredentials,
-    loadCertificateDirectory,
     loadCredentials,
     validityProblem,
 )
