@@ -24,11 +24,15 @@ COERCION_PREFIX: Final = "Parameter type enforcement failed: "
 #: Why C{--min-tls} and C{--max-tls} stop at TLS 1.2, for their errors.
 LEGACY_HINT: Final = "TLS 1.0 and 1.1 are insecure: allow them with --insecure-min-tls"
 
-#: The option that sets each policy field a scenario decides, for messages.
+#: The option that sets each policy field, for messages (a field a
+#: scenario decides, a value OpenSSL refuses).
 POLICY_OPTIONS: Final = {
     "minimumVersion": "--min-tls",
     "maximumVersion": "--max-tls",
     "insecureMinimumVersion": "--insecure-min-tls",
+    "tls12Ciphers": "--ciphers",
+    "tls13Ciphersuites": "--ciphersuites",
+    "groups": "--groups",
     "sessionCache": "--session-cache",
     "sessionTickets": "--session-tickets",
     "sessionTimeout": "--session-timeout",

@@ -48,6 +48,7 @@ from tlsreply.policy import (
     DEFAULT_SESSION_TIMEOUT,
     MAXIMUM_SESSION_TIMEOUT,
     VERSIONS,
+    PolicyFieldError,
     TLSPolicy,
     parseALPN,
 )
@@ -509,21 +510,28 @@ class Options(VersionOption, usage.Options):
             except ConfigurationError as e:
                 raise ConfigurationError(f"--alpn: {e}") from None
         insecure = self["insecure-min-tls"]
-        return TLSPolicy(
-            minimumVersion=VERSIONS[self["min-tls"]],
-            maximumVersion=VERSIONS[self["max-tls"]],
-            insecureMinimumVersion=VERSIONS[insecure] if insecure else None,
-            tls12Ciphers=self["ciphers"],
-            tls13Ciphersuites=self["ciphersuites"],
-            groups=self["groups"],
-            sessionCache=self["session-cache"] == "on",
-            sessionTimeout=self["session-timeout"],
-            sessionTickets=self["session-tickets"] == "on",
-            alpnProtocols=alpn or (),
-            clientCAPath=_path(self["client-ca"]),
-            verifyClient=self["verify-client"],
-            keyLogPath=_path(self["keylog"]),
-        )
+        try:
+            return TLSPolicy(
+                minimumVersion=VERSIONS[self["min-tls"]],
+                maximumVersion=VERSIONS[self["max-tls"]],
+                insecureMinimumVersion=VERSIONS[insecure] if insecure else None,
+                tls12Ciphers=self["ciphers"],
+                tls13Ciphersuites=self["ciphersuites"],
+                groups=self["groups"],
+                sessionCache=self["session-cache"] == "on",
+                sessionTimeout=self["session-timeout"],
+                sessionTickets=self["session-tickets"] == "on",
+                alpnProtocols=alpn or (),
+                clientCAPath=_path(self["client-ca"]),
+                verifyClient=self["verify-client"],
+                keyLogPath=_path(self["keylog"]),
+            )
+        except PolicyFieldError as e:
+            # OpenSSL's verdict on a cipher string or a group, by option.
+            option = POLICY_OPTIONS.get(e.field)
+            if option is None:
+                raise
+            raise ConfigurationError(f"{option}: {e.problem}") from None
 
 
 def _path(value: str | None) -> Path | None:
