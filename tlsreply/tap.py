@@ -37,6 +37,7 @@ from tlsreply.optionvalues import (
     LEGACY_HINT,
     POLICY_OPTIONS,
     choice,
+    documentValues,
     httpStatus,
     nonEmpty,
     onOff,
@@ -95,7 +96,7 @@ class Options(VersionOption, usage.Options):
         ],
     ]
 
-    optParameters: list[list[Any]] = [
+    optParameters: list[list[Any]] = documentValues([
         [
             "port",
             "p",
@@ -151,7 +152,7 @@ class Options(VersionOption, usage.Options):
             "insecure-min-tls",
             None,
             None,
-            "INSECURE: also allow this old TLS version, with a warning",
+            "INSECURE: also allow this old TLS version, with a warning.",
             choice("insecure-min-tls", "1.0", "1.1"),
         ],
         [
@@ -303,7 +304,7 @@ class Options(VersionOption, usage.Options):
             "kernel's backlog holds new clients) until one ends.",
             wholeNumber("max-connections"),
         ],
-    ]
+    ])
 
     def __init__(self) -> None:
         super().__init__()
