@@ -31,7 +31,7 @@ from tlsreply.config import (
 from tlsreply.daemon import buildDaemon, describeServer
 from tlsreply.errors import ConfigurationError
 from tlsreply.limits import DEFAULT_MAX_CONNECTIONS
-from tlsreply.logformat import serverLogOnStdout, useJSONLog
+from tlsreply.logformat import serverLogOnStdout, useServerLog
 from tlsreply.optionvalues import (
     COERCION_PREFIX,
     LEGACY_HINT,
@@ -389,13 +389,13 @@ class Options(VersionOption, usage.Options):
 
     def postOptions(self) -> None:
         """
-        Check every value and build L{config}; for C{--log-format json},
-        tell the program running tlsreply (twistd, twist) to log JSON.
+        Check every value and build L{config}; tell the program running
+        tlsreply (twistd, twist) to log tlsreply's lines only, as text or
+        (C{--log-format json}) JSON.
         """
         try:
             self.config = self._config()
-            if self.config.logFormat == "json":
-                useJSONLog(getattr(self, "parent", None))
+            useServerLog(getattr(self, "parent", None), self.config.logFormat)
         except ConfigurationError as e:
             raise usage.UsageError(str(e)) from None
 
