@@ -13,7 +13,9 @@ import io
 import json
 import socket
 import ssl
+import subprocess
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +26,7 @@ from tests.support import (
     LOOPBACK,
     inThread,
     makeCertificates,
+    requireCommand,
     startServer,
     temporaryDirectory,
 )
@@ -377,7 +380,7 @@ class ProblemTests(TestCase):
         """
         A server that completes the handshake and then waits (as an HTTPS
         server waits for a request) is read for C{--timeout} seconds and
-        reported as sending no reply.
+        reported as sending no reply, with the options that send a request.
         """
         server, certificates = pythonTLSServer(self, lambda tls: tls.recv(100))
         status, output = await check(
@@ -390,7 +393,8 @@ class ProblemTests(TestCase):
             "neither close_notify nor a TCP close within 0.3s",
         )
         self.assertIn(
-            "problem: no reply: the server sent no data within 0.3s",
+            "problem: no reply: the server sent no data within 0.3s; it may be "
+            "waiting for a request: try --send TEXT or --http",
             output.splitlines(),
         )
 
@@ -439,6 +443,52 @@ class RequestTests(TestCase):
         self.assertIn("HTTP/1.1 204", field(output, "reply"))
         self.assertTrue(requests[0].startswith(b"GET / HTTP/1.1\r\n"), requests)
         self.assertIn(f"Host: localhost:{server.port}\r\n".encode(), requests[0])
+
+    async def test_serverWaitingForARequest(self) -> None:
+        """
+        Against a server that waits for a request (C{openssl s_server
+        -www}), the problem line says to try C{--send} or C{--http}, and
+        the second connection, made for resumption, does not wait the
+        whole timeout again for a reply the first one never got; with
+        C{--http}, as advised, the check passes.
+        """
+        openssl = requireCommand(self, "openssl")
+        certificates = makeCertificates(temporaryDirectory(self))
+        server = subprocess.Popen(
+            [openssl, "s_server", "-www", "-accept", f"{LOOPBACK}:0",
+             "-cert", str(certificates.certificatePath), "-key", str(certificates.keyPath)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+        assert server.stdout is not None
+        self.addCleanup(server.stdout.close)
+        self.addCleanup(server.wait)
+        self.addCleanup(server.kill)
+        port = None
+        for line in iter(server.stdout.readline, b""):
+            if line.startswith(b"ACCEPT"):
+                port = int(line.rsplit(b":", 1)[1])
+                break
+        assert port is not None, "s_server did not start"
+        timeout = 3.0
+        started = time.monotonic()
+        status, output = await check(
+            f"{LOOPBACK}:{port}", "--ca", str(certificates.caPath), "--timeout", f"{timeout:g}"
+        )
+        elapsed = time.monotonic() - started
+        self.assertEqual(status, EXIT_FAILED, output)
+        self.assertIn(
+            "problem: no reply: the server sent no data within 3s; it may be waiting "
+            "for a request: try --send TEXT or --http",
+            output.splitlines(),
+        )
+        self.assertTrue(field(output, "resumption").startswith("resumed"), output)
+        # One timeout, not two (it was 6 s): the margin is for a busy machine.
+        self.assertLess(elapsed, 2 * timeout - 1, output)
+        status, output = await check(
+            f"{LOOPBACK}:{port}", "--ca", str(certificates.caPath), "--http"
+        )
+        self.assertEqual(status, EXIT_OK, output)
+        self.assertTrue(field(output, "reply").startswith("b'HTTP/1.0 200 ok"), output)
 
     async def test_binaryReplyInJSON(self) -> None:
         """

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -40,6 +41,23 @@ def run(*argv: str) -> tuple[int, str, str]:
     finally:
         sys.stdout, sys.stderr = stdout, stderr
     return status, out.getvalue(), err.getvalue()
+
+
+def _helpEntries(usage: str) -> dict[str, str]:
+    """
+    Each option's help text in a C{--help} output, by option name, its
+    wrapped lines joined.
+    """
+    entries: dict[str, str] = {}
+    name = None
+    for line in usage.split("\n\n")[0].splitlines()[2:]:
+        match = re.match(r"\s+(?:-\w, )?--([\w-]+)=?\s+(.*)", line)
+        if match:
+            name = match.group(1)
+            entries[name] = match.group(2)
+        elif name is not None and line.strip():
+            entries[name] += " " + line.strip()
+    return entries
 
 
 class CommandLineTests(SynchronousTestCase):
@@ -75,6 +93,34 @@ class CommandLineTests(SynchronousTestCase):
             self.assertIn(f"--{option}", output)
         for option in ("--alpn=", "--send=", "--http", "--servername="):
             self.assertIn(option, output.split("tlsreply check")[1])
+
+    def test_helpEntriesEndWithTheirDefault(self) -> None:
+        """
+        Each option's help reads as one text ending with its default: what
+        the values may be comes before C{[default: ...]}, not after it
+        (Twisted's own order gave C{[default: 3.0]. Seconds, a number >=
+        0.}), and every option that takes seconds says so first, once.
+        """
+        for command in ("serve", "check"):
+            entries = _helpEntries(run(command, "--help")[1])
+            for name, text in entries.items():
+                if "[default: " in text:
+                    self.assertTrue(text.endswith("]"), f"{command} --{name}: {text}")
+            seconds = [name for name, text in entries.items() if "Seconds" in text]
+            self.assertNotEqual(seconds, [], command)
+            for name in seconds:
+                text = entries[name]
+                self.assertTrue(text.startswith("Seconds "), f"{command} --{name}: {text}")
+                self.assertEqual(text.count("Seconds"), 1, f"{command} --{name}: {text}")
+        serve = _helpEntries(run("serve", "--help")[1])
+        self.assertEqual(
+            serve["min-tls"], "Lowest TLS version. One of: 1.2, 1.3. [default: 1.2]"
+        )
+        self.assertEqual(
+            serve["session-timeout"],
+            "Seconds a session or ticket can be resumed. A whole number from 1 to "
+            "604800. [default: 300]",
+        )
 
     def test_subcommandSynopsis(self) -> None:
         """

@@ -20,6 +20,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from tests.haproxy import GUIDE
 from tests.support import (
     LOOPBACK,
+    README,
     clientContext,
     fetchWithSSL,
     inThread,
@@ -134,8 +135,23 @@ class CommandLineTests(SynchronousTestCase):
 
 class AlertTests(TestCase):
     """
-    The metrics the guide's alerts use are ones a scrape has.
+    The metrics the guide's alerts use are ones a scrape has, and the
+    README's alerts are the guide's.
     """
+
+    def test_readmeAlertsAreTheGuides(self) -> None:
+        """
+        Every alert expression the README suggests is, character for
+        character, one in the guide's table: the two once gave the failed
+        reload alert different windows.
+        """
+        readme = README.read_text().split("Alerts worth having", 1)[1].split("\n\n", 1)[0]
+        expressions = re.findall(r"`([^`]*tlsreply_[^`]*)`", readme)
+        self.assertGreaterEqual(len(expressions), 3)
+        section = GUIDE.read_text().split("## Metrics to alert on", 1)[1]
+        guide = re.findall(r"`([^`]*)`", section.replace("\\|", "|"))
+        for expression in expressions:
+            self.assertIn(expression, guide)
 
     async def test_alertsNameRealMetrics(self) -> None:
         certificates = makeCertificates(temporaryDirectory(self))

@@ -6,6 +6,7 @@ policy, and the README's C{.tac} and trial examples, run as a user's files.
 from __future__ import annotations
 
 import re
+import shlex
 import shutil
 import signal
 import sys
@@ -148,15 +149,22 @@ class TrialExampleTests(SynchronousTestCase):
     """
 
     def test_trialExamplePasses(self) -> None:
+        """
+        The file passes when run with the command the README gives right
+        after it, from the folder that holds it: a new user cannot guess
+        that the installed C{trial} does not look in the current folder.
+        """
         workdir = temporaryDirectory(self)
         (workdir / "test_my_twisted_client.py").write_text(
             readmeExample("# test_my_twisted_client.py")
         )
-        result = runCommand(
-            [sys.executable, "-m", "twisted.trial", "test_my_twisted_client"],
-            cwd=workdir,
-            timeout=60,
-        )
+        text = README.read_text()
+        after = text[text.index("# test_my_twisted_client.py") :]
+        commands = re.search(r"```\n\n[^`]*```console\n\$ (.*)\n```", after)
+        assert commands is not None, "no command after the trial example"
+        command = shlex.split(commands.group(1))
+        self.assertEqual(command[:3], ["python", "-m", "twisted.trial"])
+        result = runCommand([sys.executable, *command[1:]], cwd=workdir, timeout=60)
         output = (result.stdout + result.stderr).decode("utf-8", "replace")
         self.assertEqual(result.returncode, 0, output)
         self.assertIn("PASSED (successes=1)", output)

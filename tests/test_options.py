@@ -146,11 +146,34 @@ class InvalidValueTests(SynchronousTestCase):
         """
         self.assertRefused("cipher string 'NOPE' selects no cipher", "--ciphers", "NOPE")
         self.assertRefused(
-            "TLS 1.3 ciphersuites 'TLS_NOPE_SHA256' select no suite",
+            "--ciphersuites: unknown TLS 1.3 ciphersuite 'TLS_NOPE_SHA256'",
             "--ciphersuites", "TLS_NOPE_SHA256",
         )
         self.assertRefused("unknown key-exchange group 'P-999'", "--groups", "X25519:P-999")
         self.assertRefused("needs at least one group", "--groups", ":")
+
+    def test_openSSLRefusalsNameTheOption(self) -> None:
+        """
+        What OpenSSL refuses of a policy option is refused naming the
+        option, as every other refused value is, while the options are
+        parsed: before anything (a development certificate) is made.
+        """
+        self.assertRefused(
+            "tlsreply: --groups: unknown key-exchange group 'P-999'", "--groups", "P-999"
+        )
+        self.assertRefused(
+            "tlsreply: --ciphers: cipher string 'NOPE' selects no cipher", "--ciphers", "NOPE"
+        )
+        self.assertRefused(
+            "tlsreply: --ciphersuites: unknown TLS 1.3 ciphersuite 'TLS_NOPE_SHA256'",
+            "--ciphersuites", "TLS_AES_128_GCM_SHA256:TLS_NOPE_SHA256",
+        )
+        with self.assertRaises(SystemExit) as caught:
+            Options().parseOptions(["--groups", "P-999"])
+        self.assertEqual(
+            caught.exception.code,
+            "tlsreply: --groups: unknown key-exchange group 'P-999' (see --help)",
+        )
 
     def test_sessions(self) -> None:
         """
@@ -305,6 +328,41 @@ class PolicyValidationTests(SynchronousTestCase):
             "TLSPolicy.insecureMinimumVersion", insecureMinimumVersion=TLSVersion.TLSv1_2
         )
         self.assertRefused("bad ALPN protocol name", alpnProtocols=("h2", ""))
+
+    def test_openSSLIsAskedWhenThePolicyIsMade(self) -> None:
+        """
+        Cipher strings, TLS 1.3 ciphersuites and groups that OpenSSL would
+        refuse are refused when the policy is made, naming the field, not
+        later when contexts are built from it: an unknown group or
+        ciphersuite by name (OpenSSL would silently drop an unknown
+        ciphersuite beside a known one), a cipher string that selects
+        nothing.
+        """
+        self.assertRefused(
+            "TLSPolicy.groups: unknown key-exchange group 'P-999'", groups="P-999"
+        )
+        self.assertRefused(
+            "TLSPolicy.groups: unknown key-exchange group 'P-999'", groups="X25519:P-999"
+        )
+        self.assertRefused("TLSPolicy.groups: needs at least one group", groups=":")
+        self.assertRefused(
+            "TLSPolicy.tls12Ciphers: cipher string 'NOPE' selects no cipher",
+            tls12Ciphers="NOPE",
+        )
+        self.assertRefused(
+            "TLSPolicy.tls13Ciphersuites: unknown TLS 1.3 ciphersuite 'TLS_NOPE'",
+            tls13Ciphersuites="TLS_AES_128_GCM_SHA256:TLS_NOPE",
+        )
+        self.assertRefused(
+            "TLSPolicy.tls13Ciphersuites: needs at least one ciphersuite",
+            tls13Ciphersuites=":",
+        )
+        policy = TLSPolicy(
+            tls12Ciphers="ECDHE-RSA-AES128-GCM-SHA256:!aNULL",
+            tls13Ciphersuites="TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256",
+            groups="X25519:P-256",
+        )
+        self.assertEqual(policy.groups, "X25519:P-256")
 
     def test_convenientFormsAreAccepted(self) -> None:
         """

@@ -166,6 +166,35 @@ class DiscoveryTests(SynchronousTestCase):
         for name in tlsreply.__all__:
             self.assertIsNotNone(getattr(tlsreply, name), name)
 
+    def test_dirListsThePublicNames(self) -> None:
+        """
+        C{dir()} of a fresh C{tlsreply} and C{tlsreply.testing} (what tab
+        completion and C{help()} show) lists the public names, which load
+        on first use, and not the lazy loader's own imports; listing them
+        loads nothing heavy.
+        """
+        check = (
+            "import json, sys, tlsreply, tlsreply.testing; "
+            "print(json.dumps([dir(tlsreply), dir(tlsreply.testing), "
+            "sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'twisted', 'OpenSSL', 'cryptography'})]))"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", check], capture_output=True, check=True,
+            cwd=temporaryDirectory(self),
+        )
+        import tlsreply
+        import tlsreply.testing
+
+        package, testing, heavy = json.loads(result.stdout)
+        self.assertEqual(heavy, [])
+        for listed, module in ((package, tlsreply), (testing, tlsreply.testing)):
+            self.assertEqual(listed, sorted(listed))
+            self.assertLessEqual(set(module.__all__), set(listed))
+            self.assertLessEqual({"__all__", "__doc__", "__name__"}, set(listed))
+            self.assertEqual({"import_module", "TYPE_CHECKING", "Any"} & set(listed), set())
+        self.assertIn("testing", package)
+
 
 class DaemonTests(SynchronousTestCase):
     """

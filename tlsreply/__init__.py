@@ -20,6 +20,7 @@ application needs to embed it::
 """
 
 from importlib import import_module
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from tlsreply._version import __version__
@@ -80,6 +81,18 @@ def __getattr__(name: str) -> Any:
         globals()[name] = value
         return value
     raise AttributeError(f"module 'tlsreply' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """
+    The public names, which load on first use, with the module's own and
+    its loaded submodules: not the lazy loader's imports.
+    """
+    here = globals()
+    return sorted(
+        {*__all__}
+        | {n for n in here if n.startswith("__") or isinstance(here[n], ModuleType)}
+    )
 
 
 if TYPE_CHECKING:

@@ -92,19 +92,34 @@ def refuseEarlyData(context: SSL.Context) -> None:
         raise MissingBindingError("SSL_CTX_set_max_early_data(ctx, 0) failed")
 
 
+def checkGroups(groups: str, probe: SSL.Context | None = None) -> list[str]:
+    """
+    Ask OpenSSL about each key-exchange group of a list (C{"X25519:P-256"}),
+    on C{probe} or a context made for the purpose, so that an unknown one
+    is named (OpenSSL's own refusal of the list names none).
+
+    @return: the group names, in order.
+    @raise ConfigurationError: for an empty list, or naming the first group
+        OpenSSL does not know.
+    """
+    names = [g for g in groups.split(":") if g]
+    if not names:
+        raise ConfigurationError("needs at least one group")
+    if probe is None:
+        probe = SSL.Context(SSL.TLS_METHOD)
+    for name in names:
+        if _lib.SSL_CTX_set1_curves_list(probe._context, name.encode()) != 1:
+            raise ConfigurationError(f"unknown key-exchange group {name!r}")
+    return names
+
+
 def setGroups(context: SSL.Context, groups: str) -> None:
     """
     Set the key-exchange groups, in preference order (C{"X25519:P-256"}).
 
     @raise ConfigurationError: naming the first group OpenSSL does not know.
     """
-    names = [g for g in groups.split(":") if g]
-    if not names:
-        raise ConfigurationError("--groups needs at least one group")
-    probe = SSL.Context(SSL.TLS_METHOD)
-    for name in names:
-        if _lib.SSL_CTX_set1_curves_list(probe._context, name.encode()) != 1:
-            raise ConfigurationError(f"unknown key-exchange group {name!r}")
+    names = checkGroups(groups)
     if _lib.SSL_CTX_set1_curves_list(context._context, ":".join(names).encode()) != 1:
         raise ConfigurationError(f"OpenSSL refused the groups {groups!r}")
 

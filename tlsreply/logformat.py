@@ -1,14 +1,17 @@
-# -*- test-case-name: tests.test_jsonlog,tests.test_tap -*-
+# -*- test-case-name: tests.test_jsonlog,tests.test_ownlines,tests.test_tap -*-
 """
 Where the server log goes, and in which format, under the program that
 runs tlsreply: twistd or twist (C{tlsreply serve} is twist).
 
 Both start logging after the plugin's options are parsed, with an
-observer their own options chose; tlsreply's C{--log-format json} chooses
-it instead, through the options those programs read: twistd's C{logger}
-(its C{--logger} option: a factory for the log observer) and twist's
-C{fileLogObserverFactory} (what its C{--log-format} sets). Nothing else of
-theirs changes: the log still goes where their options say.
+observer their own options chose; tlsreply chooses it instead, through the
+options those programs read: twistd's C{logger} (its C{--logger} option: a
+factory for the log observer) and twist's C{fileLogObserverFactory} (what
+its C{--log-format} sets). The observer writes text or, for
+C{--log-format json}, JSON, behind L{tlsreply.ownlines.OwnLinesObserver}
+(only lines tlsreply chose). Nothing else of theirs changes: the log still
+goes where their options say. Where twistd's user chose an observer
+(C{--logger}, C{--syslog}), the text log is left to it.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from twisted.python.logfile import LogFile
 
 from tlsreply.errors import ConfigurationError
 from tlsreply.jsonlog import JSONLinesObserver
+from tlsreply.ownlines import OwnLinesFactory, OwnLinesObserver
 
 
 def _isTwistd(runner: Mapping[str, Any]) -> bool:
@@ -33,23 +37,31 @@ def _isTwist(runner: Mapping[str, Any]) -> bool:
     return "fileLogObserverFactory" in runner or "logFile" in runner
 
 
-#: twistd's log observer factory for C{--log-format json}, made by
-#: L{useJSONLog} (there is one twistd, and one set of its options, per
-#: process).
-twistdJSONLog: TwistdJSONLog | None = None
+#: twistd's log observer factory, made by L{useServerLog} (there is one
+#: twistd, and one set of its options, per process).
+twistdLog: TwistdLog | None = None
 
 
-def useJSONLog(runner: Any) -> None:
+def useServerLog(runner: Any, logFormat: str) -> None:
     """
     Make the program running tlsreply (its parsed options, C{runner}) log
-    every event as one JSON line (L{tlsreply.jsonlog}).
+    only the lines tlsreply chose (L{tlsreply.ownlines}), as text or as
+    one JSON line each (C{logFormat} C{"json"}, L{tlsreply.jsonlog}).
 
-    @raise ConfigurationError: for twistd's C{--syslog}, which is not a
-        stream to write lines to.
+    @raise ConfigurationError: for JSON to twistd's C{--syslog}, which is
+        not a stream to write lines to.
     """
     if runner is None:
         return
+    json = logFormat == "json"
     if _isTwistd(runner):
+        if not json and (
+            runner.get("syslog")
+            or runner.get("logger")
+            or (runner.get("logfile") == "-" and not runner.get("nodaemon"))
+        ):
+            # The user's choice of observer, or twistd's own refusal.
+            return
         if runner.get("syslog"):
             raise ConfigurationError("--log-format json cannot go to syslog (twistd --syslog)")
         if runner.get("logfile") == "-" and not (runner.get("nodaemon") or runner.get("debug")):
@@ -58,28 +70,35 @@ def useJSONLog(runner: Any) -> None:
                 "--log-format json: a daemon cannot log to standard output "
                 "(twistd --logfile - needs -n)"
             )
-        global twistdJSONLog
-        twistdJSONLog = TwistdJSONLog(runner)
+        global twistdLog
+        twistdLog = TwistdLog(runner, json)
         # twistd takes its --logger as a dotted name, which it imports once
         # the plugin's options are parsed.
-        runner["logger"] = f"{__name__}.twistdJSONLog"
+        runner["logger"] = f"{__name__}.twistdLog"
     elif _isTwist(runner):
-        runner["fileLogObserverFactory"] = JSONLinesObserver
-        runner["logFormat"] = "json"
+        factory = runner.get("fileLogObserverFactory") or textFileLogObserver
+        if json:
+            factory = JSONLinesObserver
+            runner["logFormat"] = "json"
+        if not isinstance(factory, OwnLinesFactory):
+            runner["fileLogObserverFactory"] = OwnLinesFactory(factory)
 
 
-class TwistdJSONLog:
+class TwistdLog:
     """
     twistd's C{logger} option: makes the observer twistd would make, in
-    JSON, writing to standard output in the foreground without
+    text or JSON, writing to standard output in the foreground without
     C{--logfile} (or with C{--logfile -}), else to the log file
     (C{twistd.log} by default), rotated as twistd rotates it: by size, and
     on SIGUSR1 (logrotate's C{postrotate} signal for twistd), unless
     something else handles that signal already.
+
+    @ivar json: write JSON lines, not text.
     """
 
-    def __init__(self, runner: Mapping[str, Any]) -> None:
+    def __init__(self, runner: Mapping[str, Any], json: bool) -> None:
         self._runner = runner
+        self.json = json
 
     def __call__(self) -> ILogObserver:
         logfile = self._runner.get("logfile")
@@ -90,7 +109,9 @@ class TwistdJSONLog:
             logFile = LogFile.fromFullPath(logfile or "twistd.log")
             rotateOnSIGUSR1(logFile)
             stream = logFile
-        return JSONLinesObserver(stream)
+        if self.json:
+            return OwnLinesObserver(JSONLinesObserver(stream))
+        return OwnLinesObserver(textFileLogObserver(stream))
 
 
 def rotateOnSIGUSR1(logFile: LogFile) -> None:
@@ -126,11 +147,14 @@ def serverLogOnStdout(runner: Any) -> bool:
             runner["nodaemon"]
             and runner.get("logfile") in (None, "-")
             and not runner.get("syslog")
-            and (logger is None or isinstance(logger, TwistdJSONLog))
+            and (logger is None or isinstance(logger, TwistdLog))
         )
     if _isTwist(runner):
+        factory = runner.get("fileLogObserverFactory")
+        if isinstance(factory, OwnLinesFactory):
+            factory = factory.factory
         return bool(
             runner.get("logFile") is sys.stdout
-            and runner.get("fileLogObserverFactory") in (textFileLogObserver, JSONLinesObserver)
+            and factory in (textFileLogObserver, JSONLinesObserver)
         )
     return False

@@ -24,11 +24,15 @@ COERCION_PREFIX: Final = "Parameter type enforcement failed: "
 #: Why C{--min-tls} and C{--max-tls} stop at TLS 1.2, for their errors.
 LEGACY_HINT: Final = "TLS 1.0 and 1.1 are insecure: allow them with --insecure-min-tls"
 
-#: The option that sets each policy field a scenario decides, for messages.
+#: The option that sets each policy field, for messages (a field a
+#: scenario decides, a value OpenSSL refuses).
 POLICY_OPTIONS: Final = {
     "minimumVersion": "--min-tls",
     "maximumVersion": "--max-tls",
     "insecureMinimumVersion": "--insecure-min-tls",
+    "tls12Ciphers": "--ciphers",
+    "tls13Ciphersuites": "--ciphersuites",
+    "groups": "--groups",
     "sessionCache": "--session-cache",
     "sessionTickets": "--session-tickets",
     "sessionTimeout": "--session-timeout",
@@ -40,9 +44,26 @@ Coercer = Callable[[str], Any]
 
 
 def _documented(coerce: Coercer, doc: str) -> Coercer:
-    # Twisted's --help shows a coercer's coerceDoc after the option's text.
-    coerce.coerceDoc = doc  # type: ignore[attr-defined]
+    # Not Twisted's coerceDoc: --help would show it after the default.
+    coerce.valuesDoc = doc  # type: ignore[attr-defined]
     return coerce
+
+
+def documentValues(parameters: list[list[Any]]) -> list[list[Any]]:
+    """
+    C{usage.Options.optParameters} with what each coercer here takes said
+    in the option's help text, before the C{[default: ...]} that Twisted
+    adds: Twisted's own C{coerceDoc} comes after it, which reads as
+    C{[default: 1.2]. One of: 1.2, 1.3}.
+    """
+    documented = []
+    for parameter in parameters:
+        coerce = parameter[4] if len(parameter) > 4 else None
+        valuesDoc = getattr(coerce, "valuesDoc", None)
+        if valuesDoc is not None:
+            parameter = [*parameter[:3], f"{parameter[3]} {valuesDoc}", *parameter[4:]]
+        documented.append(parameter)
+    return documented
 
 
 def seconds(option: str) -> Coercer:
@@ -59,7 +80,8 @@ def seconds(option: str) -> Coercer:
             raise ValueError(f"--{option}: expected seconds (a number >= 0), got {value!r}")
         return number
 
-    return _documented(coerce, "Seconds, a number >= 0.")
+    # Undocumented: the option's own help begins with "Seconds".
+    return coerce
 
 
 def wholeNumber(option: str, maximum: int | None = None, why: str = "") -> Coercer:
@@ -92,7 +114,7 @@ def choice(option: str, *choices: str, hint: str | None = None) -> Coercer:
             raise ValueError(f"{message} ({hint})" if hint else message)
         return value
 
-    return _documented(coerce, "One of: " + ", ".join(choices))
+    return _documented(coerce, "One of: " + ", ".join(choices) + ".")
 
 
 def onOff(option: str) -> Coercer:

@@ -31,12 +31,13 @@ from tlsreply.config import (
 from tlsreply.daemon import buildDaemon, describeServer
 from tlsreply.errors import ConfigurationError
 from tlsreply.limits import DEFAULT_MAX_CONNECTIONS
-from tlsreply.logformat import serverLogOnStdout, useJSONLog
+from tlsreply.logformat import serverLogOnStdout, useServerLog
 from tlsreply.optionvalues import (
     COERCION_PREFIX,
     LEGACY_HINT,
     POLICY_OPTIONS,
     choice,
+    documentValues,
     httpStatus,
     nonEmpty,
     onOff,
@@ -48,6 +49,7 @@ from tlsreply.policy import (
     DEFAULT_SESSION_TIMEOUT,
     MAXIMUM_SESSION_TIMEOUT,
     VERSIONS,
+    PolicyFieldError,
     TLSPolicy,
     parseALPN,
 )
@@ -94,7 +96,7 @@ class Options(VersionOption, usage.Options):
         ],
     ]
 
-    optParameters: list[list[Any]] = [
+    optParameters: list[list[Any]] = documentValues([
         [
             "port",
             "p",
@@ -150,7 +152,7 @@ class Options(VersionOption, usage.Options):
             "insecure-min-tls",
             None,
             None,
-            "INSECURE: also allow this old TLS version, with a warning",
+            "INSECURE: also allow this old TLS version, with a warning.",
             choice("insecure-min-tls", "1.0", "1.1"),
         ],
         [
@@ -302,7 +304,7 @@ class Options(VersionOption, usage.Options):
             "kernel's backlog holds new clients) until one ends.",
             wholeNumber("max-connections"),
         ],
-    ]
+    ])
 
     def __init__(self) -> None:
         super().__init__()
@@ -387,13 +389,13 @@ class Options(VersionOption, usage.Options):
 
     def postOptions(self) -> None:
         """
-        Check every value and build L{config}; for C{--log-format json},
-        tell the program running tlsreply (twistd, twist) to log JSON.
+        Check every value and build L{config}; tell the program running
+        tlsreply (twistd, twist) to log tlsreply's lines only, as text or
+        (C{--log-format json}) JSON.
         """
         try:
             self.config = self._config()
-            if self.config.logFormat == "json":
-                useJSONLog(getattr(self, "parent", None))
+            useServerLog(getattr(self, "parent", None), self.config.logFormat)
         except ConfigurationError as e:
             raise usage.UsageError(str(e)) from None
 
@@ -509,21 +511,28 @@ class Options(VersionOption, usage.Options):
             except ConfigurationError as e:
                 raise ConfigurationError(f"--alpn: {e}") from None
         insecure = self["insecure-min-tls"]
-        return TLSPolicy(
-            minimumVersion=VERSIONS[self["min-tls"]],
-            maximumVersion=VERSIONS[self["max-tls"]],
-            insecureMinimumVersion=VERSIONS[insecure] if insecure else None,
-            tls12Ciphers=self["ciphers"],
-            tls13Ciphersuites=self["ciphersuites"],
-            groups=self["groups"],
-            sessionCache=self["session-cache"] == "on",
-            sessionTimeout=self["session-timeout"],
-            sessionTickets=self["session-tickets"] == "on",
-            alpnProtocols=alpn or (),
-            clientCAPath=_path(self["client-ca"]),
-            verifyClient=self["verify-client"],
-            keyLogPath=_path(self["keylog"]),
-        )
+        try:
+            return TLSPolicy(
+                minimumVersion=VERSIONS[self["min-tls"]],
+                maximumVersion=VERSIONS[self["max-tls"]],
+                insecureMinimumVersion=VERSIONS[insecure] if insecure else None,
+                tls12Ciphers=self["ciphers"],
+                tls13Ciphersuites=self["ciphersuites"],
+                groups=self["groups"],
+                sessionCache=self["session-cache"] == "on",
+                sessionTimeout=self["session-timeout"],
+                sessionTickets=self["session-tickets"] == "on",
+                alpnProtocols=alpn or (),
+                clientCAPath=_path(self["client-ca"]),
+                verifyClient=self["verify-client"],
+                keyLogPath=_path(self["keylog"]),
+            )
+        except PolicyFieldError as e:
+            # OpenSSL's verdict on a cipher string or a group, by option.
+            option = POLICY_OPTIONS.get(e.field)
+            if option is None:
+                raise
+            raise ConfigurationError(f"{option}: {e.problem}") from None
 
 
 def _path(value: str | None) -> Path | None:

@@ -31,8 +31,9 @@ from tlsreply.errors import openSSLReasons
 #: server that streams without end costs nothing but the timeout.
 REPLY_KEPT: Final = 64 * 1024
 
-#: How a server ended the first connection.
-Closing = Literal["close_notify", "tcp-close", "reset", "timeout", "tls-error"]
+#: How a server ended the first connection (C{"not-read"}: the client
+#: closed it after the handshake, see L{connectOnce}).
+Closing = Literal["close_notify", "tcp-close", "reset", "timeout", "tls-error", "not-read"]
 
 class CheckConnectionError(Exception):
     """
@@ -226,6 +227,7 @@ def connectOnce(
     options: CheckOptions,
     context: SSL.Context,
     session: SSL.Session | None = None,
+    readReply: bool = True,
 ) -> ConnectionFacts:
     """
     Connect, complete the handshake, read until the server closes, and say
@@ -236,6 +238,8 @@ def connectOnce(
     OpenSSL as an error, which would make the session unresumable.
 
     @param session: a session from an earlier connection to offer.
+    @param readReply: L{False} to close right after the handshake (and
+        C{--send}), reading nothing (closing C{"not-read"}).
     @raise CheckConnectionError: if no handshake completed.
     """
     target = options.target
@@ -267,7 +271,10 @@ def connectOnce(
         facts = _describe(connection, options, address, handshakeSeconds)
         if options.send:
             _send(channel, options.send)
-        _readUntilClose(channel, facts, time.monotonic() + timeout)
+        if readReply:
+            _readUntilClose(channel, facts, time.monotonic() + timeout)
+        else:
+            facts.closing = "not-read"
         facts.session = connection.get_session()
         _closePolitely(channel)
     return facts

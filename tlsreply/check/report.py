@@ -79,7 +79,7 @@ class CheckResult:
                     f"certificate verification failed: {first.nameVerification}"
                 )
         if not first.replyLength:
-            problems.append(_describeNoReply(first, self.options.timeout))
+            problems.append(_describeNoReply(first, self.options))
         if self.second is None:
             problems.append(
                 f"no session resumption: the second connection failed: {self.secondError}"
@@ -230,12 +230,19 @@ def _describeClosing(facts: ConnectionFacts, timeout: float) -> str:
         "reset": "a TCP reset, without close_notify",
         "timeout": f"neither close_notify nor a TCP close within {timeout:g}s",
         "tls-error": f"a TLS error: {facts.closingDetail}",
+        "not-read": "tlsreply check's own close_notify, without reading",
     }[facts.closing]
 
 
-def _describeNoReply(facts: ConnectionFacts, timeout: float) -> str:
+def _describeNoReply(facts: ConnectionFacts, options: CheckOptions) -> str:
     if facts.closing == "timeout":
-        return f"no reply: the server sent no data within {timeout:g}s"
+        problem = f"no reply: the server sent no data within {options.timeout:g}s"
+        if options.send:
+            return problem + " of the request"
+        # An HTTPS server, or any that speaks only when spoken to.
+        return problem + "; it may be waiting for a request: try --send TEXT or --http"
+    if facts.closing == "not-read":
+        return "no reply: not read (closed after the handshake)"
     ending = {
         "close_notify": "sent close_notify",
         "tcp-close": "closed TCP",
@@ -251,7 +258,8 @@ def _milliseconds(seconds: float) -> str:
 
 def check(options: CheckOptions) -> CheckResult:
     """
-    Make both connections.
+    Make both connections: the second offers the first one's session, and
+    reads the reply only if the server closed the first by itself.
 
     @raise CheckUsageError: if the C{--ca} file cannot be used.
     @raise CheckConnectionError: if the first connection fails; a failing
@@ -261,7 +269,12 @@ def check(options: CheckOptions) -> CheckResult:
     context = buildClientContext(options)
     first = connectOnce(options, context)
     try:
-        second: ConnectionFacts | None = connectOnce(options, context, first.session)
+        # Only the handshake of the second connection counts. A server that
+        # did not close the first one by itself (one waiting for a request)
+        # would make waiting for its close cost the whole timeout again.
+        second: ConnectionFacts | None = connectOnce(
+            options, context, first.session, readReply=first.closing != "timeout"
+        )
         secondError = None
     except CheckConnectionError as e:
         second, secondError = None, str(e)
