@@ -34,8 +34,8 @@ the one door to Twisted's private C{twisted.protocols.haproxy} modules.
 
 from __future__ import annotations
 
-import ipaddress
 import re
+import socket
 from typing import Protocol, runtime_checkable
 
 from twisted.internet.address import IPv4Address, IPv6Address
@@ -101,15 +101,16 @@ def _address(field: bytes, version: int, which: str) -> str:
 
     @raise ProxyHeaderError: if the field is not one.
     """
-    pattern = _IPV4 if version == 4 else _IPV6
+    pattern, family = (_IPV4, socket.AF_INET) if version == 4 else (_IPV6, socket.AF_INET6)
     if pattern.fullmatch(field) is not None:
+        # The C library's parser: strict (no leading zeros, no scope), and
+        # a tenth of the time of ipaddress's.
         try:
-            parsed = ipaddress.ip_address(field.decode("ascii"))
-        except ValueError:
+            packed = socket.inet_pton(family, field.decode("ascii"))
+        except OSError:
             pass
         else:
-            if parsed.version == version:
-                return parsed.compressed
+            return socket.inet_ntop(family, packed)
     raise _bad(1, f"{which} address {_quoted(field)} is not an IPv{version} address")
 
 
@@ -197,7 +198,7 @@ def _canonical(address: IAddress | None) -> IAddress | None:
     C{accept} would give it; any other address as it is.
     """
     if isinstance(address, IPv6Address):
-        host = ipaddress.IPv6Address(address.host).compressed
+        host = socket.inet_ntop(socket.AF_INET6, socket.inet_pton(socket.AF_INET6, address.host))
         return IPv6Address(address.type, host, address.port)
     return address
 
