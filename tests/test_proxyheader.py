@@ -253,6 +253,14 @@ randomConnections = st.tuples(_starts, st.binary(max_size=300)).map(lambda t: t[
 cutPoints = st.lists(st.integers(min_value=1, max_value=400), max_size=12)
 
 
+def canonicalIPv6(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    """
+    An IPv6 address as C{accept} gives a peer's (RFC 5952, an IPv4-mapped
+    one as C{::ffff:192.0.2.1}).
+    """
+    return socket.inet_ntop(socket.AF_INET6, address.packed)
+
+
 def validHeaders() -> st.SearchStrategy[tuple[bytes, IAddress | None]]:
     """
     Valid headers of every kind, with the peer each names (L{None}: the
@@ -270,7 +278,7 @@ def validHeaders() -> st.SearchStrategy[tuple[bytes, IAddress | None]]:
     v1Six = st.tuples(six, six, ports, ports).map(
         lambda t: (
             f"PROXY TCP6 {t[0].exploded} {t[1]} {t[2]} {t[3]}\r\n".encode(),
-            IPv6Address("TCP", t[0].compressed, t[2]),
+            IPv6Address("TCP", canonicalIPv6(t[0]), t[2]),
         )
     )
     v2Four = st.tuples(four, four, ports, ports, st.binary(max_size=20)).map(
@@ -282,7 +290,7 @@ def validHeaders() -> st.SearchStrategy[tuple[bytes, IAddress | None]]:
     v2Six = st.tuples(six, six, ports, ports).map(
         lambda t: (
             v2Header(1, 0x21, t[0].packed + t[1].packed + struct.pack("!HH", t[2], t[3])),
-            IPv6Address("TCP", t[0].compressed, t[2]),
+            IPv6Address("TCP", canonicalIPv6(t[0]), t[2]),
         )
     )
     unknown = st.binary(max_size=80).filter(lambda b: b"\r\n" not in b).map(
