@@ -216,16 +216,44 @@ class HAProxy:
             time.sleep(0.05)
 
 
+def checkingConfig(frontendPort: int, backends: Sequence[Backend], statsSocket: Path) -> str:
+    """
+    A configuration whose health checks go to each server's C{haproxy:}
+    port itself, with the PROXY header (C{send-proxy-v2}), as HAProxy's
+    manual shows: HAProxy sends those checks a v2 LOCAL header. Each server
+    is checked with C{check-ssl} (a TLS handshake after the header) if its
+    name ends in C{-ssl}, else by connecting and closing; every 200 ms,
+    down at the first failure.
+    """
+    servers = "".join(
+        f"    server {b.name} {LOOPBACK}:{b.port} send-proxy-v2 check inter 200ms "
+        f"fall 1 rise 1{' check-ssl verify none' if b.name.endswith('-ssl') else ''}\n"
+        for b in backends
+    )
+    return (
+        f"global\n    stats socket {statsSocket} mode 600 level admin\n"
+        "    log stdout format raw local0 info\n\n"
+        "defaults\n    mode tcp\n    log global\n    option tcplog\n"
+        "    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n\n"
+        f"frontend tls\n    bind {LOOPBACK}:{frontendPort}\n    default_backend tlsreply\n\n"
+        f"backend tlsreply\n    balance roundrobin\n{servers}"
+    )
+
+
 def startHAProxy(
     testCase: SynchronousTestCase,
     workdir: Path,
     backends: Sequence[Backend],
     balance: str = "source",
+    checkProxyPort: bool = False,
 ) -> HAProxy:
     """
     Start HAProxy in front of C{backends} and wait until every server's
     health check passes. Skips the test if HAProxy is not installed
     (C{.ci/run} installs it).
+
+    @param checkProxyPort: check each server on its C{haproxy:} port
+        (L{checkingConfig}) rather than with the guide's configuration.
     """
     binary = shutil.which("haproxy")
     if binary is None:
@@ -235,7 +263,9 @@ def startHAProxy(
     statsSocket = workdir / "haproxy.sock"
     config = workdir / "haproxy.cfg"
     config.write_text(
-        haproxyConfig(port, backends, statsSocket, None if balance == "source" else balance)
+        checkingConfig(port, backends, statsSocket)
+        if checkProxyPort
+        else haproxyConfig(port, backends, statsSocket, None if balance == "source" else balance)
     )
     check = subprocess.run([binary, "-c", "-f", str(config)], capture_output=True)
     testCase.assertEqual(check.returncode, 0, (check.stdout + check.stderr).decode())

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import signal
 import time
+from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
@@ -27,6 +28,7 @@ from tests.haproxy import (
 )
 from tests.support import (
     LOOPBACK,
+    captureLogEvents,
     clientContext,
     inThread,
     makeCertificates,
@@ -41,6 +43,9 @@ from tlsreply import (
     loadCredentials,
 )
 from tlsreply.metricsdaemon import singleProcessMetrics
+
+#: How many of HAProxy's health checks (every 200 ms) a test waits for.
+CHECKS = 10
 
 
 class HAProxyDaemonTests(SynchronousTestCase):
@@ -173,3 +178,70 @@ class HAProxyRecordTests(TestCase):
         [record] = records
         self.assertEqual(record.peer, f"127.0.0.1:{fetched.localPort}")
         self.assertEqual(record.requestedServerName, "localhost")
+
+
+class HAProxyHealthCheckTests(TestCase):
+    """
+    HAProxy's own health checks on tlsreply's C{haproxy:} port, as its
+    manual configures them: C{send-proxy-v2} with C{check}, which sends a
+    PROXY v2 header with the LOCAL command.
+    """
+
+    async def test_localHealthChecks(self) -> None:
+        """
+        Health checks that send a LOCAL header, then close (C{check}) or do
+        a TLS handshake (C{check-ssl}), pass and keep passing while clients
+        are served through HAProxy; each check is logged as an ordinary
+        connection from HAProxy's own address (the connection's, as the
+        spec says for LOCAL), and nothing is refused, failed or logged as
+        an error.
+        """
+        workdir = temporaryDirectory(self)
+        certificates = makeCertificates(workdir)
+        events = captureLogEvents(self)
+        factory = ReplyFactory(b"test\n", clock=reactor)
+        contexts = buildServerContexts(
+            loadCredentials(str(certificates.certificatePath), str(certificates.keyPath))
+        )
+        service = TLSReplyService.fromDescriptions(
+            reactor, [f"haproxy:tcp:0:interface={LOOPBACK}"], contexts, factory
+        )
+        service.startService()
+        self.addCleanup(service.stopService)
+        port = service.listeningPorts[0].getHost().port  # type: ignore[attr-defined]
+        backends = [Backend("closing", port), Backend("handshaking-ssl", port)]
+        proxy = await inThread(startHAProxy, self, workdir, backends, checkProxyPort=True)
+        clients = set()
+        for _ in range(4):
+            fetched = await inThread(fetchThrough, proxy.port, certificates.caPath)
+            self.assertEqual(fetched.reply, b"test\n")
+            clients.add(f"{LOOPBACK}:{fetched.localPort}")
+
+        def connections() -> list[dict[str, Any]]:
+            return [e for e in events if "outcome" in e]
+
+        deadline = time.monotonic() + 20
+        while len(connections()) < len(clients) + 2 * CHECKS:
+            self.assertLess(time.monotonic(), deadline, connections())
+            await deferLater(reactor, 0.05, lambda: None)
+        self.assertEqual(
+            await inThread(proxy.serversUp), {"closing": True, "handshaking-ssl": True}
+        )
+        checks = [e for e in connections() if e["peer"] not in clients]
+        served = [e for e in connections() if e["peer"] in clients]
+        self.assertEqual(
+            [(e["outcome"], e.get("serverName")) for e in served], [("replied", "localhost")] * 4
+        )
+        self.assertEqual(
+            {e["peer"].rsplit(":", 1)[0] for e in checks}, {LOOPBACK}
+        )
+        replied = [e for e in checks if e["outcome"] == "replied"]
+        closed = [e for e in checks if e["outcome"] != "replied"]
+        self.assertGreaterEqual(len(replied), 3)
+        self.assertGreaterEqual(len(closed), 3)
+        for event in closed:
+            self.assertIn("peer closed", event["reason"])
+        self.assertEqual(
+            [e for e in events if "log_failure" in e or e["log_level"].name in ("error", "critical")],
+            [],
+        )

@@ -135,6 +135,8 @@ class FailureReasonTests(SynchronousTestCase):
             "peer did not return a certificate": "client_certificate",
             "aborted at shutdown after the 5s grace": "aborted",
             "connection aborted": "aborted",
+            "bad PROXY header (v1): source port 'aborted' is not a number": "proxy_header",
+            "no PROXY header: the connection starts 'peer closed alert'": "proxy_header",
             "decode error": "other",
             "TLS error: something new 12345": "other",
         }

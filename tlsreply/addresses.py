@@ -14,12 +14,17 @@ from typing import Any
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.interfaces import IAddress
 
+from tlsreply.logtext import escapeText
+
 
 def formatAddress(address: IAddress) -> str:
     """
     Render a peer or listening address the way operators write them:
     C{127.0.0.1:4433}, C{[::1]:4433}, C{unix:/run/tlsreply.sock}; a Unix
-    peer, which has no name, is C{unix:(unnamed peer)}.
+    peer, which has no name, is C{unix:(unnamed peer)}. A Unix path is any
+    bytes its peer chose (or a PROXY header named): bytes that are not
+    UTF-8, and characters that are not printable, are escaped (C{\\xff},
+    C{\\x0a}).
     """
     if isinstance(address, (IPv4Address, IPv6Address)):
         host, port = address.host, address.port
@@ -28,8 +33,8 @@ def formatAddress(address: IAddress) -> str:
         name = address.name
         if not name:
             return "unix:(unnamed peer)"
-        path = name.decode("utf-8", "replace") if isinstance(name, bytes) else name
-        return f"unix:{path}"
+        path = name.decode("utf-8", "backslashreplace") if isinstance(name, bytes) else name
+        return f"unix:{escapeText(path)}"
     other: Any = address
     if getattr(other, "host", None) is not None and getattr(other, "port", None) is not None:
         text = f"{other.host}"

@@ -35,6 +35,9 @@ CLIENT_CERTIFICATE: Final = "client_certificate"
 #: tlsreply aborted the connection: the shutdown's grace expired, a second
 #: stop signal, an internal error.
 ABORTED: Final = "aborted"
+#: A C{haproxy:} port refused the connection's PROXY header (or it had
+#: none): L{tlsreply.proxyheader}.
+PROXY_HEADER: Final = "proxy_header"
 #: Anything else (a malformed or unexpected message, ...).
 OTHER: Final = "other"
 
@@ -48,12 +51,16 @@ FAILURE_REASONS: Final = (
     ALERT,
     CLIENT_CERTIFICATE,
     ABORTED,
+    PROXY_HEADER,
     OTHER,
 )
 
-#: (substring, reason), the first match wins: tlsreply's own words first,
-#: then OpenSSL's reason strings (C{ssl/ssl_err.c}), lower case.
+#: (substring, reason), the first match wins: tlsreply's own words first
+#: (a refused PROXY header's first of all: its line quotes the peer's
+#: bytes, which may hold any of the others), then OpenSSL's reason strings
+#: (C{ssl/ssl_err.c}), lower case.
 _RULES: Final = (
+    ("proxy header", PROXY_HEADER),
     ("handshake not completed within", TIMEOUT),
     ("peer closed", CLIENT_CLOSED),
     ("unexpected eof", CLIENT_CLOSED),

@@ -33,6 +33,7 @@ from tlsreply.accesslog import (
 from tlsreply.addresses import formatAddress
 from tlsreply.clienthello import ClientHello
 from tlsreply.errors import openSSLReasons
+from tlsreply.logtext import escapeText
 from tlsreply.records import (
     RECEIVED_LIMIT,
     ConnectionRecord,
@@ -287,6 +288,11 @@ class ReplyFactory(Factory[ReplyProtocol]):
         @param received: what the client sent after the handshake, for the
             record (L{ReplyProtocol.received}).
         """
+        # Both may hold what the peer chose (a Unix path, a refused PROXY
+        # header's bytes): every line and record of a connection starts
+        # here, so this is where they are made printable, once.
+        peer = escapeText(peer)
+        closed = escapeText(closed)
         accessLog = self.accessLog
         if accessLog is not None:
             accessLog.connectionEnded(peer, closed, handshake)

@@ -25,6 +25,7 @@ from tlsreply.limits import DEFAULT_MAX_CONNECTIONS, AcceptLimit
 from tlsreply.listening import ListeningReactor
 from tlsreply.policy import TLSPolicy
 from tlsreply.protocol import ReplyFactory
+from tlsreply.proxyheader import ProxyHeaderEndpoint
 from tlsreply.tlsmemory import wrapWithTLS
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ def parseListenAddress(reactor: object, description: str) -> IStreamServerEndpoi
     unless the description sets one (C{tcp:4433:interface=::}, C{unix:/run/t.sock},
     C{haproxy:tcp:4433}, C{systemd:domain=INET:index=0}). TLS is not part of
     the description: tlsreply wraps the factory, so every kind carries it.
+    C{haproxy:} reads the PROXY header with L{tlsreply.proxyheader}.
 
     @raise ConfigurationError: for a description Twisted cannot parse.
     """
@@ -67,7 +69,11 @@ def parseListenAddress(reactor: object, description: str) -> IStreamServerEndpoi
         )
     _checkPort(given, description)
     try:
-        return serverFromString(reactor, _withBacklog(description))
+        described = _withBacklog(description)
+        if described.startswith("haproxy:"):
+            # tlsreply's own reading of the PROXY header, not Twisted's.
+            return ProxyHeaderEndpoint(serverFromString(reactor, described[len("haproxy:") :]))
+        return serverFromString(reactor, described)
     except IndexError:
         if description.startswith("systemd:"):
             raise ConfigurationError(
