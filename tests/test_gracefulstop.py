@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable
 
 from tests.support import (
     LOOPBACK,
@@ -34,8 +35,11 @@ class GracefulStopTests(WireTestCase):
     """
 
     async def stopWhile(
-        self, server: RunningServer, client: object, connections: int = 1
-    ) -> tuple[object, float]:
+        self,
+        server: RunningServer,
+        client: Callable[[threading.Event], bytes],
+        connections: int = 1,
+    ) -> tuple[bytes, float]:
         """
         Run C{client(stopping)} in a thread; once the server has accepted
         its connection, begin the stop and tell the client, which goes on
@@ -99,7 +103,7 @@ class GracefulStopTests(WireTestCase):
                     return b"".join(chunks)
 
         reply, took = await self.stopWhile(server, slowReader)
-        self.assertEqual(len(reply), len(LARGE_REPLY))  # type: ignore[arg-type]
+        self.assertEqual(len(reply), len(LARGE_REPLY))
         self.assertEqual(reply, LARGE_REPLY)
         self.assertLess(took, GRACE)
         [event] = server.connectionEvents()
