@@ -313,6 +313,10 @@ def test_factoryKeepsItsReactorAndFolder(tlsreply_server_factory: object) -> Non
     """
     with pytest.raises(TypeError, match="chooses directory itself .*: drop it"):
         tlsreply_server_factory(directory="/tmp")  # type: ignore[operator]
+    with pytest.raises(TypeError, match="chooses reactor itself .*: drop it"):
+        tlsreply_server_factory(reactor=object())  # type: ignore[operator]
+    with pytest.raises(TypeError, match="chooses directory and reactor itself .*: drop them"):
+        tlsreply_server_factory(reactor=object(), directory="/tmp")  # type: ignore[operator]
 
 
 def test_onlyThreadSafeAttributes(tlsreply_server: ThreadedTestServer) -> None:
