@@ -7,7 +7,6 @@ configuration (C{docs/deployment.md}), addresses and ports aside.
 from __future__ import annotations
 
 import re
-import shutil
 import signal
 import socket
 import ssl
@@ -20,7 +19,7 @@ from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.support import LOOPBACK, clientContext
+from tests.support import LOOPBACK, clientContext, requireTool
 from tests.test_plugin import CHECKOUT, SCRIPTS, Daemon
 
 GUIDE = CHECKOUT / "docs" / "deployment.md"
@@ -255,9 +254,7 @@ def startHAProxy(
     @param checkProxyPort: check each server on its C{haproxy:} port
         (L{checkingConfig}) rather than with the guide's configuration.
     """
-    binary = shutil.which("haproxy")
-    if binary is None:
-        raise testCase.skipTest("HAProxy is not installed (apt-get install haproxy)")
+    binary = requireTool("haproxy")
     workdir.mkdir(parents=True, exist_ok=True)
     port = freePort()
     statsSocket = workdir / "haproxy.sock"

@@ -6,15 +6,21 @@ asynchronous tests run in a thread or a subprocess.
 
 from __future__ import annotations
 
+import array
+import fcntl
+import os
 import shutil
 import socket
 import ssl
 import subprocess
 import tempfile
+import termios
+import time
+import unittest
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, NoReturn, TypeVar
 
 import trustme
 from twisted.internet import reactor
@@ -271,16 +277,47 @@ def runCommand(
     )
 
 
-def requireCommand(testCase: SynchronousTestCase, name: str) -> str:
+def inCI() -> bool:
     """
-    The path of a command-line tool, or skip the test if it is missing
-    (.ci/run installs every tool the suite uses).
+    Whether the suite runs in CI (C{CI} set, as C{.ci/run}'s hosts do),
+    where every tool it needs has been installed.
+    """
+    return os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
+
+
+def missingTool(what: str, install: str) -> NoReturn:
+    """
+    A tool the suite needs is missing: skip the test on a developer's
+    machine, but fail it in CI, where C{.ci/run} installs every such tool
+    and a skip would hide a test that never ran.
+
+    @param what: the missing tool, as the message names it.
+    @param install: how to get it, e.g. C{apt-get install haproxy}.
+    """
+    if inCI():
+        raise AssertionError(f"{what} is missing in CI: .ci/run must install it ({install})")
+    raise unittest.SkipTest(f"{what} is not installed ({install})")
+
+
+def requireTool(name: str, package: str | None = None) -> str:
+    """
+    The path of a command-line tool; if it is missing, skip the test (fail
+    it in CI, see L{missingTool}).
+
+    @param package: the Debian package that has it, if not named C{name}.
     """
     path = shutil.which(name)
     if path is None:
-        testCase.skipTest(f"{name} is not installed")
+        missingTool(name, f"apt-get install {package or name}")
     assert path is not None
     return path
+
+
+def requireCommand(testCase: SynchronousTestCase, name: str) -> str:
+    """
+    The path of a command-line tool, for C{testCase}: see L{requireTool}.
+    """
+    return requireTool(name)
 
 
 README = Path(__file__).parent.parent / "README.md"
@@ -296,3 +333,49 @@ def readmeExample(firstLine: str) -> str:
     opening = f"```python\n{firstLine}\n"
     start = text.index(opening) + len("```python\n")
     return text[start : text.index("```", start)]
+
+
+def acceptedByServer(client: socket.socket) -> bool:
+    """
+    Whether the server has accepted this IPv4 client's connection: the
+    kernel gives a connection waiting in the accept queue no inode in
+    C{/proc/net/tcp}, and one once a process has accepted it.
+    """
+    server = client.getpeername()[:2]
+    own = client.getsockname()[:2]
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote = fields[1].split(":"), fields[2].split(":")
+        if (int(local[1], 16), int(remote[1], 16)) == (server[1], own[1]):
+            return fields[9] != "0"
+    return False
+
+
+def waitUntilAccepted(client: socket.socket, timeout: float = 10.0) -> None:
+    """
+    Wait until the server has accepted C{client}'s connection (a blocking
+    test's way to know that a server in another process holds it), or
+    fail after C{timeout} seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while not acceptedByServer(client):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the server did not accept {client.getsockname()} in {timeout}s")
+        time.sleep(0.01)
+
+
+def waitForQueued(raw: socket.socket, count: int, timeout: float = 10.0) -> None:
+    """
+    Wait until at least C{count} bytes wait unread in C{raw}'s receive
+    queue (C{FIONREAD}): what the peer has sent, whatever TLS has read
+    so far. Fail after C{timeout} seconds.
+    """
+    deadline = time.monotonic() + timeout
+    queued = array.array("i", [0])
+    while True:
+        fcntl.ioctl(raw.fileno(), termios.FIONREAD, queued)
+        if queued[0] >= count:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{queued[0]} bytes queued after {timeout}s, not {count}")
+        time.sleep(0.01)

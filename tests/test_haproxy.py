@@ -123,7 +123,13 @@ class HAProxyDaemonTests(SynchronousTestCase):
         # after a quarter, the drain lasts three seconds, the rest go to the
         # other instance.
         result, threads = clientLoops(proxy.port, self.certificates.caPath, 4, 240, 0.1)
+        deadline = time.monotonic() + 60
         while result.succeeded < 60:
+            # Fail, not hang, if the clients fail or stop.
+            if result.failures or time.monotonic() > deadline or not any(
+                thread.is_alive() for thread in threads
+            ):
+                self.fail(f"{result.succeeded} connections succeeded; failures: {result.failures}")
             time.sleep(0.01)
         sessions = proxy.sessions()
         [busy] = [x for x in (a, b) if sessions[x.name] > 0]

@@ -4,7 +4,7 @@ Hostile and broken clients against a real tlsreply server on 127.0.0.1.
 Each test sends one kind of bad input (garbage, plain text, an SSLv2 hello, a
 truncated or oversized record, resets, half-closes, a burst, idle
 connections) and then checks what an operator relies on: the server keeps
-serving (a normal client is answered within a second, both while the bad
+serving (a normal client is answered within seconds, both while the bad
 connection is open and after it), logs exactly one event per connection and
 no traceback, and holds no more descriptors than before once it has dropped
 every connection.
@@ -54,8 +54,11 @@ from tlsreply.testing.badclients import (
 )
 
 REPLY = b"test\n"
-# A normal client must be answered within this many seconds.
-SERVED_WITHIN = 1.0
+# A normal client must be answered within this many seconds: typically a
+# few milliseconds; the margin is for a loaded 2-core CI machine, and still
+# well below the 10 s handshake timeout that a server blocked by the bad
+# connection would make a probe wait.
+SERVED_WITHIN = 3.0
 # Upper bound for every wait: for the server to close a bad connection, to
 # log, to drop its connections.
 SETTLE_TIMEOUT = 10.0

@@ -31,6 +31,7 @@ from tests.support import (
     onMemoryBIO,
     startServer,
     temporaryDirectory,
+    waitUntilAccepted,
 )
 from tests.test_plugin import SCRIPTS, Daemon
 from tlsreply import buildServerContexts, loadCredentials
@@ -386,7 +387,7 @@ class SignalTests(SynchronousTestCase):
                                    "--shutdown-grace", "60", "--handshake-timeout", "60")
         idle = socket.create_connection((LOOPBACK, port))
         self.addCleanup(idle.close)
-        time.sleep(0.2)  # let tlsreply accept it
+        waitUntilAccepted(idle)
         started = time.monotonic()
         daemon.process.send_signal(signal.SIGTERM)
         daemon.waitFor("waiting up to 60s for 1 connection")

@@ -29,6 +29,7 @@ from tests.support import (
     clientContext,
     fetchWithSSL,
     makeCertificates,
+    requireTool,
     temporaryDirectory,
 )
 from tlsreply import tap
@@ -405,9 +406,7 @@ class StartupErrorTests(SynchronousTestCase):
         """
         prefix: tuple[str, ...] = ()
         if os.geteuid() == 0:
-            setpriv = shutil.which("setpriv")
-            if setpriv is None:
-                self.skipTest("setpriv (util-linux) is needed to drop the capability")
+            setpriv = requireTool("setpriv", "util-linux")
             prefix = (setpriv, "--bounding-set", "-net_bind_service")
         elif int(Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").read_text()) <= 444:
             self.skipTest("unprivileged users may bind port 444 on this machine")

@@ -7,7 +7,6 @@ TestCase here and skips the module.
 
 from __future__ import annotations
 
-import shutil
 import socket
 import ssl
 import subprocess
@@ -16,7 +15,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.support import readmeExample
+from tests.support import readmeExample, requireTool
 from tlsreply.testing.pytest_plugin import ThreadedTestServer
 
 
@@ -66,9 +65,7 @@ def test_caFileWorksForOpenSSL(tlsreply_server: ThreadedTestServer) -> None:
     The CA file is what a command-line client needs: C{openssl s_client}
     verifies the server with it and prints the reply.
     """
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("openssl is not installed")
+    openssl = requireTool("openssl")
     result = subprocess.run(
         [openssl, "s_client", "-connect", f"127.0.0.1:{tlsreply_server.port}",
          "-servername", "localhost", "-CAfile", str(tlsreply_server.caCertificatePath),
@@ -125,12 +122,14 @@ def test_factorySettings(tlsreply_server_factory: object) -> None:
 def test_startsQuickly(tlsreply_server_factory: object) -> None:
     """
     A server starts in well under a second (the CA and certificate are made
-    and the port is listening), once the reactor thread runs.
+    and the port is listening), once the reactor thread runs: typically
+    0.05 s, and here within 5 s, the margin a loaded 2-core CI machine
+    needs.
     """
     tlsreply_server_factory()  # type: ignore[operator]
     started = time.monotonic()
     tlsreply_server_factory()  # type: ignore[operator]
-    assert time.monotonic() - started < 1.0  # typically 0.05 s
+    assert time.monotonic() - started < 5.0
 
 
 def test_cleanupAfterFailingTest(pytester: pytest.Pytester) -> None:
@@ -314,6 +313,10 @@ def test_factoryKeepsItsReactorAndFolder(tlsreply_server_factory: object) -> Non
     """
     with pytest.raises(TypeError, match="chooses directory itself .*: drop it"):
         tlsreply_server_factory(directory="/tmp")  # type: ignore[operator]
+    with pytest.raises(TypeError, match="chooses reactor itself .*: drop it"):
+        tlsreply_server_factory(reactor=object())  # type: ignore[operator]
+    with pytest.raises(TypeError, match="chooses directory and reactor itself .*: drop them"):
+        tlsreply_server_factory(reactor=object(), directory="/tmp")  # type: ignore[operator]
 
 
 def test_onlyThreadSafeAttributes(tlsreply_server: ThreadedTestServer) -> None:

@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shlex
-import shutil
 import signal
 import socket
 import subprocess
@@ -28,6 +27,7 @@ from tests.support import (
     clientContext,
     fetchWithSSL,
     makeCertificates,
+    requireTool,
     temporaryDirectory,
 )
 from tests.test_plugin import CHECKOUT, Daemon
@@ -168,15 +168,7 @@ class VerifyTests(SynchronousTestCase):
         The C{systemd-analyze} command: skipped without it, except in CI,
         where C{.ci/run} installs it (Debian's C{systemd} package).
         """
-        path = shutil.which("systemd-analyze")
-        if path is None and not os.environ.get("CI"):
-            self.skipTest(
-                "systemd-analyze is not installed (apt-get install systemd); "
-                "the units are not verified"
-            )
-        self.assertIsNotNone(path, "CI must install systemd-analyze (.ci/run)")
-        assert path is not None
-        return path
+        return requireTool("systemd-analyze", "systemd")
 
     def verify(self, directory: Path) -> tuple[int, list[str]]:
         """
