@@ -460,6 +460,31 @@ class AgreementTests(SynchronousTestCase):
         self.assertEqual(peek.serverName, expected)
 
 
+    @given(st.one_of(mutatedHellos(), st.binary(max_size=300)))
+    def test_scanAgreesWithTheParser(self, message: bytes) -> None:
+        """
+        On any hello in one record, accepted by OpenSSL or not, the quick
+        scan and the full parser agree: on whether it is a hello at all,
+        on its server name and on its 0-RTT offer (unless the scan leaves
+        it to the parser).
+        """
+        counted("scan agrees")
+        flight = inRecords(message, [16384])
+        assume(0 < len(message) <= 16384)
+        status, name, early = scanClientHello(flight, len(flight))
+        hello = parseAll(flight)
+        if status == SPANS_RECORDS:
+            # The hello says it is longer than its record: the parser
+            # reads it, on both paths.
+            self.assertNotIsInstance(hello, ClientHello)
+        elif isinstance(hello, ClientHello):
+            self.assertEqual((status, name, early), (0, hello.serverName, hello.earlyDataOffered))
+        elif hello is None:
+            self.assertGreater(status, len(flight))
+        else:
+            self.assertEqual(status, NOT_A_HELLO, hello)
+
+
 class NoLaterThanOpenSSLTests(SynchronousTestCase):
     """
     While a reader waits for more bytes, OpenSSL given the same bytes has
