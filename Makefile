@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 4433
 
-.PHONY: run test test-all lint typecheck check clean bench
+.PHONY: run test test-all lint typecheck check clean bench fuzz
 
 # setuptools prints a boxed note on every editable install, that a folder
 # named like the package in the current folder may take precedence over the
@@ -48,6 +48,14 @@ lint: $(BIN)/.installed
 	$(BIN)/mypy
 
 check: lint test
+
+# A long random campaign against the ClientHello readers: the properties of
+# tests/test_clienthelloproperties.py (which the suite runs on 200 fixed
+# examples each), FUZZ_EXAMPLES examples each; it says how many cases ran.
+FUZZ_EXAMPLES ?= 10000
+
+fuzz: $(BIN)/.installed
+	$(BIN)/python scripts/fuzzhello.py --examples $(FUZZ_EXAMPLES)
 
 # The benchmark's extras (matplotlib for the chart, uvloop for a reference
 # server), then the full run: a few minutes; it prints the tables and writes

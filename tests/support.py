@@ -158,13 +158,14 @@ async def startServer(
     policy: TLSPolicy | None = None,
     listen: str = f"tcp:0:interface={LOOPBACK}",
     contextFactory: IOpenSSLServerConnectionCreator | None = None,
+    socketTLS: bool | None = None,
     **factoryArguments: Any,
 ) -> RunningServer:
     """
     Start tlsreply on an ephemeral 127.0.0.1 port with a certificate from a
     fresh test CA (or the given C{contextFactory}); stop it (and wait for
-    its connections) at test end. The connection path is the test class's
-    (L{WireTestCase.socketTLS}).
+    its connections) at test end. The connection path is C{socketTLS}'s,
+    else the test class's (L{WireTestCase.socketTLS}).
     """
     events = captureLogEvents(testCase)
     certificates = makeCertificates(temporaryDirectory(testCase))
@@ -176,7 +177,11 @@ async def startServer(
         contextFactory or buildServerContexts(credentials, policy),
         factory,
         policy=policy,
-        socketTLS=testCase.socketTLS if isinstance(testCase, WireTestCase) else True,
+        socketTLS=(
+            socketTLS
+            if socketTLS is not None
+            else testCase.socketTLS if isinstance(testCase, WireTestCase) else True
+        ),
     )
     service.startService()
     testCase.addCleanup(service.stopService)

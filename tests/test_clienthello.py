@@ -28,6 +28,7 @@ from tlsreply.clienthelloparser import (
     NotAClientHello,
     scanClientHello,
 )
+from tlsreply.hellopeek import HelloPeek
 from tlsreply.testing import inmemory
 from tlsreply.tlsnames import GREASE_VALUES
 
@@ -392,6 +393,32 @@ class BuiltClientHelloTests(SynchronousTestCase):
             ClientHello(versions=("TLSv1.2",)),
         )
 
+    def test_emptyServerNameIsNone(self) -> None:
+        """
+        An empty host name, or one of dots only (which OpenSSL accepts),
+        asks for no name: the parser and the scan both read L{None}, as
+        for a hello without server_name.
+        """
+        for name in (b"", b".", b".."):
+            flight = records(helloMessage([serverNameExtension((0, name))]))
+            self.assertEqual(summary(parse(flight)), ClientHello(versions=("TLSv1.2",)))
+            self.assertEqual(scanClientHello(flight, len(flight)), (0, None, False))
+
+    def test_scanReadsTheServerNameAsTheParserDoes(self) -> None:
+        """
+        The scan reads a server_name extension as the parser does: the
+        first host_name entry, even after another type; nothing from a
+        name longer than its list; the last of two extensions.
+        """
+        for extensions in (
+            [serverNameExtension((1, b"other"), (0, b"example.com"))],
+            [extension(0, b"\x00\x08\x00\x00\x09example.com")],
+            [serverNameExtension((0, b"a.test")), serverNameExtension((0, b"b.test"))],
+        ):
+            flight = records(helloMessage(extensions))
+            hello = parseWhole(flight)
+            self.assertEqual(scanClientHello(flight, len(flight)), (0, hello.serverName, False))
+
 
 class NotAClientHelloTests(SynchronousTestCase):
     """
@@ -470,10 +497,15 @@ class NotAClientHelloTests(SynchronousTestCase):
 
     def test_oversizedRecord(self) -> None:
         """
-        A record longer than TLS allows, or empty, is refused at its header.
+        A record longer than TLS allows (2^14 bytes before encryption), or
+        empty, is refused at its header, also after part of a hello.
         """
         self.assertRefused(b"\x16\x03\x01" + struct.pack(">H", 16384 + 2049),
                            "bad record length")
+        self.assertRefused(b"\x16\x03\x01" + struct.pack(">H", 16384 + 1),
+                           "bad record length")
+        firstFragment = records(helloMessage([]), 20)[:25]
+        self.assertRefused(firstFragment + b"\x16\x03\x01\x40\x01", "bad record length")
         self.assertRefused(b"\x16\x03\x01\x00\x00", "bad record length")
 
     def test_tooManyBytes(self) -> None:
@@ -603,24 +635,122 @@ class ScanClientHelloTests(SynchronousTestCase):
         self.assertEqual(self.scan(flight)[1], hello.serverName)
         self.assertEqual(hello.serverName, "a\\x5cb\\x1b[31m")
 
-    def test_moreBytesNeededShrinksGeometrically(self) -> None:
+    def test_moreBytesNeededStopsAtEachRecordHeader(self) -> None:
         """
-        For a hello in one-byte records, the parser's lower bound on the
-        bytes still to come lets a reader that waits for them finish in few
-        rounds, however the hello is cut.
+        For a hello split across records, a reader that waits for the
+        parser's C{moreBytesNeeded} bytes before feeding again stops once
+        per record: where the header after it is whole (so that a record of
+        another type would be seen at once), or, for the record that
+        completes the hello (and the first, which may hold the handshake
+        header), at its end.
         """
-        flight = records(helloMessage([serverNameExtension((0, b"example.com"))]), size=1)
+        flight = records(helloMessage([serverNameExtension((0, b"example.com"))]), size=10)
+        boundaries = []
+        offset = 0
+        while offset < len(flight):
+            offset += 5 + int.from_bytes(flight[offset + 3 : offset + 5], "big")
+            boundaries.append(offset)
+        # The first record may hold the handshake header: its end too.
+        expected = [5, boundaries[0]] + [end + 5 for end in boundaries[:-1]]
+        expected.append(boundaries[-1])
         parser = ClientHelloParser()
         fed = 0
-        rounds = 0
+        stops = []
         hello = None
         while hello is None:
-            step = max(6, parser.moreBytesNeeded)
+            step = parser.moreBytesNeeded
             hello = parser.feed(flight[fed : fed + step])
             fed += step
-            rounds += 1
+            stops.append(fed)
         self.assertEqual(hello.serverName, "example.com")
-        self.assertLess(rounds, 40)
+        self.assertEqual(stops, expected)
+
+    def test_moreBytesNeededWithinARecord(self) -> None:
+        """
+        Part of a record in, the parser waits for the rest of it and the
+        next header; part of a header in, for the rest of the header.
+        """
+        flight = records(helloMessage([serverNameExtension((0, b"example.com"))]), size=10)
+        parser = ClientHelloParser()
+        self.assertEqual(parser.moreBytesNeeded, 5)
+        self.assertIsNone(parser.feed(flight[:3]))
+        self.assertEqual(parser.moreBytesNeeded, 2)
+        self.assertIsNone(parser.feed(flight[3:8]))
+        # The first record gives the handshake header: its end is enough.
+        self.assertEqual(parser.moreBytesNeeded, 7)
+        self.assertIsNone(parser.feed(flight[8:27]))
+        # The second record, 7 of its 10 bytes in, cannot complete it.
+        self.assertEqual(parser.moreBytesNeeded, 3 + 5)
+
+
+class HelloPeekTests(SynchronousTestCase):
+    """
+    L{HelloPeek}, the socket path's look at the bytes in the socket: TLS
+    starts once the hello is whole or cannot be one; meanwhile it asks to
+    be woken no later than the next record header.
+    """
+
+    def look(self, peek: HelloPeek, data: bytes) -> int:
+        buffer = bytearray(data) + bytearray(b"\xff" * 64)  # junk after the bytes
+        return peek.look(buffer, len(data))
+
+    def test_wholeHello(self) -> None:
+        """
+        A whole hello in one record: TLS starts, with its name and 0-RTT
+        offer; every field only when asked for.
+        """
+        flight = records(helloMessage([serverNameExtension((0, b"A.Test.")), extension(42)]))
+        for wantHello in (False, True):
+            peek = HelloPeek(wantHello)
+            self.assertEqual(self.look(peek, flight), 0)
+            self.assertEqual((peek.serverName, peek.earlyDataOffered), ("a.test", True))
+            self.assertEqual(peek.clientHello, parse(flight) if wantHello else None)
+
+    def test_partOfOneRecord(self) -> None:
+        """
+        Part of a hello in one record: wait for the rest of that record's
+        hello (nothing can come between).
+        """
+        flight = records(helloMessage([serverNameExtension((0, b"a.test"))]))
+        peek = HelloPeek(False)
+        self.assertEqual(self.look(peek, flight[:3]), 5)
+        self.assertEqual(self.look(peek, flight[:20]), len(flight))
+        self.assertEqual(self.look(peek, flight), 0)
+        self.assertEqual(peek.serverName, "a.test")
+
+    def test_acrossRecords(self) -> None:
+        """
+        A hello across records: after each record, wait for the next
+        header, no further; the last record completes it.
+        """
+        flight = records(helloMessage([serverNameExtension((0, b"a.test"))]), size=30)
+        peek = HelloPeek(False)
+        self.assertEqual(self.look(peek, flight[:35]), 40)
+        self.assertEqual(self.look(peek, flight[:40]), 75)
+        self.assertEqual(self.look(peek, flight), 0)
+        self.assertEqual(peek.serverName, "a.test")
+
+    def test_interruptedAtTheNextHeader(self) -> None:
+        """
+        A record of another type, or an oversized one, after part of a
+        hello: TLS starts (OpenSSL answers it) as soon as its header is in,
+        with no name.
+        """
+        fragment = records(helloMessage([serverNameExtension((0, b"a.test"))]), size=30)[:35]
+        for header in (b"\x17\x03\x03\x00\x00", b"\x15\x03\x03\x00\x02",
+                       b"\x16\x03\x03\x40\x01", b"\x16\x03\x03\xff\xff"):
+            peek = HelloPeek(True)
+            self.assertEqual(self.look(peek, fragment), 40)
+            self.assertEqual(self.look(peek, fragment + header), 0)
+            self.assertEqual((peek.serverName, peek.clientHello), (None, None))
+
+    def test_notAHello(self) -> None:
+        """
+        Bytes that are no hello start TLS at once, with no name.
+        """
+        peek = HelloPeek(True)
+        self.assertEqual(self.look(peek, b"GET / HTTP/1.1\r\n"), 0)
+        self.assertIsNone(peek.serverName)
 
 
 # The JA4 specification's example ("Example" and "Raw Output" in FoxIO's

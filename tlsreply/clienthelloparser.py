@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_clienthello -*-
+# -*- test-case-name: tests.test_clienthello,tests.test_clienthelloproperties -*-
 """
 Reading a client's first flight (its ClientHello) before OpenSSL does.
 
@@ -29,6 +29,13 @@ from tlsreply.tlsnames import GREASE_VALUES
 #: Enough for any real ClientHello (post-quantum key shares included),
 #: small enough that a client cannot make tlsreply buffer much.
 MAXIMUM_HELLO_SIZE = 65536
+
+#: The longest record a client may send before encryption starts (2^14
+#: bytes: RFC 8446, section 5.1; RFC 5246, section 6.2.1). OpenSSL answers
+#: a longer one with record_overflow (4.0 as soon as its header is in), so
+#: the readers below hand it over at its header rather than wait for its
+#: bytes.
+MAXIMUM_RECORD_SIZE = 16384
 
 _HANDSHAKE_RECORD = 22
 _CLIENT_HELLO = 1
@@ -83,7 +90,7 @@ def scanClientHello(data: bytes | bytearray, length: int) -> tuple[int, str | No
     if length < 5:
         return 5, None, False
     recordLength = data[3] << 8 | data[4]
-    if recordLength == 0 or recordLength > 16384 + 2048:
+    if recordLength == 0 or recordLength > MAXIMUM_RECORD_SIZE:
         return NOT_A_HELLO, None, False
     if length < 9:
         return 9, None, False
@@ -95,35 +102,41 @@ def scanClientHello(data: bytes | bytearray, length: int) -> tuple[int, str | No
     end = 9 + helloLength
     if length < end:
         return end, None, False
-    try:
-        position = 9 + 34  # legacy version, random
-        position += 1 + data[position]  # legacy session ID
-        position += 2 + (data[position] << 8 | data[position + 1])  # cipher suites
-        position += 1 + data[position]  # compression methods
-        if position >= end:
-            return 0, None, False
-        extensionsEnd = position + 2 + (data[position] << 8 | data[position + 1])
-        if extensionsEnd > end:
-            return NOT_A_HELLO, None, False
-        position += 2
-        serverName: str | None = None
-        earlyData = False
-        while position + 4 <= extensionsEnd:
-            kind = data[position] << 8 | data[position + 1]
-            size = data[position + 2] << 8 | data[position + 3]
-            position += 4
-            if kind == _EXTENSION_SERVER_NAME:
-                # server_name_list length (2), name type (1), name length (2)
-                if size >= 5 and data[position + 2] == 0:
-                    nameLength = data[position + 3] << 8 | data[position + 4]
-                    name = bytes(data[position + 5 : min(position + 5 + nameLength, position + size)])
-                    serverName = printableASCII(name).lower().rstrip(".") or None
-            elif kind == _EXTENSION_EARLY_DATA:
-                earlyData = True
-            position += size
-        if position != extensionsEnd:
-            return NOT_A_HELLO, None, False
-    except IndexError:
+    # Every field is read within the hello (never past C{end}, which is
+    # within C{length}), and refused where the full parser refuses it: for
+    # a hello in one record the two agree, so both connection paths choose
+    # the same context for the same bytes.
+    position = 9 + 34  # legacy version, random
+    if position >= end:
+        return NOT_A_HELLO, None, False
+    position += 1 + data[position]  # legacy session ID
+    if position + 2 > end:
+        return NOT_A_HELLO, None, False
+    position += 2 + (data[position] << 8 | data[position + 1])  # cipher suites
+    if position >= end:
+        return NOT_A_HELLO, None, False
+    position += 1 + data[position]  # compression methods
+    if position >= end:
+        return (0, None, False) if position == end else (NOT_A_HELLO, None, False)
+    if position + 2 > end:
+        return NOT_A_HELLO, None, False
+    extensionsEnd = position + 2 + (data[position] << 8 | data[position + 1])
+    if extensionsEnd > end:
+        return NOT_A_HELLO, None, False
+    position += 2
+    serverName: str | None = None
+    earlyData = False
+    while position + 4 <= extensionsEnd:
+        kind = data[position] << 8 | data[position + 1]
+        size = data[position + 2] << 8 | data[position + 3]
+        position += 4
+        if kind == _EXTENSION_SERVER_NAME:
+            # The last one counts, read as the full parser reads it.
+            serverName = _lenient(_serverName, bytes(data[position : position + size]), None)
+        elif kind == _EXTENSION_EARLY_DATA:
+            earlyData = True
+        position += size
+    if position != extensionsEnd:
         return NOT_A_HELLO, None, False
     return 0, serverName, earlyData
 
@@ -175,16 +188,32 @@ class ClientHelloParser:
     @property
     def moreBytesNeeded(self) -> int:
         """
-        A lower bound on the bytes still to come before the hello is whole
-        (at least 1): a caller that waits for that many before feeding
-        again needs few rounds even for a hello split into tiny records.
+        How many more bytes to wait for before feeding again (at least 1):
+        no fewer than could change what L{feed} says, no more than the
+        bytes up to the next point where it could.
+
+        L{feed} can tell something new only when a record header is whole
+        (another content type, or a length no record may have, is refused
+        at once, as OpenSSL refuses it) or when a record is (its bytes join
+        the hello). So this is the bytes up to the end of the next record
+        header; or, that header being in, to the end of its record; and,
+        when that record cannot complete the hello, to the end of the
+        header after it. A reader that waits for this many (the socket
+        path sets the socket's low-water mark to it) sees every record as
+        soon as it can matter, and wakes about once per record.
         """
+        received = self._received
+        start = self._recordsEnd
+        if len(received) - start < 5:
+            return start + 5 - len(received)
+        fragment = received[start + 3] << 8 | received[start + 4]
+        end = start + 5 + fragment
         handshake = self._handshake
-        if len(handshake) < 4:
-            return 1
-        missing = 4 + int.from_bytes(handshake[1:4], "big") - len(handshake)
-        partial = len(self._received) - self._recordsEnd - 5
-        return max(1, missing - max(0, partial))
+        if len(handshake) >= 4:
+            missing = 4 + int.from_bytes(handshake[1:4], "big") - len(handshake)
+            if fragment < missing:
+                end += 5
+        return max(1, end - len(received))
 
     @property
     def received(self) -> bytes:
@@ -237,7 +266,7 @@ class ClientHelloParser:
             if data[offset] != _HANDSHAKE_RECORD or data[offset + 1] != 3:
                 raise NotAClientHello("not a TLS handshake record")
             length = int.from_bytes(data[offset + 3 : offset + 5], "big")
-            if length == 0 or length > 16384 + 2048:
+            if length == 0 or length > MAXIMUM_RECORD_SIZE:
                 raise NotAClientHello("bad record length")
             if len(data) - offset - 5 < length:
                 break
@@ -407,7 +436,8 @@ def _keyShareGroups(data: bytes) -> tuple[int, ...]:
 
 def _serverName(data: bytes) -> str | None:
     """
-    The first host_name of a server_name extension.
+    The first host_name of a server_name extension, lower-cased, without
+    trailing dots.
     """
     if not data:
         return None
@@ -417,7 +447,8 @@ def _serverName(data: bytes) -> str | None:
         kind = names[offset]
         name, offset = _vector(names, offset + 1, 2)
         if kind == 0:
-            return printableASCII(name).lower().rstrip(".")
+            # An empty name (or only dots) asks for none, as no SNI does.
+            return printableASCII(name).lower().rstrip(".") or None
     return None
 
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_wire,tests.test_hostile -*-
+# -*- test-case-name: tests.test_wire,tests.test_hostile,tests.test_hellointerrupted -*-
 """
 The lean connection path: TLS directly on the accepted socket.
 
@@ -38,14 +38,8 @@ from zope.interface import implementer
 
 from tlsreply.addresses import formatPeer, peerAddress
 from tlsreply.clienthello import ClientHello
-from tlsreply.clienthelloparser import (
-    MAXIMUM_HELLO_SIZE,
-    SPANS_RECORDS,
-    ClientHelloParser,
-    NotAClientHello,
-    parseScannedClientHello,
-    scanClientHello,
-)
+from tlsreply.clienthelloparser import MAXIMUM_HELLO_SIZE
+from tlsreply.hellopeek import HelloPeek
 from tlsreply.protocol import failureFromOpenSSL, lostWithoutCloseNotify
 
 if TYPE_CHECKING:
@@ -127,7 +121,7 @@ class TLSSocketConnection:
         "_closed",
         "_writing",
         "_peeked",
-        "_helloParser",
+        "_hello",
     )
 
     def __init__(
@@ -164,7 +158,7 @@ class TLSSocketConnection:
         self._closed = False
         self._writing = False
         self._peeked = 0
-        self._helloParser: ClientHelloParser | None = None
+        self._hello: HelloPeek | None = None
 
     # The reactor's side: IReadDescriptor, IWriteDescriptor.
 
@@ -368,50 +362,24 @@ class TLSSocketConnection:
         if length == self._peeked:
             # Woken with no new byte since the last look: the client shut
             # down its side mid-hello. OpenSSL ends it with its reason.
-            self._helloParser = None
+            self._hello = None
             return self._makeTLS(None)
-        serverName: str | None = None
-        wantHello = bool(port.replyFactory.recorders)
-        parser = self._helloParser
-        fedAlready = self._peeked
-        if parser is None:
-            status, serverName, self.earlyDataOffered = scanClientHello(buffer, length)
-            if status > 0:
-                return self._waitForMore(length, status - length)
-            if status == SPANS_RECORDS:
-                # Rare (a hello split into several records): the full
-                # parser reassembles it, fed only the new bytes each time.
-                parser = self._helloParser = ClientHelloParser()
-                fedAlready = 0
-            elif status == 0 and wantHello:
-                self.clientHello = parseScannedClientHello(buffer, length)
-        if parser is not None:
-            try:
-                hello = parser.feed(bytes(buffer[fedAlready:length]))
-            except NotAClientHello:
-                hello = None
-            else:
-                if hello is None:
-                    return self._waitForMore(length, parser.moreBytesNeeded)
-            self._helloParser = None
-            if hello is not None:
-                serverName = hello.serverName
-                self.earlyDataOffered = hello.earlyDataOffered
-                if wantHello:
-                    self.clientHello = hello
-        return self._makeTLS(serverName)
-
-    def _waitForMore(self, length: int, more: int) -> bool:
-        """
-        Part of a ClientHello is here: have the kernel wake us only once at
-        least C{more} further bytes have arrived, or the client closed.
-
-        @return: L{False}: TLS has not started.
-        """
-        self._peeked = length
-        lowWater = min(length + more, PEEK_SIZE)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, lowWater)
-        return False
+        hello = self._hello
+        if hello is None:
+            hello = self._hello = HelloPeek(bool(port.replyFactory.recorders))
+        waitFor = hello.look(buffer, length)
+        if waitFor:
+            # Part of a ClientHello is here: have the kernel wake us only
+            # once the bytes up to the next record boundary that matters
+            # have arrived (see HelloPeek.look), or the client closed.
+            self._peeked = length
+            lowWater = min(waitFor, PEEK_SIZE)
+            self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, lowWater)
+            return False
+        self._hello = None
+        self.earlyDataOffered = hello.earlyDataOffered
+        self.clientHello = hello.clientHello
+        return self._makeTLS(hello.serverName)
 
     def _makeTLS(self, serverName: str | None) -> bool:
         """
