@@ -14,15 +14,14 @@ What must hold:
     socket path waits for more bytes, and while the memory-BIO path's
     parser does, OpenSSL given the same bytes is still waiting too.
 
-The number of examples comes from a hypothesis settings profile, named by
-C{TLSREPLY_HYPOTHESIS_PROFILE}: C{ci} (the default, a bounded and
+The number of examples comes from a hypothesis settings profile
+(L{tests.hypothesisprofiles}), named by C{TLSREPLY_HYPOTHESIS_PROFILE}: C{ci} (the default, a bounded and
 repeatable run) or C{fuzz} (C{make fuzz}: a long random campaign,
 C{TLSREPLY_FUZZ_EXAMPLES} examples per property).
 """
 
 from __future__ import annotations
 
-import os
 import ssl
 from collections import Counter
 from collections.abc import Callable
@@ -31,11 +30,12 @@ import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from OpenSSL import SSL
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests import hypothesisprofiles  # noqa: F401  (the settings profile)
 from tests.test_clienthello import (
     alpnExtension,
     extension,
@@ -56,23 +56,6 @@ from tlsreply.clienthelloparser import (
 )
 from tlsreply.hellopeek import HelloPeek
 from tlsreply.testing.inmemory import firstFlight
-
-settings.register_profile(
-    "ci",
-    max_examples=int(os.environ.get("TLSREPLY_CI_EXAMPLES", "200")),
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
-settings.register_profile(
-    "fuzz",
-    max_examples=int(os.environ.get("TLSREPLY_FUZZ_EXAMPLES", "20000")),
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-settings.load_profile(os.environ.get("TLSREPLY_HYPOTHESIS_PROFILE", "ci"))
 
 #: How many examples each property ran, for C{make fuzz}'s report.
 EXAMPLES: Counter[str] = Counter()

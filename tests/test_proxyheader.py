@@ -23,6 +23,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests import hypothesisprofiles  # noqa: F401  (the settings profile)
 from tlsreply.addresses import formatAddress
 from tlsreply.logtext import escapeBytes, escapeText
 from tlsreply.proxyheader import (
@@ -39,8 +40,8 @@ OWN_HOST = IPv4Address("TCP", "10.0.0.1", 4433)
 
 V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 
-# Bounded for CI; deadlines off: the machine is shared.
-examples = settings(deadline=None)
+# The suite's profile (bounded for CI, no deadline; make fuzz widens it).
+examples = settings()
 
 
 class Recorder(Protocol):
