@@ -13,14 +13,13 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from tlsreply.addresses import escapeIPv6Interface, formatAddress
 from tlsreply.connections import ServerConnections
-from tlsreply.errors import ConfigurationError
+from tlsreply.errors import ConfigurationError, cannotListen
 from tlsreply.limits import DEFAULT_MAX_CONNECTIONS, AcceptLimit
 from tlsreply.listening import ListeningReactor
 from tlsreply.policy import TLSPolicy
@@ -351,10 +350,4 @@ class TLSReplyService(Service):
 
 
 def _listenError(description: str, failure: Failure) -> ConfigurationError:
-    error = failure.value
-    if isinstance(error, CannotListenError) and error.socketError is not None:
-        socketError = error.socketError
-        why = getattr(socketError, "strerror", None) or str(socketError)
-    else:
-        why = str(error) or type(error).__name__
-    return ConfigurationError(f"cannot listen on {description}: {why}")
+    return cannotListen(description, failure.value)
