@@ -393,8 +393,9 @@ class MakeServiceTests(SynchronousTestCase):
     def test_developmentCertificate(self) -> None:
         """
         Without C{--cert}, a development certificate is made under
-        C{./certs/} of the working directory, reused on the next start, and
-        its path and SHA-256 fingerprint are logged.
+        C{./certs/} of the working directory once the server listens,
+        reused on the next start, and its path and SHA-256 fingerprint are
+        logged.
         """
         workdir = temporaryDirectory(self)
         self.addCleanup(os.chdir, os.getcwd())
@@ -402,6 +403,9 @@ class MakeServiceTests(SynchronousTestCase):
         for _ in range(2):
             service = makeService(parse(), reactor=MemoryReactor())
             self.assertTrue(IService.providedBy(service))
+            service.privilegedStartService()
+            service.startService()
+            service.stopService()
         certificate = x509.load_pem_x509_certificate(
             (workdir / "certs" / "dev-cert.pem").read_bytes()
         )
@@ -412,6 +416,27 @@ class MakeServiceTests(SynchronousTestCase):
             self.assertEqual(event["fingerprint"], fingerprint)
             self.assertEqual(event["path"], str(workdir / "certs" / "dev-cert.pem"))
         self.assertEqual(os.stat(workdir / "certs" / "dev-key.pem").st_mode & 0o777, 0o600)
+
+    def test_developmentCertificateSavedOnlyOnceListening(self) -> None:
+        """
+        The development certificate is made in memory while the server is
+        built and written to C{./certs/} only once every port is bound: a
+        server that cannot listen leaves no C{./certs/} behind.
+        """
+        workdir = temporaryDirectory(self)
+        self.addCleanup(os.chdir, os.getcwd())
+        os.chdir(workdir)
+        taken = socket.socket()
+        self.addCleanup(taken.close)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        service = makeService(parse("--port", f"tcp:{port}:interface=127.0.0.1"),
+                              reactor=reactor)
+        self.assertFalse((workdir / "certs").exists())
+        self.assertRaises(SystemExit, service.privilegedStartService)
+        self.assertFalse((workdir / "certs").exists())
+        self.assertEqual([e for e in self.events if "fingerprint" in e], [])
 
     def test_missingCertificateIsNeverGenerated(self) -> None:
         """
