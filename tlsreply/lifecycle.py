@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from twisted.application.service import MultiService
+from twisted.application.service import MultiService, Service
 from twisted.logger import Logger
 
 from tlsreply.accesslog import AccessLog
@@ -57,15 +57,39 @@ def raiseDescriptorLimit(maxConnections: int) -> None:
 
 
 @contextmanager
-def exitOnListenFailure() -> Iterator[None]:
+def exitOnListenFailure(report: Callable[[str], object] | None = None) -> Iterator[None]:
     """
-    Turn a failure to listen into one critical log line and exit status 1.
+    Turn a failure to start (to listen, to save the development
+    certificate) into one critical log line and exit status 1.
+
+    @param report: also given the reason, as the process is about to
+        exit: see L{ServerLifecycle.onStartFailure}.
     """
     try:
         yield
     except ConfigurationError as e:
         _log.critical("tlsreply: {error}", error=str(e))
+        if report is not None:
+            report(str(e))
         raise SystemExit(1) from None
+
+
+class FailedStart(Service):
+    """
+    A service that fails to start with an error found earlier, while the
+    server was built: the command line puts it in place of the server
+    when twistd daemonizes, so that the error is reported as a failure to
+    listen is, in twistd's log and to the process waiting for the daemon.
+    """
+
+    def __init__(self, error: ConfigurationError) -> None:
+        self.error = error
+
+    def privilegedStartService(self) -> None:
+        raise self.error
+
+    def startService(self) -> None:
+        raise self.error
 
 
 def ignoreStopSignals() -> None:
@@ -98,6 +122,12 @@ class ServerLifecycle(MultiService):
         calls C{abort} (the connections still in progress end at once).
       - SIGHUP calls C{reload} (new certificates, a reopened access log).
 
+    @ivar onStartFailure: told the reason when the start fails, before the
+        process exits; under a daemonizing twistd, the command line sets
+        it to L{tlsreply.twistdrunner.TwistdRunner.reportStartFailure}
+        (twistd itself reports only exceptions, and its first process
+        would wait forever).
+
     Signal handlers are installed only on the global reactor (a private
     reactor in a thread, as the test fixtures use, must not take the
     process's signals), and the previous ones are restored on stop.
@@ -125,6 +155,7 @@ class ServerLifecycle(MultiService):
         self._abortCall = abort
         self.drainDelay = drainDelay
         self._drainCall = drain
+        self.onStartFailure: Callable[[str], object] | None = None
         self._previousHandlers: dict[int, Any] = {}
         self._stoppingOnSignal = False
         self._drainTimer: Any = None
@@ -161,11 +192,11 @@ class ServerLifecycle(MultiService):
         return lifecycle
 
     def privilegedStartService(self) -> None:
-        with exitOnListenFailure():
+        with exitOnListenFailure(self.onStartFailure):
             super().privilegedStartService()
 
     def startService(self) -> None:
-        with exitOnListenFailure():
+        with exitOnListenFailure(self.onStartFailure):
             super().startService()
         # After the reactor's own handlers, which it installs as it starts.
         self._reactor.callWhenRunning(self._installSignalHandlers)

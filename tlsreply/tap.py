@@ -30,6 +30,7 @@ from tlsreply.config import (
 )
 from tlsreply.daemon import buildDaemon, describeServer
 from tlsreply.errors import ConfigurationError
+from tlsreply.lifecycle import FailedStart, ServerLifecycle
 from tlsreply.limits import DEFAULT_MAX_CONNECTIONS
 from tlsreply.logformat import serverLogOnStdout, useJSONLog
 from tlsreply.optionvalues import (
@@ -56,8 +57,10 @@ from tlsreply.protocol import (
     DEFAULT_HANDSHAKE_TIMEOUT,
     DEFAULT_REPLY,
 )
+from tlsreply.reloadaccess import ReloadAccessCheck
 from tlsreply.replies import decodeReplyText, parseHeaderLine
 from tlsreply.service import DEFAULT_SHUTDOWN_GRACE, parseListenAddress
+from tlsreply.twistdrunner import TwistdRunner
 
 
 class Options(VersionOption, usage.Options):
@@ -547,7 +550,22 @@ def makeService(options: Options, reactor: Any = None, socketTLS: bool = True) -
             config,
             accessLog="stdout" if serverLogOnStdout(getattr(options, "parent", None)) else "log",
         )
+    twistd = TwistdRunner.of(options)
     try:
-        return buildDaemon(config, reactor, socketTLS)
+        lifecycle = buildDaemon(config, reactor, socketTLS)
     except ConfigurationError as e:
-        raise SystemExit(f"tlsreply: {e}") from None
+        if not twistd.daemonizes:
+            raise SystemExit(f"tlsreply: {e}") from None
+        # twistd has not opened its log yet, and its daemon will not be
+        # able to write to this terminal: fail as the daemon starts, so
+        # that the line reaches both the log and the waiting command.
+        if reactor is None:
+            from twisted.internet import reactor
+        lifecycle = ServerLifecycle(reactor)
+        FailedStart(e).setServiceParent(lifecycle)
+    else:
+        runAs = twistd.runAs()
+        if runAs is not None:
+            ReloadAccessCheck(config, runAs).setServiceParent(lifecycle)
+    lifecycle.onStartFailure = twistd.reportStartFailure
+    return lifecycle
