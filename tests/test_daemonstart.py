@@ -502,8 +502,9 @@ class PrivilegeDropWarningTests(SynchronousTestCase):
             workdir,
         )
         self.addCleanup(lambda: daemon.process.poll() is None and daemon.stop())
+        # Said once started: after twistd dropped root.
         port = int(daemon.waitFor(r"listening on \['127\.0\.0\.1:(\d+)'\]").group(1))
-        daemon.waitFor(r"set uid/gid")
+        self.assertIn("set uid/gid 65534/", "".join(daemon.output))
         fetchWithSSL(port, clientContext(str(certificates.caPath)))
         return daemon, certificates.keyPath
 

@@ -263,12 +263,13 @@ def reloadableContexts(
 class DevelopmentCertificateSaver(Service):
     """
     Saves the development certificate this start made (in memory) into
-    C{./certs/} once the server listens: it is the last service of the
-    process, so it starts after every port is bound. Under twistd that is
-    in C{privilegedStartService}, before twistd drops privileges (the
-    folder is the starting user's, as when the certificate was made first);
-    C{twist} calls only C{startService}. A server that fails to start
-    leaves nothing there.
+    C{./certs/} once the server has bound its ports: it is the last service
+    of the process, and saves in C{privilegedStartService}, which runs
+    after every other service's (so after every bind), before twistd drops
+    privileges (the folder is the starting user's, as when the certificate
+    was made first), and before the server says it listens (in
+    C{startService}; L{ServerLifecycle} runs both phases under every
+    runner). A server that fails to start leaves nothing there.
     """
 
     def __init__(self, made: DevelopmentCertificate, contexts: ReloadableContexts) -> None:

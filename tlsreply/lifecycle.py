@@ -107,11 +107,14 @@ class ServerLifecycle(MultiService):
     """
     The top service of a tlsreply process.
 
+      - It binds first: C{startService} runs C{privilegedStartService}
+        first if no runner did (twist does not), so every service binds
+        before any starts, under every runner.
       - A failure to listen (address in use, permission denied) ends the
         program with exit status 1 and one critical log line instead of a
         traceback. By the time twistd starts services its log has replaced
         stdout and stderr, so the message goes to the log, where the
-        operator of a daemon will look for it.
+        operator of a daemon will look for it (and to L{onStartFailure}).
       - SIGTERM and SIGINT stop gracefully (see L{TLSReplyService}) and the
         process exits 0: a requested stop is not a failure, whereas twistd
         would end by re-raising the signal. With a C{drainDelay}, the
@@ -156,6 +159,7 @@ class ServerLifecycle(MultiService):
         self.drainDelay = drainDelay
         self._drainCall = drain
         self.onStartFailure: Callable[[str], object] | None = None
+        self._privilegedStarted = False
         self._previousHandlers: dict[int, Any] = {}
         self._stoppingOnSignal = False
         self._drainTimer: Any = None
@@ -192,10 +196,16 @@ class ServerLifecycle(MultiService):
         return lifecycle
 
     def privilegedStartService(self) -> None:
+        self._privilegedStarted = True
         with exitOnListenFailure(self.onStartFailure):
             super().privilegedStartService()
 
     def startService(self) -> None:
+        if not self._privilegedStarted:
+            # twist and embedders call only startService: bind everything
+            # first all the same, so that the process starts in the same
+            # order under every runner (see DevelopmentCertificateSaver).
+            self.privilegedStartService()
         with exitOnListenFailure(self.onStartFailure):
             super().startService()
         # After the reactor's own handlers, which it installs as it starts.
@@ -208,6 +218,7 @@ class ServerLifecycle(MultiService):
         # reactor, which ends the process by re-raising the signal).
         # Stopped any other way (an embedding application, a test): give
         # the previous handlers back.
+        self._privilegedStarted = False
         if not self._stoppingOnSignal:
             self._restoreSignalHandlers()
         if self._drainTimer is not None and self._drainTimer.active():

@@ -128,7 +128,8 @@ class TLSReplyService(Service):
 
     Listening happens in C{privilegedStartService} (so twistd binds before
     dropping privileges) and a failure to listen is raised there, at
-    start-up, as a L{ConfigurationError}. Stopping stops listening at once,
+    start-up, as a L{ConfigurationError}; the line that says it listens is
+    logged by C{startService}. Stopping stops listening at once,
     lets connections in progress finish for up to C{shutdownGrace} seconds,
     then aborts the rest.
 
@@ -224,6 +225,11 @@ class TLSReplyService(Service):
     def startService(self) -> None:
         super().startService()
         self._listen()
+        # Said once started, not once bound: under twistd that is after
+        # the whole process has bound its ports and made what it needs
+        # (the development certificate) and dropped privileges.
+        assert self._listening is not None
+        self._listening.addCallback(lambda _: self._logStarted())
 
     def _listen(self) -> None:
         if self._listening is not None:
@@ -244,9 +250,7 @@ class TLSReplyService(Service):
                 raise errors[0]
             pending.append(listening.addCallback(self._logLateErrors, errors))
         self.limit.ports = self.listeningPorts
-        self._listening = DeferredList(pending).addCallback(
-            lambda _: self._logStarted()
-        )
+        self._listening = DeferredList(pending).addCallback(lambda _: None)
 
     @staticmethod
     def _listenFailed(
