@@ -24,6 +24,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.support import captureLogEvents, makeCertificates, temporaryDirectory
 from tlsreply.config import CertificateFiles, ServerConfig
+from tlsreply.daemon import DevelopmentCertificateSaver
 from tlsreply.errors import ConfigurationError
 from tlsreply.metricsweb import MetricsService
 from tlsreply.policy import TLSPolicy
@@ -437,6 +438,34 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertRaises(SystemExit, service.privilegedStartService)
         self.assertFalse((workdir / "certs").exists())
         self.assertEqual([e for e in self.events if "fingerprint" in e], [])
+
+    def test_developmentCertificateSavedMeanwhile(self) -> None:
+        """
+        Two servers built at once with no development certificate yet each
+        make one; the second to start finds the first one's on disk and
+        serves that one, the one clients are pointed at.
+        """
+        workdir = temporaryDirectory(self)
+        self.addCleanup(os.chdir, os.getcwd())
+        os.chdir(workdir)
+        services = [makeService(parse(), reactor=MemoryReactor()) for _ in range(2)]
+        savers = [
+            saver for service in services for saver in service  # type: ignore[attr-defined]
+            if isinstance(saver, DevelopmentCertificateSaver)
+        ]
+        self.assertEqual(len(savers), 2)
+        for service in services:
+            service.privilegedStartService()
+            service.startService()
+            self.addCleanup(service.stopService)
+        onDisk = x509.load_pem_x509_certificate((workdir / "certs" / "dev-cert.pem").read_bytes())
+        fingerprint = onDisk.fingerprint(hashes.SHA256()).hex(":").upper()
+        self.assertEqual(
+            [saver.contexts.current.credentials[0].fingerprint for saver in savers],
+            [fingerprint, fingerprint],
+        )
+        messages = [e for e in self.events if "fingerprint" in e]
+        self.assertEqual([e["action"] for e in messages], ["created", "using"])
 
     def test_missingCertificateIsNeverGenerated(self) -> None:
         """

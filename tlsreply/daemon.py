@@ -290,9 +290,11 @@ class DevelopmentCertificateSaver(Service):
             return
         saved = saveDevelopmentCertificate(self.made)
         self._saved = True
-        _logDevelopment(saved)
-        if saved.credentials.fingerprint != self.made.credentials.fingerprint:
-            # Another tlsreply saved one first: serve that one, as it does.
+        if saved.credentials.fingerprint == self.made.credentials.fingerprint:
+            _logDevelopment(saved)
+        else:
+            # Another tlsreply saved one first: serve that one, as it does
+            # (the reload says which).
             self.contexts.reload()
 
 
