@@ -34,7 +34,7 @@ from tests.support import (
 )
 from tests.test_plugin import SCRIPTS, Daemon
 from tlsreply.errors import cannotListen
-from tlsreply.twistdrunner import RunAs, unreachableBy
+from tlsreply.twistdrunner import RunAs, TwistdRunner, statusPipeMessage, unreachableBy
 
 #: How long a start may take before the test calls it a hang. The issue
 #: asks for 2 s; this bound is loose for a loaded machine, and far below
@@ -405,6 +405,68 @@ class LowPortMessageTests(SynchronousTestCase):
             str(cannotListen("unix:/run/x.sock", error)),
             "cannot listen on unix:/run/x.sock: Permission denied",
         )
+
+
+class StatusPipeTests(SynchronousTestCase):
+    """
+    L{TwistdRunner.reportStartFailure} tells twistd's first process what
+    twistd itself would, over a real pipe.
+    """
+
+    def setUp(self) -> None:
+        read, self.write = os.pipe()
+        self.read = os.fdopen(read, "rb")
+        self.addCleanup(self.read.close)
+        self.pidfile = temporaryDirectory(self) / "twistd.pid"
+        self.pidfile.write_text(str(os.getpid()))
+        self.options = {"nodaemon": False, "statusPipe": self.write,
+                        "pidfile": str(self.pidfile)}
+
+    def test_reportOnceAndRemoveThePidfile(self) -> None:
+        """
+        The reason goes through the pipe, which is closed, once; the
+        pidfile that names this process is removed first.
+        """
+        runner = TwistdRunner(self.options)
+        self.assertTrue(runner.daemonizes)
+        runner.reportStartFailure("cannot listen on tcp:4433: Address already in use")
+        runner.reportStartFailure("again")
+        self.assertEqual(self.read.read(), b"1 cannot listen on tcp:4433: Address already in use")
+        self.assertFalse(self.pidfile.exists())
+        self.assertIsNone(self.options["statusPipe"])
+
+    def test_otherProcessesPidfileStays(self) -> None:
+        """
+        A pidfile that names another process is not this process's to
+        remove.
+        """
+        self.pidfile.write_text("1")
+        TwistdRunner(self.options).reportStartFailure("failed")
+        self.assertEqual(self.read.read(), b"1 failed")
+        self.assertTrue(self.pidfile.exists())
+
+    def test_notDaemonizing(self) -> None:
+        """
+        With C{-n}, under C{twist} (whose options have no C{nodaemon}) or
+        with no runner at all, nothing is reported.
+        """
+        os.close(self.write)
+        for options in ({"nodaemon": True}, {"reactor": None}, None):
+            runner = TwistdRunner(options)
+            self.assertFalse(runner.daemonizes)
+            runner.reportStartFailure("failed")
+        self.assertEqual(self.read.read(), b"")
+        self.assertTrue(self.pidfile.exists())
+
+    def test_messageFitsWhatTwistdReads(self) -> None:
+        """
+        twistd's first process reads 100 bytes: a longer reason is cut,
+        visibly; other than ASCII is escaped, as twistd escapes.
+        """
+        self.assertEqual(statusPipeMessage("caf\u00e9"), b"1 caf\\xe9")
+        long = statusPipeMessage("x" * 200)
+        self.assertEqual(len(long), 100)
+        self.assertTrue(long.endswith(b"x..."))
 
 
 class UnreachableFileTests(SynchronousTestCase):

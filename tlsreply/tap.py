@@ -539,6 +539,12 @@ def makeService(options: Options, reactor: Any = None, socketTLS: bool = True) -
     L{tlsreply.daemon.buildDaemon}, which raises L{ConfigurationError} for
     an application to catch; here it is one line and exit status 1).
 
+    Under a daemonizing twistd (no C{-n}), a failure to start, found now or
+    as the service starts, is reported through twistd's status pipe, so
+    that the command that started the daemon exits with the reason (see
+    L{tlsreply.twistdrunner}); with C{twistd --uid}, a warning names each
+    file a reload could not open as that user (L{ReloadAccessCheck}).
+
     @param reactor: for tests; the global reactor when L{None}.
     @param socketTLS: serve C{tcp:}, C{unix:} and C{systemd:} addresses on
         tlsreply's own ports; the tests also run the command line's servers
