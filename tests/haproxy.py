@@ -86,8 +86,10 @@ def startBackend(
     ]
     daemon = Daemon(command, workdir)
     testCase.addCleanup(lambda: daemon.process.poll() is None and daemon.stop())
-    port = int(daemon.waitFor(r"listening on \['127\.0\.0\.1:(\d+)'\]").group(1))
+    # In the order they are logged: the metrics port as it is bound, the
+    # TLS listener once the server has started.
     healthPort = int(daemon.waitFor(r"metrics on 127\.0\.0\.1:(\d+)").group(1))
+    port = int(daemon.waitFor(r"listening on \['127\.0\.0\.1:(\d+)'\]").group(1))
     return DaemonBackend(name, port, healthPort, daemon=daemon)
 
 

@@ -2,7 +2,8 @@
 Tests for L{tlsreply.devcert.ensureDevelopmentCertificate}: the self-signed
 certificate that lets C{twistd -n tlsreply} serve TLS with no set-up, made
 once, reused, renewed before it expires, and trusted by clients that are
-pointed at it.
+pointed at it; and for its two halves, which the command line runs apart
+(made in memory at build, saved once the server listens).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from tlsreply.devcert import (
     PRIVATE_KEY_NAME,
     DevelopmentCertificate,
     ensureDevelopmentCertificate,
+    prepareDevelopmentCertificate,
+    saveDevelopmentCertificate,
 )
 from tlsreply.errors import ConfigurationError
 from tlsreply.testing.inmemory import handshakeInMemory
@@ -269,6 +272,67 @@ class ConcurrentStartTests(SynchronousTestCase):
         self.assertEqual(sum(r.created for r in results), 1)
         onDisk = loadCredentials(directory / "dev-cert.pem", directory / "dev-key.pem")
         self.assertEqual(onDisk.fingerprint, results[0].credentials.fingerprint)
+
+
+class PrepareThenSaveTests(SynchronousTestCase):
+    """
+    L{prepareDevelopmentCertificate} writes nothing;
+    L{saveDevelopmentCertificate} puts what it made in place, unless
+    another process saved one first.
+    """
+
+    def setUp(self) -> None:
+        self.directory = temporaryDirectory(self) / "certs"
+
+    def test_prepareWritesNothing(self) -> None:
+        """
+        With no certificate yet, a new one is made in memory: no folder,
+        no file, no lock.
+        """
+        prepared = prepareDevelopmentCertificate(self.directory)
+        self.assertTrue(prepared.created)
+        self.assertFalse(self.directory.exists())
+        self.assertEqual(prepared.certificatePath, self.directory / CERTIFICATE_NAME)
+
+    def test_saveWritesWhatWasPrepared(self) -> None:
+        """
+        Saving writes the prepared certificate and key, the key 0600, and
+        the next prepare reuses them.
+        """
+        prepared = prepareDevelopmentCertificate(self.directory)
+        saved = saveDevelopmentCertificate(prepared)
+        self.assertIs(saved, prepared)
+        onDisk = loadCredentials(saved.certificatePath, saved.privateKeyPath)
+        self.assertEqual(onDisk.fingerprint, prepared.credentials.fingerprint)
+        self.assertEqual(stat.S_IMODE(saved.privateKeyPath.stat().st_mode), 0o600)
+        again = prepareDevelopmentCertificate(self.directory)
+        self.assertFalse(again.created)
+        self.assertEqual(again.credentials.fingerprint, prepared.credentials.fingerprint)
+
+    def test_savedMeanwhileWins(self) -> None:
+        """
+        Two starts that each prepared a new certificate: the second to save
+        gets the first one's, and the files stay the first one's.
+        """
+        first = prepareDevelopmentCertificate(self.directory)
+        second = prepareDevelopmentCertificate(self.directory)
+        self.assertNotEqual(first.credentials.fingerprint, second.credentials.fingerprint)
+        saveDevelopmentCertificate(first)
+        kept = saveDevelopmentCertificate(second)
+        self.assertFalse(kept.created)
+        self.assertEqual(kept.credentials.fingerprint, first.credentials.fingerprint)
+        onDisk = loadCredentials(kept.certificatePath, kept.privateKeyPath)
+        self.assertEqual(onDisk.fingerprint, first.credentials.fingerprint)
+
+    def test_unwritableAtSave(self) -> None:
+        """
+        A folder that cannot be made is found when saving, as one line.
+        """
+        parent = temporaryDirectory(self) / "a-file"
+        parent.write_bytes(b"")
+        prepared = prepareDevelopmentCertificate(parent / "certs")
+        error = self.assertRaises(ConfigurationError, saveDevelopmentCertificate, prepared)
+        self.assertIn("cannot create the development certificate", str(error))
 
 
 class TrustTests(SynchronousTestCase):

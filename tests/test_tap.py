@@ -24,6 +24,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.support import captureLogEvents, makeCertificates, temporaryDirectory
 from tlsreply.config import CertificateFiles, ServerConfig
+from tlsreply.daemon import DevelopmentCertificateSaver
 from tlsreply.errors import ConfigurationError
 from tlsreply.metricsweb import MetricsService
 from tlsreply.policy import TLSPolicy
@@ -393,8 +394,9 @@ class MakeServiceTests(SynchronousTestCase):
     def test_developmentCertificate(self) -> None:
         """
         Without C{--cert}, a development certificate is made under
-        C{./certs/} of the working directory, reused on the next start, and
-        its path and SHA-256 fingerprint are logged.
+        C{./certs/} of the working directory once the server listens,
+        reused on the next start, and its path and SHA-256 fingerprint are
+        logged.
         """
         workdir = temporaryDirectory(self)
         self.addCleanup(os.chdir, os.getcwd())
@@ -402,6 +404,9 @@ class MakeServiceTests(SynchronousTestCase):
         for _ in range(2):
             service = makeService(parse(), reactor=MemoryReactor())
             self.assertTrue(IService.providedBy(service))
+            service.privilegedStartService()
+            service.startService()
+            service.stopService()
         certificate = x509.load_pem_x509_certificate(
             (workdir / "certs" / "dev-cert.pem").read_bytes()
         )
@@ -412,6 +417,55 @@ class MakeServiceTests(SynchronousTestCase):
             self.assertEqual(event["fingerprint"], fingerprint)
             self.assertEqual(event["path"], str(workdir / "certs" / "dev-cert.pem"))
         self.assertEqual(os.stat(workdir / "certs" / "dev-key.pem").st_mode & 0o777, 0o600)
+
+    def test_developmentCertificateSavedOnlyOnceListening(self) -> None:
+        """
+        The development certificate is made in memory while the server is
+        built and written to C{./certs/} only once every port is bound: a
+        server that cannot listen leaves no C{./certs/} behind.
+        """
+        workdir = temporaryDirectory(self)
+        self.addCleanup(os.chdir, os.getcwd())
+        os.chdir(workdir)
+        taken = socket.socket()
+        self.addCleanup(taken.close)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        service = makeService(parse("--port", f"tcp:{port}:interface=127.0.0.1"),
+                              reactor=reactor)
+        self.assertFalse((workdir / "certs").exists())
+        self.assertRaises(SystemExit, service.privilegedStartService)
+        self.assertFalse((workdir / "certs").exists())
+        self.assertEqual([e for e in self.events if "fingerprint" in e], [])
+
+    def test_developmentCertificateSavedMeanwhile(self) -> None:
+        """
+        Two servers built at once with no development certificate yet each
+        make one; the second to start finds the first one's on disk and
+        serves that one, the one clients are pointed at.
+        """
+        workdir = temporaryDirectory(self)
+        self.addCleanup(os.chdir, os.getcwd())
+        os.chdir(workdir)
+        services = [makeService(parse(), reactor=MemoryReactor()) for _ in range(2)]
+        savers = [
+            saver for service in services for saver in service  # type: ignore[attr-defined]
+            if isinstance(saver, DevelopmentCertificateSaver)
+        ]
+        self.assertEqual(len(savers), 2)
+        for service in services:
+            service.privilegedStartService()
+            service.startService()
+            self.addCleanup(service.stopService)
+        onDisk = x509.load_pem_x509_certificate((workdir / "certs" / "dev-cert.pem").read_bytes())
+        fingerprint = onDisk.fingerprint(hashes.SHA256()).hex(":").upper()
+        self.assertEqual(
+            [saver.contexts.current.credentials[0].fingerprint for saver in savers],
+            [fingerprint, fingerprint],
+        )
+        messages = [e for e in self.events if "fingerprint" in e]
+        self.assertEqual([e["action"] for e in messages], ["created", "using"])
 
     def test_missingCertificateIsNeverGenerated(self) -> None:
         """

@@ -29,7 +29,10 @@ from tlsreply.credentials import (
 from tlsreply.devcert import (
     CERTIFICATE_NAME,
     PRIVATE_KEY_NAME,
+    DevelopmentCertificate,
     ensureDevelopmentCertificate,
+    prepareDevelopmentCertificate,
+    saveDevelopmentCertificate,
 )
 from tlsreply.errors import ConfigurationError
 from tlsreply.lifecycle import ServerLifecycle, raiseDescriptorLimit
@@ -58,15 +61,16 @@ def buildDaemon(
     """
     if reactor is None:
         from twisted.internet import reactor
-    contexts, scenarioHelpers = reloadableContexts(config, reactor)
+    contexts, companion = reloadableContexts(config, reactor)
     try:
         lifecycle = _serverLifecycle(config, contexts, reactor, socketTLS)
     except BaseException:
-        if scenarioHelpers is not None:
-            scenarioHelpers.stopService()  # its socket, bound already
+        if companion is not None:
+            companion.stopService()  # a scenario's socket, bound already
         raise
-    if scenarioHelpers is not None:
-        scenarioHelpers.setServiceParent(lifecycle)
+    if companion is not None:
+        # Last: its privilegedStartService runs once every port is bound.
+        companion.setServiceParent(lifecycle)
     for warning in contexts.policy.warnings():
         _log.warn("{policyWarning}", policyWarning=warning)
     raiseDescriptorLimit(config.maxConnections)
@@ -234,13 +238,64 @@ def reloadableContexts(
 ) -> tuple[ReloadableContexts, Service | None]:
     """
     The contexts of C{config}, which SIGHUP builds again from the files,
-    and, for a scenario, the service that serves what it needs besides TLS
-    (see L{scenarioContexts}).
+    and the service that must start with the server, if any: for a
+    scenario, the one that serves what it needs besides TLS (see
+    L{scenarioContexts}); for a development certificate made by this
+    start, the one that saves it (L{DevelopmentCertificateSaver}).
     """
     if config.scenario is not None:
         contexts, helpers = scenarioContexts(config, reactor)
         return ReloadableContexts(contexts, _noScenarioReload), helpers
-    return ReloadableContexts(loadContexts(config), lambda: loadContexts(config)), None
+    found = configuredCredentials(config)
+    if found:
+        _logServing(found)
+        return ReloadableContexts(_buildContexts(config, found), lambda: loadContexts(config)), None
+    development = prepareDevelopmentCertificate(DEVELOPMENT_CERTIFICATE_DIRECTORY.absolute())
+    reloadable = ReloadableContexts(
+        _buildContexts(config, [development.credentials]), lambda: loadContexts(config)
+    )
+    if not development.created:
+        _logDevelopment(development)
+        return reloadable, None
+    return reloadable, DevelopmentCertificateSaver(development, reloadable)
+
+
+class DevelopmentCertificateSaver(Service):
+    """
+    Saves the development certificate this start made (in memory) into
+    C{./certs/} once the server has bound its ports: it is the last service
+    of the process, and saves in C{privilegedStartService}, which runs
+    after every other service's (so after every bind), before twistd drops
+    privileges (the folder is the starting user's, as when the certificate
+    was made first), and before the server says it listens (in
+    C{startService}; L{ServerLifecycle} runs both phases under every
+    runner). A server that fails to start leaves nothing there.
+    """
+
+    def __init__(self, made: DevelopmentCertificate, contexts: ReloadableContexts) -> None:
+        self.made = made
+        self.contexts = contexts
+        self._saved = False
+
+    def privilegedStartService(self) -> None:
+        super().privilegedStartService()
+        self._save()
+
+    def startService(self) -> None:
+        super().startService()
+        self._save()
+
+    def _save(self) -> None:
+        if self._saved:
+            return
+        saved = saveDevelopmentCertificate(self.made)
+        self._saved = True
+        if saved.credentials.fingerprint == self.made.credentials.fingerprint:
+            _logDevelopment(saved)
+        else:
+            # Another tlsreply saved one first: serve that one, as it does
+            # (the reload says which).
+            self.contexts.reload()
 
 
 def _noScenarioReload() -> ServerContexts:
@@ -251,10 +306,16 @@ def _noScenarioReload() -> ServerContexts:
 
 def loadContexts(config: ServerConfig) -> ServerContexts:
     """
-    Read every certificate file and build the contexts: at start, and again
-    for each reload.
+    Read every certificate file and build the contexts, as each reload
+    does.
     """
-    credentials = loadServerCredentials(config)
+    return _buildContexts(config, loadServerCredentials(config))
+
+
+def _buildContexts(config: ServerConfig, credentials: list[ServerCredentials]) -> ServerContexts:
+    """
+    The contexts for C{credentials}, each validity problem logged.
+    """
     now = datetime.datetime.now(datetime.UTC)
     for each in credentials:
         problem = validityProblem(each, now)
@@ -275,15 +336,24 @@ def loadServerCredentials(config: ServerConfig) -> list[ServerCredentials]:
     found = configuredCredentials(config)
     if not found:
         dev = ensureDevelopmentCertificate(DEVELOPMENT_CERTIFICATE_DIRECTORY.absolute())
-        _log.info(
-            "{action} development certificate {path} (SHA-256 {fingerprint}) for "
-            "{names}; clients can trust it with e.g. curl --cacert {path}",
-            action="created" if dev.created else "using",
-            path=str(dev.certificatePath),
-            fingerprint=dev.credentials.fingerprint,
-            names=", ".join(dev.credentials.subjectNames),
-        )
+        _logDevelopment(dev)
         return [dev.credentials]
+    _logServing(found)
+    return found
+
+
+def _logDevelopment(dev: DevelopmentCertificate) -> None:
+    _log.info(
+        "{action} development certificate {path} (SHA-256 {fingerprint}) for "
+        "{names}; clients can trust it with e.g. curl --cacert {path}",
+        action="created" if dev.created else "using",
+        path=str(dev.certificatePath),
+        fingerprint=dev.credentials.fingerprint,
+        names=", ".join(dev.credentials.subjectNames),
+    )
+
+
+def _logServing(found: list[ServerCredentials]) -> None:
     for each in found:
         _log.info(
             "serving certificate {path} ({key}, SHA-256 {fingerprint}) for {names}",
@@ -292,7 +362,6 @@ def loadServerCredentials(config: ServerConfig) -> list[ServerCredentials]:
             fingerprint=each.fingerprint,
             names=", ".join(each.subjectNames) or "(no subjectAltName)",
         )
-    return found
 
 
 def configuredCredentials(config: ServerConfig) -> list[ServerCredentials]:
@@ -325,8 +394,14 @@ def scenarioContexts(
 
     assert config.scenario is not None
     directory = (DEVELOPMENT_CERTIFICATE_DIRECTORY / "scenario").absolute()
-    directory.mkdir(parents=True, exist_ok=True)
-    setup = buildScenario(config.scenario, TestCA(), directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        setup = buildScenario(config.scenario, TestCA(), directory)
+    except OSError as e:
+        where = e.filename or directory
+        raise ConfigurationError(
+            f"--scenario {config.scenario}: cannot write {where}: {e.strerror or e}"
+        ) from None
     _log.info(
         "serving test scenario {scenario} from a new test CA; clients trust it "
         "with e.g. curl --cacert {caPath}",

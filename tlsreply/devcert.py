@@ -39,6 +39,9 @@ RENEW_BEFORE = datetime.timedelta(days=14)
 class DevelopmentCertificate:
     """
     Where the development certificate is and whether this run made it.
+
+    @ivar created: this run made it; from L{prepareDevelopmentCertificate},
+        it is then only in memory until L{saveDevelopmentCertificate}.
     """
 
     certificatePath: Path
@@ -58,59 +61,116 @@ def ensureDevelopmentCertificate(
     @param now: the current time (UTC); for tests.
     @raise ConfigurationError: if the folder or files cannot be written.
     """
+    return saveDevelopmentCertificate(prepareDevelopmentCertificate(directory, now), now)
+
+
+def prepareDevelopmentCertificate(
+    directory: Path, now: datetime.datetime | None = None
+) -> DevelopmentCertificate:
+    """
+    The development certificate in C{directory} if it can be reused (see
+    L{ensureDevelopmentCertificate}), or else a new one made in memory
+    (C{created}), without writing anything: the command line saves it with
+    L{saveDevelopmentCertificate} once the server listens, so that a server
+    that fails to start leaves C{./certs/} as it was.
+
+    @param now: the current time (UTC); for tests.
+    """
     if now is None:
         now = datetime.datetime.now(datetime.UTC)
+    existing = _reusable(directory, now)
+    if existing is not None:
+        return existing
+    key = ec.generate_private_key(ec.SECP256R1())
+    certificate = _selfSigned(key, now)
+    credentials = ServerCredentials(certificate, key, (), directory / CERTIFICATE_NAME)
+    return DevelopmentCertificate(
+        directory / CERTIFICATE_NAME, directory / PRIVATE_KEY_NAME, credentials, True
+    )
+
+
+def saveDevelopmentCertificate(
+    prepared: DevelopmentCertificate, now: datetime.datetime | None = None
+) -> DevelopmentCertificate:
+    """
+    Write a certificate that L{prepareDevelopmentCertificate} made into
+    place, creating its folder; a reused one only gets its key's mode
+    tightened to 0600.
+
+    If another process saved a usable one meanwhile (two first starts at
+    once), that one is kept and returned instead (not C{created}): every
+    process must serve the certificate that clients find on disk.
+
+    @raise ConfigurationError: if the folder or files cannot be written.
+    """
+    if not prepared.created:
+        keyPath = prepared.privateKeyPath
+        try:
+            if keyPath.stat().st_mode & 0o077:
+                keyPath.chmod(0o600)  # a private key is its owner's only
+        except OSError:
+            pass  # read a moment ago; whoever changed it since decides
+        return prepared
+    if now is None:
+        now = datetime.datetime.now(datetime.UTC)
+    directory = prepared.certificatePath.parent
     try:
         directory.mkdir(parents=True, exist_ok=True)
         lock = os.open(directory / LOCK_NAME, os.O_WRONLY | os.O_CREAT, 0o600)
     except OSError as e:
-        raise ConfigurationError(
-            f"cannot create the development certificate in {directory}: "
-            f"{e.strerror or e}"
-        ) from None
+        raise _cannotCreate(directory, e) from None
     try:
         # Two tlsreply processes starting at once must not pair one's key
         # with the other's certificate.
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return _ensure(directory, now)
+        existing = _reusable(directory, now)
+        if existing is not None:
+            return existing
+        key = prepared.credentials.privateKey
+        assert isinstance(key, ec.EllipticCurvePrivateKey)  # made by prepare
+        try:
+            # The key first: a certificate without its key must never be left.
+            _writeAtomically(
+                prepared.privateKeyPath,
+                privateKeyPEM(key),
+                mode=0o600,
+            )
+            _writeAtomically(
+                prepared.certificatePath,
+                prepared.credentials.certificate.public_bytes(serialization.Encoding.PEM),
+                mode=0o644,
+            )
+        except OSError as e:
+            raise _cannotCreate(directory, e) from None
+        return prepared
     finally:
         os.close(lock)
 
 
-def _ensure(directory: Path, now: datetime.datetime) -> DevelopmentCertificate:
+def _cannotCreate(directory: Path, error: OSError) -> ConfigurationError:
+    return ConfigurationError(
+        f"cannot create the development certificate in {directory}: "
+        f"{error.strerror or error}"
+    )
+
+
+def _reusable(directory: Path, now: datetime.datetime) -> DevelopmentCertificate | None:
+    """
+    The certificate and key in C{directory}, if they load, match and stay
+    valid for more than 14 days; else L{None} (ours and unusable: a new one
+    replaces them).
+    """
     certificatePath = directory / CERTIFICATE_NAME
     keyPath = directory / PRIVATE_KEY_NAME
-    if certificatePath.exists() and keyPath.exists():
-        try:
-            credentials = loadCredentials(certificatePath, keyPath)
-        except ConfigurationError:
-            pass  # ours and unusable: make a new one below
-        else:
-            if credentials.certificate.not_valid_after_utc - now > RENEW_BEFORE:
-                if keyPath.stat().st_mode & 0o077:
-                    keyPath.chmod(0o600)  # a private key is its owner's only
-                return DevelopmentCertificate(certificatePath, keyPath, credentials, False)
+    if not (certificatePath.exists() and keyPath.exists()):
+        return None
     try:
-        key = ec.generate_private_key(ec.SECP256R1())
-        certificate = _selfSigned(key, now)
-        # The key first: a certificate without its key must never be left.
-        _writeAtomically(
-            keyPath,
-            privateKeyPEM(key),
-            mode=0o600,
-        )
-        _writeAtomically(
-            certificatePath,
-            certificate.public_bytes(serialization.Encoding.PEM),
-            mode=0o644,
-        )
-    except OSError as e:
-        raise ConfigurationError(
-            f"cannot create the development certificate in {directory}: "
-            f"{e.strerror or e}"
-        ) from None
-    credentials = ServerCredentials(certificate, key, (), certificatePath)
-    return DevelopmentCertificate(certificatePath, keyPath, credentials, True)
+        credentials = loadCredentials(certificatePath, keyPath)
+    except ConfigurationError:
+        return None
+    if credentials.certificate.not_valid_after_utc - now <= RENEW_BEFORE:
+        return None
+    return DevelopmentCertificate(certificatePath, keyPath, credentials, False)
 
 
 def _selfSigned(key: ec.EllipticCurvePrivateKey, now: datetime.datetime) -> x509.Certificate:

@@ -1,10 +1,23 @@
 # -*- test-case-name: tests.test_credentials -*-
 """
-The one exception type that tlsreply raises for a bad configuration, and
-the reading of OpenSSL's own reasons out of a pyOpenSSL error.
+The one exception type that tlsreply raises for a bad configuration, the
+wording of a failure to listen, and the reading of OpenSSL's own reasons
+out of a pyOpenSSL error.
 """
 
 from __future__ import annotations
+
+import errno
+
+from twisted.internet.error import CannotListenError
+
+#: What the README ("Port 443 without running as root") documents for a
+#: port below 1024, said where an operator meets the problem.
+LOW_PORT_HINT = (
+    "a port below 1024 needs privilege: run twistd --uid/--gid as root (it "
+    "binds, then drops root), give Python CAP_NET_BIND_SERVICE, or let systemd "
+    "bind it (socket activation, --port systemd:domain=INET:index=0)"
+)
 
 
 class ConfigurationError(Exception):
@@ -16,6 +29,30 @@ class ConfigurationError(Exception):
     operator who typed it: the command line prints it as it is, with no
     traceback, and exits non-zero.
     """
+
+
+def cannotListen(description: str, error: BaseException) -> ConfigurationError:
+    """
+    The error for a listening address that could not be bound: the
+    address as given, the system's reason, and for a TCP port below 1024
+    that the system refused (C{EACCES}), the ways to get one.
+
+    @param description: the address as the operator wrote it.
+    @param error: what listening raised, usually a L{CannotListenError}.
+    """
+    why = str(error) or type(error).__name__
+    hint = ""
+    if isinstance(error, CannotListenError) and error.socketError is not None:
+        socketError = error.socketError
+        why = getattr(socketError, "strerror", None) or str(socketError)
+        port = error.port
+        if (
+            getattr(socketError, "errno", None) == errno.EACCES
+            and isinstance(port, int)
+            and 0 < port < 1024
+        ):
+            hint = f"; {LOW_PORT_HINT}"
+    return ConfigurationError(f"cannot listen on {description}: {why}{hint}")
 
 
 def openSSLReasons(error: Exception) -> str | None:

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from twisted.application.service import MultiService
+from twisted.application.service import MultiService, Service
 from twisted.logger import Logger
 
 from tlsreply.accesslog import AccessLog
@@ -57,15 +57,39 @@ def raiseDescriptorLimit(maxConnections: int) -> None:
 
 
 @contextmanager
-def exitOnListenFailure() -> Iterator[None]:
+def exitOnListenFailure(report: Callable[[str], object] | None = None) -> Iterator[None]:
     """
-    Turn a failure to listen into one critical log line and exit status 1.
+    Turn a failure to start (to listen, to save the development
+    certificate) into one critical log line and exit status 1.
+
+    @param report: also given the reason, as the process is about to
+        exit: see L{ServerLifecycle.onStartFailure}.
     """
     try:
         yield
     except ConfigurationError as e:
         _log.critical("tlsreply: {error}", error=str(e))
+        if report is not None:
+            report(str(e))
         raise SystemExit(1) from None
+
+
+class FailedStart(Service):
+    """
+    A service that fails to start with an error found earlier, while the
+    server was built: the command line puts it in place of the server
+    when twistd daemonizes, so that the error is reported as a failure to
+    listen is, in twistd's log and to the process waiting for the daemon.
+    """
+
+    def __init__(self, error: ConfigurationError) -> None:
+        self.error = error
+
+    def privilegedStartService(self) -> None:
+        raise self.error
+
+    def startService(self) -> None:
+        raise self.error
 
 
 def ignoreStopSignals() -> None:
@@ -83,11 +107,14 @@ class ServerLifecycle(MultiService):
     """
     The top service of a tlsreply process.
 
+      - It binds first: C{startService} runs C{privilegedStartService}
+        first if no runner did (twist does not), so every service binds
+        before any starts, under every runner.
       - A failure to listen (address in use, permission denied) ends the
         program with exit status 1 and one critical log line instead of a
         traceback. By the time twistd starts services its log has replaced
         stdout and stderr, so the message goes to the log, where the
-        operator of a daemon will look for it.
+        operator of a daemon will look for it (and to L{onStartFailure}).
       - SIGTERM and SIGINT stop gracefully (see L{TLSReplyService}) and the
         process exits 0: a requested stop is not a failure, whereas twistd
         would end by re-raising the signal. With a C{drainDelay}, the
@@ -97,6 +124,12 @@ class ServerLifecycle(MultiService):
         Another signal while draining stops at once; one while stopping
         calls C{abort} (the connections still in progress end at once).
       - SIGHUP calls C{reload} (new certificates, a reopened access log).
+
+    @ivar onStartFailure: told the reason when the start fails, before the
+        process exits; under a daemonizing twistd, the command line sets
+        it to L{tlsreply.twistdrunner.TwistdRunner.reportStartFailure}
+        (twistd itself reports only exceptions, and its first process
+        would wait forever).
 
     Signal handlers are installed only on the global reactor (a private
     reactor in a thread, as the test fixtures use, must not take the
@@ -125,6 +158,8 @@ class ServerLifecycle(MultiService):
         self._abortCall = abort
         self.drainDelay = drainDelay
         self._drainCall = drain
+        self.onStartFailure: Callable[[str], object] | None = None
+        self._privilegedStarted = False
         self._previousHandlers: dict[int, Any] = {}
         self._stoppingOnSignal = False
         self._drainTimer: Any = None
@@ -161,11 +196,17 @@ class ServerLifecycle(MultiService):
         return lifecycle
 
     def privilegedStartService(self) -> None:
-        with exitOnListenFailure():
+        self._privilegedStarted = True
+        with exitOnListenFailure(self.onStartFailure):
             super().privilegedStartService()
 
     def startService(self) -> None:
-        with exitOnListenFailure():
+        if not self._privilegedStarted:
+            # twist and embedders call only startService: bind everything
+            # first all the same, so that the process starts in the same
+            # order under every runner (see DevelopmentCertificateSaver).
+            self.privilegedStartService()
+        with exitOnListenFailure(self.onStartFailure):
             super().startService()
         # After the reactor's own handlers, which it installs as it starts.
         self._reactor.callWhenRunning(self._installSignalHandlers)
@@ -177,6 +218,7 @@ class ServerLifecycle(MultiService):
         # reactor, which ends the process by re-raising the signal).
         # Stopped any other way (an embedding application, a test): give
         # the previous handlers back.
+        self._privilegedStarted = False
         if not self._stoppingOnSignal:
             self._restoreSignalHandlers()
         if self._drainTimer is not None and self._drainTimer.active():

@@ -32,7 +32,6 @@ from prometheus_client.exposition import choose_encoder
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import (
     IAddress,
     IListeningPort,
@@ -46,7 +45,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
 from tlsreply.addresses import escapeIPv6Interface, formatAddress
-from tlsreply.errors import ConfigurationError
+from tlsreply.errors import ConfigurationError, cannotListen
 
 #: The name of the metrics service among the top service's children
 #: (C{lifecycle.getServiceNamed(METRICS_SERVICE_NAME)}).
@@ -418,11 +417,8 @@ class MetricsService(Service):
         self.endpoint.listen(self.site).addCallbacks(self._listened, failures.append)
         if failures:
             self._listening = False
-            error = failures[0].value
-            why = str(error) or type(error).__name__
-            if isinstance(error, CannotListenError) and error.socketError is not None:
-                why = getattr(error.socketError, "strerror", None) or str(error.socketError)
-            raise ConfigurationError(f"--metrics: cannot listen on {self.description}: {why}")
+            error = cannotListen(self.description, failures[0].value)
+            raise ConfigurationError(f"--metrics: {error}")
 
     def _listened(self, port: IListeningPort) -> None:
         self.port = port

@@ -13,14 +13,13 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from tlsreply.addresses import escapeIPv6Interface, formatAddress
 from tlsreply.connections import ServerConnections
-from tlsreply.errors import ConfigurationError
+from tlsreply.errors import ConfigurationError, cannotListen
 from tlsreply.limits import DEFAULT_MAX_CONNECTIONS, AcceptLimit
 from tlsreply.listening import ListeningReactor
 from tlsreply.policy import TLSPolicy
@@ -135,7 +134,8 @@ class TLSReplyService(Service):
 
     Listening happens in C{privilegedStartService} (so twistd binds before
     dropping privileges) and a failure to listen is raised there, at
-    start-up, as a L{ConfigurationError}. Stopping stops listening at once,
+    start-up, as a L{ConfigurationError}; the line that says it listens is
+    logged by C{startService}. Stopping stops listening at once,
     lets connections in progress finish for up to C{shutdownGrace} seconds,
     then aborts the rest.
 
@@ -231,6 +231,11 @@ class TLSReplyService(Service):
     def startService(self) -> None:
         super().startService()
         self._listen()
+        # Said once started, not once bound: under twistd that is after
+        # the whole process has bound its ports and made what it needs
+        # (the development certificate) and dropped privileges.
+        assert self._listening is not None
+        self._listening.addCallback(lambda _: self._logStarted())
 
     def _listen(self) -> None:
         if self._listening is not None:
@@ -251,9 +256,7 @@ class TLSReplyService(Service):
                 raise errors[0]
             pending.append(listening.addCallback(self._logLateErrors, errors))
         self.limit.ports = self.listeningPorts
-        self._listening = DeferredList(pending).addCallback(
-            lambda _: self._logStarted()
-        )
+        self._listening = DeferredList(pending).addCallback(lambda _: None)
 
     @staticmethod
     def _listenFailed(
@@ -357,10 +360,4 @@ class TLSReplyService(Service):
 
 
 def _listenError(description: str, failure: Failure) -> ConfigurationError:
-    error = failure.value
-    if isinstance(error, CannotListenError) and error.socketError is not None:
-        socketError = error.socketError
-        why = getattr(socketError, "strerror", None) or str(socketError)
-    else:
-        why = str(error) or type(error).__name__
-    return ConfigurationError(f"cannot listen on {description}: {why}")
+    return cannotListen(description, failure.value)

@@ -30,6 +30,7 @@ from tlsreply.config import (
 )
 from tlsreply.daemon import buildDaemon, describeServer
 from tlsreply.errors import ConfigurationError
+from tlsreply.lifecycle import FailedStart, ServerLifecycle
 from tlsreply.limits import DEFAULT_MAX_CONNECTIONS
 from tlsreply.logformat import serverLogOnStdout, useServerLog
 from tlsreply.optionvalues import (
@@ -58,8 +59,10 @@ from tlsreply.protocol import (
     DEFAULT_HANDSHAKE_TIMEOUT,
     DEFAULT_REPLY,
 )
+from tlsreply.reloadaccess import ReloadAccessCheck
 from tlsreply.replies import decodeReplyText, parseHeaderLine
 from tlsreply.service import DEFAULT_SHUTDOWN_GRACE, parseListenAddress
+from tlsreply.twistdrunner import TwistdRunner
 
 
 class Options(VersionOption, usage.Options):
@@ -545,6 +548,12 @@ def makeService(options: Options, reactor: Any = None, socketTLS: bool = True) -
     L{tlsreply.daemon.buildDaemon}, which raises L{ConfigurationError} for
     an application to catch; here it is one line and exit status 1).
 
+    Under a daemonizing twistd (no C{-n}), a failure to start, found now or
+    as the service starts, is reported through twistd's status pipe, so
+    that the command that started the daemon exits with the reason (see
+    L{tlsreply.twistdrunner}); with C{twistd --uid}, a warning names each
+    file a reload could not open as that user (L{ReloadAccessCheck}).
+
     @param reactor: for tests; the global reactor when L{None}.
     @param socketTLS: serve C{tcp:}, C{unix:} and C{systemd:} addresses on
         tlsreply's own ports; the tests also run the command line's servers
@@ -556,7 +565,22 @@ def makeService(options: Options, reactor: Any = None, socketTLS: bool = True) -
             config,
             accessLog="stdout" if serverLogOnStdout(getattr(options, "parent", None)) else "log",
         )
+    twistd = TwistdRunner.of(options)
     try:
-        return buildDaemon(config, reactor, socketTLS)
+        lifecycle = buildDaemon(config, reactor, socketTLS)
     except ConfigurationError as e:
-        raise SystemExit(f"tlsreply: {e}") from None
+        if not twistd.daemonizes:
+            raise SystemExit(f"tlsreply: {e}") from None
+        # twistd has not opened its log yet, and its daemon will not be
+        # able to write to this terminal: fail as the daemon starts, so
+        # that the line reaches both the log and the waiting command.
+        if reactor is None:
+            from twisted.internet import reactor
+        lifecycle = ServerLifecycle(reactor)
+        FailedStart(e).setServiceParent(lifecycle)
+    else:
+        runAs = twistd.runAs()
+        if runAs is not None:
+            ReloadAccessCheck(config, runAs).setServiceParent(lifecycle)
+    lifecycle.onStartFailure = twistd.reportStartFailure
+    return lifecycle

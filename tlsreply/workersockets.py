@@ -37,7 +37,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from tlsreply.errors import ConfigurationError
+from tlsreply.errors import cannotListen
 from tlsreply.listening import ListeningReactor
 
 _log = Logger(namespace="tlsreply.workers")
@@ -208,11 +208,7 @@ def bindListeningSockets(
         endpoint.listen(_Placeholder()).addErrback(failures.append)
         if failures:
             sockets.close()
-            error = failures[0].value
-            why = error
-            if isinstance(error, CannotListenError) and error.socketError is not None:
-                why = getattr(error.socketError, "strerror", None) or error.socketError
-            raise ConfigurationError(f"cannot listen on {description}: {why}")
+            raise cannotListen(description, failures[0].value)
     return sockets
 
 
