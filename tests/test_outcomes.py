@@ -10,6 +10,7 @@ against the real stacks (C{scripts/interop}, C{tests/test_interop.py}).
 
 from __future__ import annotations
 
+import io
 import json
 import ssl
 import subprocess
@@ -137,9 +138,9 @@ class StackOutcomeTests(SynchronousTestCase):
         C{tlsreply scenarios --json} gives each scenario its C{outcomes},
         every stack's and the correct client's.
         """
-        out = _Output()
+        out = io.StringIO()
         self.assertEqual(main(["scenarios", "--json"], out), 0)
-        listing = json.loads(out.text)
+        listing = json.loads(out.getvalue())
         for each in listing:
             scenario = SCENARIOS[each["name"]]
             self.assertEqual(list(each["outcomes"]), [*STACKS, CORRECT])
@@ -147,15 +148,6 @@ class StackOutcomeTests(SynchronousTestCase):
                 self.assertEqual(
                     each["outcomes"][stack], scenario.expectedOutcomeFor(stack).describe()
                 )
-
-
-class _Output:
-    def __init__(self) -> None:
-        self.text = ""
-
-    def write(self, text: str) -> int:
-        self.text += text
-        return len(text)
 
 
 class PythonOutcomeTests(SynchronousTestCase):
