@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 4433
 
-.PHONY: run test test-all lint typecheck check clean bench fuzz
+.PHONY: run test test-all lint typecheck check clean bench fuzz interop interop-ci
 
 # setuptools prints a boxed note on every editable install, that a folder
 # named like the package in the current folder may take precedence over the
@@ -67,5 +67,20 @@ $(BIN)/.bench-installed: $(BIN)/.installed setup.cfg
 bench: $(BIN)/.bench-installed
 	$(BIN)/python bench/run.py --json bench/results.json --chart bench/chart.png
 
+# The interop matrix (scripts/interop): every scenario against OpenSSL's
+# s_client and curl, Python's ssl (this one and Debian's), Node.js, Java,
+# GnuTLS and curl_cffi's browser profiles; writes docs/interop.md and
+# docs/interop.json, fails on any cell that is not its stack's outcome.
+# interop-ci runs the same matrix and writes nothing.
+$(BIN)/.interop-installed: $(BIN)/.installed setup.cfg
+	PYTHONWARNINGS='$(EDITABLE_NOTE)' $(BIN)/python -m pip install --quiet -e '.[dev,interop]'
+	touch $@
+
+interop: $(BIN)/.interop-installed
+	$(BIN)/python -m scripts.interop --markdown docs/interop.md --json docs/interop.json
+
+interop-ci: $(BIN)/.interop-installed
+	$(BIN)/python -m scripts.interop
+
 clean:
-	rm -rf $(VENV) build dist *.egg-info _trial_temp* .mypy_cache .ruff_cache bench/.cache
+	rm -rf $(VENV) build dist *.egg-info _trial_temp* .mypy_cache .ruff_cache bench/.cache scripts/interop/.cache

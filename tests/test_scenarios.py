@@ -493,6 +493,10 @@ class ScenarioCatalogueTests(SynchronousTestCase):
                         "message": outcome.message,
                         "requires": outcome.requires,
                     },
+                    "outcomes": {
+                        **{stack: o.describe() for stack, o in scenario.outcomes.items()},
+                        "correct": outcome.describe(),
+                    },
                     "available": unavailableReason(scenario.name) is None,
                     "unavailable": unavailableReason(scenario.name),
                 },

@@ -72,7 +72,9 @@ class ScenariosCommand(VersionOption, usage.Options):
             "json",
             None,
             "Print them as a JSON list: name, description, expected (one line), "
-            "expectedOutcome (accepted, kind, message, requires), available, unavailable.",
+            "expectedOutcome (accepted, kind, message, requires: a strictly correct "
+            "client's), outcomes (the same for each client stack: openssl, python-ssl, "
+            "node, java, gnutls, boringssl; and correct), available, unavailable.",
         ]
     ]
 

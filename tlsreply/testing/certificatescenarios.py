@@ -124,7 +124,9 @@ def _wrongHost(ca: TestCA, directory: Path) -> BuiltScenario:
     publicly trusted certificates must carry a subjectAltName; browsers and
     Go refuse such a certificate. Python's ssl still falls back to the
     common name by default, and so accepts it, unless
-    hostname_checks_common_name is False.""",
+    hostname_checks_common_name is False; so does every other stack
+    tried (OpenSSL with host name checks, Node.js, Java, GnuTLS,
+    BoringSSL as curl runs it).""",
 )
 def _cnOnly(ca: TestCA, directory: Path) -> BuiltScenario:
     return BuiltScenario([ca.issueServerCertificate([SERVER_NAME], subjectAltName=False)])
@@ -203,10 +205,12 @@ def _expiredIntermediate(ca: TestCA, directory: Path) -> BuiltScenario:
     refused("weak-signature", "CA signature digest algorithm too weak"),
     """A certificate signed by the test CA with SHA-1 (everything else is
     SHA-256). OpenSSL 3 refuses SHA-1 signatures at its default security
-    level, as browsers have since 2017. Served only where the OpenSSL in
+    level, as browsers have since 2017 (Java 17's JSSE and BoringSSL, as
+    curl_cffi's browser profiles run it, still accept it). Served only where the OpenSSL in
     use can still serve such a certificate (at security level 0 if it must
     be).""",
     unavailable=lambda: sha1Support()[1],
+    outcomes={"java": ACCEPT, "boringssl": ACCEPT},
 )
 def _sha1Signature(ca: TestCA, directory: Path) -> BuiltScenario:
     policy, reason = sha1Support()
@@ -238,9 +242,16 @@ _keyScenario("ecdsa-p384", "ecdsa-p384", "an ECDSA P-384 key")
     """A certificate from the test CA with an RSA 1024-bit key, which also
     signs the handshake: about 80 bits of security, refused by browsers
     since 2014 and by OpenSSL 3 at security level 2 (Python's ssl default
-    since 3.10). The server lowers its OpenSSL security level to 1 for
-    this scenario only: at the default level OpenSSL will not serve the
+    since 3.10); Node.js, Java 17, GnuTLS 3.7 and BoringSSL still accept
+    it. The server lowers its OpenSSL security level to 1 for this
+    scenario only: at the default level OpenSSL will not serve the
     key.""",
+    outcomes={
+        "node": ACCEPT,
+        "java": ACCEPT,
+        "gnutls": ACCEPT,
+        "boringssl": ACCEPT,
+    },
 )
 def _rsa1024(ca: TestCA, directory: Path) -> BuiltScenario:
     key = rsa.generate_private_key(public_exponent=65537, key_size=1024)

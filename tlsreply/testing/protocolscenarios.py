@@ -17,6 +17,14 @@ from twisted.internet.ssl import TLSVersion
 
 from tlsreply.policy import TLSPolicy
 from tlsreply.testing.ca import TestCA, writePrivateKey
+from tlsreply.testing.pythonssl import (
+    HANDSHAKE_FAILURE_ALERT,
+    HYBRID_GROUP,
+    LEGACY_SIGALG,
+    PROTOCOL_VERSION_ALERT,
+    RUNNING,
+    PythonSSLFacts,
+)
 from tlsreply.testing.scenariobase import (
     ACCEPT,
     CA_FILE,
@@ -25,22 +33,14 @@ from tlsreply.testing.scenariobase import (
     NAMES,
     BuiltScenario,
     CatalogueEntry,
+    ExpectedOutcome,
     refused,
     registrar,
 )
 
-#: The hybrid post-quantum key exchange (X25519 with ML-KEM-768) that
-#: C{pq-hybrid-only} accepts alone, by its IANA and OpenSSL name.
-HYBRID_GROUP: Final = "X25519MLKEM768"
-
 #: Whether Python's C{ssl} offers L{HYBRID_GROUP}: OpenSSL 3.5 and later
 #: do by default; earlier ones (Debian's 3.0) do not know it.
-PYTHON_SSL_OFFERS_HYBRID: Final = (
-    ssl.OPENSSL_VERSION.startswith("OpenSSL ") and ssl.OPENSSL_VERSION_INFO >= (3, 5)
-)
-
-#: The alert a client gets from a server that refuses its versions.
-PROTOCOL_VERSION_ALERT: Final = "tlsv1 alert protocol version"
+PYTHON_SSL_OFFERS_HYBRID: Final = RUNNING.offersHybrid
 
 ENTRIES: list[CatalogueEntry] = []
 _scenario = registrar(ENTRIES)
@@ -79,17 +79,40 @@ def _onlyVersion(version: int) -> Callable[[SSL.Context], None]:
     return finish
 
 
-def _legacyScenario(name: str, version: TLSVersion, openSSLVersion: int, what: str) -> None:
+def _legacyOutcome(version: ssl.TLSVersion) -> Callable[[PythonSSLFacts], ExpectedOutcome]:
+    def outcome(python: PythonSSLFacts) -> ExpectedOutcome:
+        if not python.offersVersion(version):
+            return refused("protocol-version", PROTOCOL_VERSION_ALERT)
+        if python.refusesSHA1Handshake:
+            return refused("protocol-version", LEGACY_SIGALG)
+        return ACCEPT
+
+    return outcome
+
+
+def _legacyScenario(
+    name: str, version: TLSVersion, pythonVersion: ssl.TLSVersion, openSSLVersion: int, what: str
+) -> None:
     @_scenario(
         name,
-        refused("protocol-version", PROTOCOL_VERSION_ALERT),
+        _legacyOutcome(pythonVersion),
         f"""The valid certificate, served with {what} only, with CBC cipher
-        suites: a client must refuse to go below TLS 1.2 (RFC 8996), and
-        Python's ssl does (its minimum is TLS 1.2), which the server
-        answers with a protocol_version alert. The server lowers its
+        suites: a client must refuse to go below TLS 1.2 (RFC 8996).
+        CPython's ssl does (its minimum is TLS 1.2), which the server
+        answers with a protocol_version alert; Debian's python3, whose
+        minimum is OpenSSL's (TLS 1.0), negotiates {what} and refuses the
+        server's SHA-1 handshake signature ("{LEGACY_SIGALG}"): the
+        expected outcome is worked out for the Python that runs it. The server lowers its
         OpenSSL security level to 0 for this scenario only: OpenSSL 4
         refuses to serve {what} at any higher level. A client that allows
-        {what} (and security level 0) is served.""",
+        {what} (and security level 0) is served: GnuTLS 3.7 by default
+        is (its default priority still allows TLS 1.0 and 1.1), and the
+        OpenSSL 3.0 command-line clients, which offer it too, refuse the
+        server's SHA-1 signature as Debian's python3 does.""",
+        outcomes={
+            "openssl": refused("protocol-version", LEGACY_SIGALG),
+            "gnutls": ACCEPT,
+        },
     )
     def build(ca: TestCA, directory: Path) -> BuiltScenario:
         # The policy allows the old version (with the CBC suites and
@@ -101,22 +124,30 @@ def _legacyScenario(name: str, version: TLSVersion, openSSLVersion: int, what: s
         )
 
 
-_legacyScenario("tls1.0-only", TLSVersion.TLSv1_0, SSL.TLS1_VERSION, "TLS 1.0")
-_legacyScenario("tls1.1-only", TLSVersion.TLSv1_1, SSL.TLS1_1_VERSION, "TLS 1.1")
+_legacyScenario(
+    "tls1.0-only", TLSVersion.TLSv1_0, ssl.TLSVersion.TLSv1, SSL.TLS1_VERSION, "TLS 1.0"
+)
+_legacyScenario(
+    "tls1.1-only", TLSVersion.TLSv1_1, ssl.TLSVersion.TLSv1_1, SSL.TLS1_1_VERSION, "TLS 1.1"
+)
 
 
 @_scenario(
     "pq-hybrid-only",
-    ACCEPT
-    if PYTHON_SSL_OFFERS_HYBRID
-    else refused("handshake-failure", "sslv3 alert handshake failure"),
+    lambda python: (
+        ACCEPT if python.offersHybrid else refused("handshake-failure", HANDSHAKE_FAILURE_ALERT)
+    ),
     f"""The valid certificate, served over TLS 1.3 with one key exchange
     only: the hybrid post-quantum group {HYBRID_GROUP} (X25519 with
     ML-KEM-768). A client that offers it is served (OpenSSL 3.5 and later,
     so pyOpenSSL and Twisted on the OpenSSL that cryptography bundles,
     browsers, Go 1.24); one without it is refused with a handshake_failure
     alert. The expected outcome is for this Python's ssl: refused on an
-    OpenSSL before 3.5, served from 3.5 on.""",
+    OpenSSL before 3.5, served from 3.5 on. BoringSSL, as curl_cffi's
+    Chrome, Firefox and Safari profiles run it, offers the group and is
+    served; OpenSSL 3.0, Node.js 20, Java 17 and GnuTLS 3.7 are
+    refused.""",
+    outcomes={"boringssl": ACCEPT},
 )
 def _pqHybridOnly(ca: TestCA, directory: Path) -> BuiltScenario:
     return BuiltScenario(
@@ -133,7 +164,10 @@ def _pqHybridOnly(ca: TestCA, directory: Path) -> BuiltScenario:
     with its key (also alone in {CLIENT_KEY_FILE}), and the server's test
     CA issues more. A client without one is refused: in TLS 1.3 its
     handshake completes and the server's certificate_required alert
-    arrives on its first read (handshake_failure in TLS 1.2).""",
+    arrives on its first read (handshake_failure in TLS 1.2). Java's
+    JSSE, which writes before it reads, gets "Broken pipe" instead: the
+    server closes after the alert.""",
+    outcomes={"java": refused("client-certificate-required", None)},
 )
 def _clientCertificateRequired(ca: TestCA, directory: Path) -> BuiltScenario:
     certificate, key = ca.issueClientCertificate("tlsreply test client")

@@ -20,7 +20,6 @@ from cryptography.hazmat.primitives import serialization
 from tlsreply.testing.ca import TestCA
 from tlsreply.testing.httpfiles import HTTPFiles
 from tlsreply.testing.scenariobase import (
-    ACCEPT,
     NAMES,
     BuiltScenario,
     CatalogueEntry,
@@ -51,7 +50,12 @@ _scenario = registrar(ENTRIES)
     the stapled response (openssl s_client -status shows "Cert Status:
     revoked") must refuse it. Python's ssl does not check OCSP at all: it
     accepts this server, and so does every client that ignores
-    stapling.""",
+    stapling. GnuTLS checks the staple and refuses the server, but
+    because it cannot verify the response ("The received OCSP status
+    response is invalid"), not because it says revoked.""",
+    outcomes={
+        "gnutls": refused("certificate-revoked", "The received OCSP status response is invalid."),
+    },
 )
 def _revoked(ca: TestCA, directory: Path) -> BuiltScenario:
     credentials = ca.issueServerCertificate(NAMES)
@@ -99,14 +103,26 @@ def _crlRevoked(ca: TestCA, directory: Path) -> BuiltScenario:
 
 @_scenario(
     "must-staple-no-staple",
-    ACCEPT,
+    refused(
+        "staple-missing",
+        None,
+        requires="enforcing the certificate's TLS Feature extension (RFC 7633): "
+        "Python's ssl cannot, and accepts",
+    ),
     """A valid certificate from the test CA with the TLS Feature extension
     (RFC 7633) asking for status_request, "OCSP must-staple", served with
     no OCSP response stapled, even to a client that asks for one. A client
     that enforces must-staple refuses it (Firefox has, with
-    MOZILLA_PKIX_ERROR_REQUIRED_TLS_FEATURE_MISSING); Python's ssl,
-    OpenSSL's own tools, Chrome and most libraries ignore the extension and
-    accept, which is the outcome given here.""",
+    MOZILLA_PKIX_ERROR_REQUIRED_TLS_FEATURE_MISSING), as RFC 7633 asks,
+    and so does GnuTLS; Python's ssl, OpenSSL's own tools, Node.js, Java,
+    Chrome and most libraries ignore the extension and accept.""",
+    outcomes={
+        "gnutls": refused(
+            "staple-missing",
+            "The certificate requires the server to include an OCSP status in its "
+            "response, but the OCSP status is missing.",
+        ),
+    },
 )
 def _mustStapleNoStaple(ca: TestCA, directory: Path) -> BuiltScenario:
     mustStaple = x509.TLSFeature([x509.TLSFeatureType.status_request])

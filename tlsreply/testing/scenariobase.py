@@ -12,10 +12,11 @@ L{tlsreply.testing.scenariocatalogue} puts in order.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, Literal, TypedDict, get_args
+from types import MappingProxyType
+from typing import Final
 
 from OpenSSL import SSL
 
@@ -23,6 +24,31 @@ from tlsreply.credentials import ServerCredentials
 from tlsreply.policy import TLSPolicy
 from tlsreply.testing.ca import TestCA
 from tlsreply.testing.httpfiles import HTTPFiles
+from tlsreply.testing.outcomes import (
+    ACCEPT,
+    CORRECT,
+    OUTCOME_KINDS,
+    STACKS,
+    ClientStack,
+    ExpectedOutcome,
+    OutcomeDescription,
+    OutcomeKind,
+    refused,
+    stackOutcomes,
+)
+from tlsreply.testing.pythonssl import RUNNING, PythonSSLFacts
+
+__all__ = [
+    "ACCEPT",
+    "CORRECT",
+    "OUTCOME_KINDS",
+    "STACKS",
+    "ClientStack",
+    "ExpectedOutcome",
+    "OutcomeDescription",
+    "OutcomeKind",
+    "refused",
+]
 
 #: The names every scenario's certificate is for, unless it says otherwise.
 NAMES: Final = ("localhost", "127.0.0.1", "::1")
@@ -37,100 +63,9 @@ CA_FILE: Final = "ca.pem"
 CLIENT_CERTIFICATE_FILE: Final = "client.pem"
 CLIENT_KEY_FILE: Final = "client.key"
 
-#: What an outcome is about: C{"accept"}, or why a correct client refuses.
-OutcomeKind = Literal[
-    "accept",
-    "certificate-expired",
-    "certificate-not-yet-valid",
-    "hostname-mismatch",
-    "self-signed",
-    "untrusted-root",
-    "unknown-issuer",
-    "weak-signature",
-    "weak-key",
-    "certificate-revoked",
-    "client-certificate-required",
-    "protocol-version",
-    "handshake-failure",
-]
-OUTCOME_KINDS: Final[tuple[str, ...]] = get_args(OutcomeKind)
-
-
-class OutcomeDescription(TypedDict):
-    """
-    An L{ExpectedOutcome} as plain values, for JSON.
-    """
-
-    accepted: bool
-    kind: str
-    message: str | None
-    requires: str | None
-
-
-@dataclass(frozen=True)
-class ExpectedOutcome:
-    """
-    What a correct client sees of a scenario: the catalogue's promise,
-    which the test suite checks for every scenario with Python's C{ssl}.
-
-    "A correct client" is concrete: Python's
-    C{ssl.create_default_context()} trusting only the test CA, connecting
-    to C{localhost}, presenting no client certificate, and configured as
-    L{requires} says where the catalogue asks for more than that.
-
-    @ivar accepted: whether it completes the handshake and receives the
-        reply.
-    @ivar kind: C{"accept"}, or what the refusal is about: one of
-        L{OUTCOME_KINDS}.
-    @ivar message: the error text Python's C{ssl} reports, exactly:
-        OpenSSL's verification message for a refused certificate (the
-        exception's C{verify_message}), Python's own for a hostname
-        mismatch, or OpenSSL's reason for a TLS alert (C{"tlsv1 alert
-        protocol version"}); each also appears in C{str(error)}. L{None}
-        when the client accepts, or when Python's C{ssl} cannot check what
-        the scenario is about (C{revoked}: OCSP stapling).
-    @ivar requires: what a client must do beyond
-        C{ssl.create_default_context()} to see this outcome, in words
-        (checking CRLs, not falling back to the common name); L{None} when
-        the default context sees it as it is.
-    """
-
-    accepted: bool
-    kind: OutcomeKind
-    message: str | None = None
-    requires: str | None = None
-
-    @property
-    def summary(self) -> str:
-        """
-        One line: C{"accept"}, the message, or (without a message) the kind.
-        """
-        if self.accepted:
-            return "accept"
-        return self.message or self.kind
-
-    def describe(self) -> OutcomeDescription:
-        """
-        This outcome as plain values, for C{tlsreply scenarios --json}.
-        """
-        return {
-            "accepted": self.accepted,
-            "kind": self.kind,
-            "message": self.message,
-            "requires": self.requires,
-        }
-
-
-#: The outcome of a scenario that a correct client accepts: the handshake
-#: completes and the reply arrives.
-ACCEPT: Final = ExpectedOutcome(True, "accept")
-
-
-def refused(kind: OutcomeKind, message: str | None, requires: str | None = None) -> ExpectedOutcome:
-    """
-    The outcome of a scenario that a correct client refuses.
-    """
-    return ExpectedOutcome(False, kind, message, requires)
+#: A scenario's correct outcome as Python's C{ssl} words it, worked out for
+#: a Python (L{tlsreply.testing.pythonssl}), or the same for every Python.
+OutcomeForPython = Callable[[PythonSSLFacts], ExpectedOutcome]
 
 
 @dataclass(frozen=True)
@@ -142,12 +77,64 @@ class Scenario:
         there is an equivalent.
     @ivar description: what is unusual or broken about it, and why a
         client should care.
-    @ivar expectedOutcome: what a correct client sees.
+    @ivar expectedOutcome: what a strictly correct client sees, in the
+        words of the running Python's C{ssl} (L{ExpectedOutcome}).
+    @ivar outcomes: what each client stack (L{STACKS}) does by default,
+        C{"python-ssl"} as the running Python's does.
+    @ivar differences: where the stacks' outcomes differ from what
+        L{stackOutcomes} derives from the correct outcome.
+    @ivar forPythonOutcome: the correct outcome worked out for another
+        Python, where it depends on the Python (L{forPython}).
     """
 
     name: str
     description: str
     expectedOutcome: ExpectedOutcome
+    outcomes: Mapping[ClientStack, ExpectedOutcome] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    differences: Mapping[ClientStack, ExpectedOutcome] = field(
+        default_factory=lambda: MappingProxyType({}), repr=False
+    )
+    forPythonOutcome: OutcomeForPython | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.outcomes:
+            outcomes = stackOutcomes(self.expectedOutcome, self.differences)
+            object.__setattr__(self, "outcomes", outcomes)
+
+    def expectedOutcomeFor(self, stack: ClientStack | str) -> ExpectedOutcome:
+        """
+        What a client on C{stack} sees of this scenario: one of L{STACKS}
+        (C{"python-ssl"}: the running Python's C{ssl}), or L{CORRECT} for a
+        strictly correct client (L{expectedOutcome}).
+
+        @raise KeyError: for an unknown stack, naming the known ones.
+        """
+        if stack == CORRECT:
+            return self.expectedOutcome
+        try:
+            return self.outcomes[stack]  # type: ignore[index]
+        except KeyError:
+            raise KeyError(
+                f"unknown client stack {stack!r}: known are {', '.join((*STACKS, CORRECT))}"
+            ) from None
+
+    def forPython(self, facts: PythonSSLFacts) -> Scenario:
+        """
+        This scenario as stated for another Python (its C{"python-ssl"} and
+        correct outcomes), from the facts it reports about itself: for
+        C{make interop}, which runs Debian's C{/usr/bin/python3} too.
+        """
+        if self.forPythonOutcome is None:
+            return self
+        return Scenario(
+            self.name,
+            self.description,
+            self.forPythonOutcome(facts),
+            differences=self.differences,
+            forPythonOutcome=self.forPythonOutcome,
+        )
 
 
 @dataclass
@@ -208,18 +195,35 @@ def registrar(entries: list[CatalogueEntry]) -> Register:
 
     def scenario(
         name: str,
-        expectedOutcome: ExpectedOutcome,
+        expectedOutcome: ExpectedOutcome | OutcomeForPython,
         description: str,
         unavailable: Callable[[], str | None] | None = None,
+        outcomes: Mapping[ClientStack, ExpectedOutcome] | None = None,
     ) -> Callable[[ScenarioBuilder], ScenarioBuilder]:
         """
+        @param expectedOutcome: what a strictly correct client sees, or a
+            function that works it out for a Python (L{Scenario.forPython}).
         @param description: free text; its line breaks and indentation are
             folded into single spaces.
         @param unavailable: see L{CatalogueEntry.unavailable}.
+        @param outcomes: the stacks whose outcome is not the one derived
+            from the correct outcome (L{stackOutcomes}), with theirs.
         """
+        forPython: OutcomeForPython | None = None
+        if isinstance(expectedOutcome, ExpectedOutcome):
+            correct = expectedOutcome
+        else:
+            forPython = expectedOutcome
+            correct = forPython(RUNNING)
 
         def register(builder: ScenarioBuilder) -> ScenarioBuilder:
-            described = Scenario(name, " ".join(description.split()), expectedOutcome)
+            described = Scenario(
+                name,
+                " ".join(description.split()),
+                correct,
+                differences=MappingProxyType(dict(outcomes or {})),
+                forPythonOutcome=forPython,
+            )
             entries.append(CatalogueEntry(described, builder, unavailable))
             return builder
 

@@ -44,7 +44,7 @@ from tlsreply.errors import ConfigurationError
 from tlsreply.policy import TLSPolicy
 from tlsreply.testing.ca import TestCA, certificatesPEM
 from tlsreply.testing.httpfiles import HTTPFiles
-from tlsreply.testing.scenariobase import OutcomeDescription
+from tlsreply.testing.scenariobase import CORRECT, OutcomeDescription
 from tlsreply.testing.scenariocatalogue import (
     CA_FILE,
     CATALOGUE,
@@ -230,7 +230,13 @@ class ScenarioDescription(TypedDict):
         (L{ExpectedOutcome.summary
         <tlsreply.testing.scenariobase.ExpectedOutcome.summary>}):
         C{"accept"}, or the message a correct client reports.
-    @ivar expectedOutcome: the whole of L{Scenario.expectedOutcome}.
+    @ivar expectedOutcome: the whole of L{Scenario.expectedOutcome}, what a
+        strictly correct client sees.
+    @ivar outcomes: what each client stack does by default
+        (L{Scenario.outcomes}), keyed by stack (C{"openssl"},
+        C{"python-ssl"}, C{"node"}, C{"java"}, C{"gnutls"},
+        C{"boringssl"}), and under C{"correct"} the strictly correct
+        client's (L{expectedOutcome}).
     @ivar unavailable: why it cannot be served here (L{unavailableReason}),
         or L{None} when C{available}.
     """
@@ -239,6 +245,7 @@ class ScenarioDescription(TypedDict):
     description: str
     expected: str
     expectedOutcome: OutcomeDescription
+    outcomes: dict[str, OutcomeDescription]
     available: bool
     unavailable: str | None
 
@@ -246,7 +253,7 @@ class ScenarioDescription(TypedDict):
 def describeScenarios() -> list[ScenarioDescription]:
     """
     Every scenario as plain values, in order, for a C{--json} listing: its
-    name, description and expected outcome, whether it is available here
+    name, description, expected outcome and each stack's, whether it is available here
     and if not, why not.
     """
     listing: list[ScenarioDescription] = []
@@ -258,6 +265,10 @@ def describeScenarios() -> list[ScenarioDescription]:
                 "description": scenario.description,
                 "expected": scenario.expectedOutcome.summary,
                 "expectedOutcome": scenario.expectedOutcome.describe(),
+                "outcomes": {
+                    **{stack: o.describe() for stack, o in scenario.outcomes.items()},
+                    CORRECT: scenario.expectedOutcome.describe(),
+                },
                 "available": reason is None,
                 "unavailable": reason,
             }

@@ -1,0 +1,369 @@
+# -*- test-case-name: tests.test_interop -*-
+"""
+The interop matrix's clients: real TLS stacks from the package registries,
+each run as its own program, each trusting only the case's test CA and
+checking the host name, each reporting what it did (accepted, or its
+exact error) as an L{Observed}.
+
+Command-line tools (C{openssl s_client}, C{curl}, C{gnutls-cli}) run once
+for every case; the others (Python, Node.js, Java, curl_cffi) run once for
+all cases, since their start costs more than a handshake.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).parent
+
+#: How long any one client program may take for one case.
+CASE_TIMEOUT = 20.0
+
+
+@dataclass(frozen=True)
+class Case:
+    """
+    One connection (or two, for resumption) that every client makes.
+
+    @ivar id: the row it is for.
+    @ivar request: what the client sends after the handshake (an HTTP
+        request: the servers of the matrix speak HTTP, as curl needs).
+    @ivar twice: connect again, offering the first connection's session.
+    @ivar maxVersion: C{"1.2"} to stop the client at TLS 1.2, or L{None}.
+    """
+
+    id: str
+    host: str
+    port: int
+    serverName: str
+    caFile: str
+    request: str
+    twice: bool = False
+    maxVersion: str | None = None
+
+
+@dataclass
+class Observed:
+    """
+    What a client did with a case.
+
+    @ivar accepted: it completed the handshake(s) and read the reply to
+        the end.
+    @ivar error: its error, as it reports it (one line), or L{None}.
+    @ivar reply: the end of what it read.
+    @ivar version: the TLS version it negotiated, where it says.
+    """
+
+    accepted: bool
+    error: str | None = None
+    reply: str = ""
+    version: str | None = None
+
+    @classmethod
+    def fromJSON(cls, values: dict[str, Any]) -> Observed:
+        return cls(bool(values["accepted"]), values.get("error"), values.get("reply") or "",
+                   values.get("version"))
+
+
+@dataclass(frozen=True)
+class Client:
+    """
+    A client of the matrix: a column of the table.
+
+    @ivar name: the column's name (C{"gnutls-cli"}, C{"curl_cffi chrome131"}).
+    @ivar stack: the stack whose stated outcome it is held to.
+    @ivar version: what ran, as it says.
+    @ivar runAll: runs every case, returning what it did with each, by id.
+    """
+
+    name: str
+    stack: str
+    version: str
+    runAll: Callable[[Sequence[Case]], dict[str, Observed]]
+
+
+def _oneLine(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _run(command: list[str], stdin: str = "", timeout: float = CASE_TIMEOUT) -> tuple[int, str, str]:
+    try:
+        done = subprocess.run(command, input=stdin.encode(), capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return -1, "", "timed out"
+    return (done.returncode, done.stdout.decode("utf-8", "replace"),
+            done.stderr.decode("utf-8", "replace"))
+
+
+def _perCase(run: Callable[[Case], Observed]) -> Callable[[Sequence[Case]], dict[str, Observed]]:
+    return lambda cases: {case.id: run(case) for case in cases}
+
+
+def _reply(case: Case, stdout: str) -> Observed:
+    """
+    Accepted if the reply (an HTTP response ending in C{test}) arrived.
+    """
+    return Observed("test" in stdout, None if "test" in stdout else "no reply", stdout[-200:])
+
+
+# OpenSSL's command-line client.
+
+#: An OpenSSL error line: error:CODE:LIBRARY:FUNCTION:REASON:FILE:LINE:...
+_OPENSSL_ERROR = re.compile(r"error:[0-9A-F]+:[^:]*:[^:]*:([^:]+):")
+
+
+def _opensslError(output: str) -> str:
+    verify = re.search(r"verify error:num=\d+:(.*)", output)
+    reasons = [m.group(1) for m in _OPENSSL_ERROR.finditer(output)]
+    parts = ([verify.group(1).strip()] if verify else []) + reasons[:1]
+    return "; ".join(parts) or _oneLine(output)[-200:] or "failed"
+
+
+def _sClient(openssl: str) -> Callable[[Case], Observed]:
+    def run(case: Case) -> Observed:
+        with tempfile.TemporaryDirectory() as directory:
+            sessionFile = str(Path(directory) / "session.pem")
+            result = Observed(False, "not run")
+            for attempt in range(2 if case.twice else 1):
+                command = [openssl, "s_client", "-connect", f"{case.host}:{case.port}",
+                           "-servername", case.serverName, "-verify_hostname", case.serverName,
+                           "-CAfile", case.caFile, "-verify_return_error", "-quiet"]
+                if case.maxVersion == "1.2":
+                    command.append("-tls1_2")
+                if case.twice:
+                    command += ["-sess_out", sessionFile]
+                    if attempt:
+                        command += ["-sess_in", sessionFile]
+                code, out, err = _run(command, case.request)
+                if code != 0 or "test" not in out:
+                    return Observed(False, _opensslError(err + out), out[-200:])
+                result = Observed(True, None, out[-200:])
+            return result
+
+    return run
+
+
+def opensslClients() -> list[Client]:
+    clients = []
+    openssl = shutil.which("openssl")
+    if openssl:
+        version = _run([openssl, "version"])[1].strip()
+        clients.append(Client("openssl s_client", "openssl", version, _perCase(_sClient(openssl))))
+    curl = shutil.which("curl")
+    if curl:
+        version = _run([curl, "--version"])[1].splitlines()[0]
+        clients.append(Client("curl", "openssl", version, _perCase(_curl(curl))))
+    return clients
+
+
+def _curl(curl: str) -> Callable[[Case], Observed]:
+    def run(case: Case) -> Observed:
+        url = f"https://{case.serverName}:{case.port}/"
+        command = [curl, "-sS", "--max-time", "10", "--cacert", case.caFile, "--resolve",
+                   f"{case.serverName}:{case.port}:{case.host}", url]
+        if case.maxVersion == "1.2":
+            command += ["--tls-max", "1.2"]
+        if case.twice:
+            command.append(url)
+        code, out, err = _run(command)
+        if code != 0:
+            message = _oneLine(err.split("\nMore details here")[0])
+            return Observed(False, message.removeprefix("curl: ") or f"exit {code}", out[-200:])
+        return _reply(case, out)
+
+    return run
+
+
+# GnuTLS's command-line client.
+
+
+def _gnutlsError(output: str) -> str:
+    lines = [line.strip() for line in output.splitlines()]
+    wanted = [
+        line.removeprefix("- Status: ").removeprefix("*** ")
+        for line in lines
+        if line.startswith(("- Status: The certificate is NOT trusted", "*** Fatal error",
+                            "*** Handshake has failed", "*** handshake has failed",
+                            "*** Received alert", "*** Verifying", "*** PKI verification",
+                            "*** Server has terminated", "*** Error"))
+    ]
+    return " | ".join(dict.fromkeys(wanted)) or _oneLine(output)[-200:] or "failed"
+
+
+def _gnutls(gnutls: str) -> Callable[[Case], Observed]:
+    def run(case: Case) -> Observed:
+        command = [gnutls, "--x509cafile", case.caFile, "--sni-hostname", case.serverName,
+                   "--verify-hostname", case.serverName, "-p", str(case.port), case.host]
+        if case.maxVersion == "1.2":
+            command.append("--priority=NORMAL:-VERS-TLS1.3")
+        if case.twice:
+            command.append("--resume")
+        # Standard input stays open: at its end, gnutls-cli says goodbye
+        # and may leave before the reply; the server's close ends it.
+        process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT)
+        assert process.stdin is not None
+        try:
+            process.stdin.write(case.request.encode())
+            process.stdin.flush()
+            out, _ = process.communicate(timeout=CASE_TIMEOUT) if not case.twice else (
+                _resumeGnutls(process))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+            return Observed(False, "timed out")
+        text = out.decode("utf-8", "replace")
+        version = re.search(r"- Version: (\S+)", text)
+        if process.returncode == 0 and text.count("test") >= (2 if case.twice else 1):
+            return Observed(True, None, text[-200:], version.group(1) if version else None)
+        return Observed(False, _gnutlsError(text), text[-200:])
+
+    return run
+
+
+def _resumeGnutls(process: subprocess.Popen[bytes]) -> tuple[bytes, None]:
+    """
+    With C{--resume}, gnutls-cli connects, waits for the end of its input,
+    then connects again offering the session: the input ends once the
+    first reply has had time to arrive (the server closes at once).
+    """
+    try:
+        out, _ = process.communicate(timeout=1.5)
+    except subprocess.TimeoutExpired:
+        assert process.stdin is not None
+        out, _ = process.communicate(timeout=CASE_TIMEOUT)
+    return out, None
+
+
+def gnutlsClients() -> list[Client]:
+    gnutls = shutil.which("gnutls-cli")
+    if gnutls is None:
+        return []
+    version = _run([gnutls, "--version"])[1].splitlines()[0]
+    return [Client("gnutls-cli", "gnutls", version, _perCase(_gnutls(gnutls)))]
+
+
+# The clients that run once for all cases.
+
+
+def writeCases(cases: Sequence[Case], directory: Path) -> Path:
+    path = directory / "cases.json"
+    path.write_text(json.dumps([asdict(case) for case in cases]))
+    return path
+
+
+def _batch(command: list[str], timeout: float) -> Any:
+    code, out, err = _run(command, timeout=timeout)
+    if code != 0:
+        raise RuntimeError(f"{' '.join(command[:2])} failed ({code}): {_oneLine(err)[-500:]}")
+    return json.loads(out)
+
+
+def pythonClient(executable: str, name: str, directory: Path) -> tuple[Client, dict[str, Any]] | None:
+    """
+    Python's C{ssl}, as C{executable} runs it, with the facts it reports
+    about itself (what its outcomes are worked out from).
+    """
+    if shutil.which(executable) is None:
+        return None
+    factsOnly = _batch([executable, str(HERE / "pyclient.py"), str(writeCases([], directory))], 30)
+    facts: dict[str, Any] = factsOnly["facts"]
+
+    def runAll(cases: Sequence[Case]) -> dict[str, Observed]:
+        output = _batch([executable, str(HERE / "pyclient.py"), str(writeCases(cases, directory))],
+                        CASE_TIMEOUT * max(len(cases), 1))
+        return {r["id"]: Observed.fromJSON(r) for r in output["results"]}
+
+    version = f"Python {facts['python']} ({facts['executable']}), {facts['opensslVersion']}"
+    return Client(name, "python-ssl", version, runAll), facts
+
+
+def nodeClient(directory: Path) -> Client | None:
+    node = shutil.which("node") or shutil.which("nodejs")
+    if node is None:
+        return None
+    version = _run([node, "-p", "process.version + ', OpenSSL ' + process.versions.openssl"])[1]
+
+    def runAll(cases: Sequence[Case]) -> dict[str, Observed]:
+        output = _batch([node, str(HERE / "nodeclient.js"), str(writeCases(cases, directory))],
+                        CASE_TIMEOUT * max(len(cases), 1))
+        return {r["id"]: Observed.fromJSON(r) for r in output["results"]}
+
+    return Client("node", "node", f"Node.js {version.strip()}", runAll)
+
+
+def javaClient(cache: Path, directory: Path) -> Client | None:
+    """
+    Java's JSSE through a small C{SSLSocket} client, compiled with javac
+    into C{cache} (again only when its source changed).
+    """
+    java, javac = shutil.which("java"), shutil.which("javac")
+    if java is None or javac is None:
+        return None
+    source = HERE / "InteropClient.java"
+    compiled = cache / "InteropClient.class"
+    if not compiled.exists() or compiled.stat().st_mtime < source.stat().st_mtime:
+        cache.mkdir(parents=True, exist_ok=True)
+        code, _, err = _run([javac, "-d", str(cache), str(source)], timeout=120)
+        if code != 0:
+            raise RuntimeError(f"javac failed: {_oneLine(err)[-500:]}")
+    version = _run([java, "-version"])[2].splitlines()
+    described = next((line for line in version if "Runtime" in line), version[0])
+
+    def runAll(cases: Sequence[Case]) -> dict[str, Observed]:
+        path = directory / "cases.tsv"
+        path.write_text("".join(
+            "\t".join([case.id, case.host, str(case.port), case.serverName, case.caFile,
+                       case.maxVersion or "", "1" if case.twice else "0",
+                       base64.b64encode(case.request.encode()).decode()]) + "\n"
+            for case in cases
+        ))
+        code, out, err = _run([java, "-cp", str(cache), "InteropClient", str(path)],
+                              timeout=CASE_TIMEOUT * max(len(cases), 1))
+        if code != 0:
+            raise RuntimeError(f"the Java client failed ({code}): {_oneLine(err)[-500:]}")
+        results = [json.loads(line) for line in out.splitlines() if line.strip()]
+        return {r["id"]: Observed.fromJSON(r) for r in results}
+
+    return Client("java", "java", described.strip(), runAll)
+
+
+#: The curl_cffi browser profiles the matrix runs: a Chrome, a Firefox and
+#: a Safari, each on the BoringSSL that curl_cffi bundles.
+BROWSER_PROFILES = ("chrome131", "firefox144", "safari260")
+
+
+def curlCffiClients(python: str, directory: Path,
+                    profiles: Sequence[str] = BROWSER_PROFILES) -> list[Client]:
+    """
+    curl_cffi's browser impersonations, one process for each profile.
+    """
+    code, out, _ = _run([python, "-c", "import curl_cffi, sys; "
+                         "sys.stdout.write(curl_cffi.__version__)"])
+    if code != 0:
+        return []
+
+    def forProfile(profile: str) -> Callable[[Sequence[Case]], dict[str, Observed]]:
+        def runAll(cases: Sequence[Case]) -> dict[str, Observed]:
+            own = directory / profile
+            own.mkdir(exist_ok=True)
+            output = _batch([python, str(HERE / "cfficlient.py"), str(writeCases(cases, own)),
+                             profile], CASE_TIMEOUT * max(len(cases), 1))
+            return {r["id"]: Observed.fromJSON(r) for r in output["results"][profile]}
+
+        return runAll
+
+    return [
+        Client(f"curl_cffi {profile}", "boringssl",
+               f"curl_cffi {out.strip()} ({profile} impersonation, BoringSSL)", forProfile(profile))
+        for profile in profiles
+    ]
