@@ -494,8 +494,9 @@ class ReloadTests(SynchronousTestCase):
             workdir,
         )
         self.addCleanup(lambda: daemon.process.poll() is None and daemon.stop())
-        port = int(daemon.waitFor(r"listening on \['127\.0\.0\.1:(\d+)'\]").group(1))
+        # The metrics port is bound and logged before the server's line.
         metricsPort = int(daemon.waitFor(r"metrics on 127\.0\.0\.1:(\d+)").group(1))
+        port = int(daemon.waitFor(r"listening on \['127\.0\.0\.1:(\d+)'\]").group(1))
         self.assertEqual(servedNames(port, caPath, "b.test"), ["b.test"])
 
         def reloads(outcome: str) -> float | None:

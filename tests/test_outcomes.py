@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import ssl
 import subprocess
 import sys
@@ -247,7 +248,7 @@ class SystemPythonTests(SynchronousTestCase):
         if SYSTEM_PYTHON.resolve() == Path(sys.executable).resolve():
             raise self.skipTest("the tests run on /usr/bin/python3 already")
         version = subprocess.run(
-            [str(SYSTEM_PYTHON), "-c", "import sys; print(sys.version_info[:2])"],
+            [str(SYSTEM_PYTHON), "-S", "-c", "import sys; print(sys.version_info[:2])"],
             capture_output=True, text=True, check=True,
         ).stdout.strip()
         if version != str(sys.version_info[:2]):
@@ -261,6 +262,8 @@ class SystemPythonTests(SynchronousTestCase):
         result = subprocess.run(
             [str(SYSTEM_PYTHON), "-S", "-s", "-c", code],
             capture_output=True, text=True, cwd=directory, timeout=300,
+            # Not this Python's search path (trial -j gives its workers one).
+            env={k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")},
         )
         facts = next(line for line in result.stderr.splitlines() if line.startswith("FACTS "))
         self.assertTrue(facts.startswith(f"FACTS {SYSTEM_PYTHON} OpenSSL "), facts)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -95,9 +96,19 @@ def _oneLine(text: str) -> str:
     return " ".join(text.split())
 
 
+#: The environment every client runs in: without the search path of the
+#: Python that runs the matrix (trial's workers are given theirs in
+#: PYTHONPATH), which would make Debian's Python import another Python's
+#: standard library.
+CLIENT_ENVIRONMENT = {
+    name: value for name, value in os.environ.items() if name not in ("PYTHONPATH", "PYTHONHOME")
+}
+
+
 def _run(command: list[str], stdin: str = "", timeout: float = CASE_TIMEOUT) -> tuple[int, str, str]:
     try:
-        done = subprocess.run(command, input=stdin.encode(), capture_output=True, timeout=timeout)
+        done = subprocess.run(command, input=stdin.encode(), capture_output=True, timeout=timeout,
+                              env=CLIENT_ENVIRONMENT)
     except subprocess.TimeoutExpired:
         return -1, "", "timed out"
     return (done.returncode, done.stdout.decode("utf-8", "replace"),
