@@ -223,7 +223,7 @@ def openAccessLog(
     except OSError as e:
         raise ConfigurationError(
             f"cannot open the access log {where}: {e.strerror or e}"
-        ) from None
+        ) from None  # a symbolic link too (see tlsreply.safefiles)
 
 
 # The TLS contexts.
@@ -325,7 +325,6 @@ def scenarioContexts(
 
     assert config.scenario is not None
     directory = (DEVELOPMENT_CERTIFICATE_DIRECTORY / "scenario").absolute()
-    directory.mkdir(parents=True, exist_ok=True)
     setup = buildScenario(config.scenario, TestCA(), directory)
     _log.info(
         "serving test scenario {scenario} from a new test CA; clients trust it "

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import datetime
 import fcntl
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +23,14 @@ from cryptography.x509.oid import NameOID
 from tlsreply.certificates import certificateBuilder, privateKeyPEM
 from tlsreply.credentials import ServerCredentials, loadCredentials
 from tlsreply.errors import ConfigurationError
+from tlsreply.safefiles import (
+    SECRET_MODE,
+    describe,
+    openToAppend,
+    refuseSymbolicLink,
+    restrictToOwner,
+    writeFile,
+)
 
 CERTIFICATE_NAME = "dev-cert.pem"
 PRIVATE_KEY_NAME = "dev-key.pem"
@@ -62,53 +68,53 @@ def ensureDevelopmentCertificate(
         now = datetime.datetime.now(datetime.UTC)
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        lock = os.open(directory / LOCK_NAME, os.O_WRONLY | os.O_CREAT, 0o600)
+        # Private, like the key: never through a link, never another's.
+        lock = openToAppend(directory / LOCK_NAME, secret=True)
     except OSError as e:
-        raise ConfigurationError(
-            f"cannot create the development certificate in {directory}: "
-            f"{e.strerror or e}"
-        ) from None
-    try:
+        raise _cannotCreate(directory, e) from None
+    with lock:
         # Two tlsreply processes starting at once must not pair one's key
         # with the other's certificate.
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
         return _ensure(directory, now)
-    finally:
-        os.close(lock)
+
+
+def _cannotCreate(directory: Path, error: OSError) -> ConfigurationError:
+    return ConfigurationError(
+        f"cannot create the development certificate in {directory}: {describe(error)}"
+    )
 
 
 def _ensure(directory: Path, now: datetime.datetime) -> DevelopmentCertificate:
     certificatePath = directory / CERTIFICATE_NAME
     keyPath = directory / PRIVATE_KEY_NAME
-    if certificatePath.exists() and keyPath.exists():
-        try:
-            credentials = loadCredentials(certificatePath, keyPath)
-        except ConfigurationError:
-            pass  # ours and unusable: make a new one below
-        else:
-            if credentials.certificate.not_valid_after_utc - now > RENEW_BEFORE:
-                if keyPath.stat().st_mode & 0o077:
-                    keyPath.chmod(0o600)  # a private key is its owner's only
-                return DevelopmentCertificate(certificatePath, keyPath, credentials, False)
     try:
+        # tlsreply makes and renews these files itself: it reads none
+        # through a link either (see tlsreply.safefiles).
+        refuseSymbolicLink(certificatePath)
+        refuseSymbolicLink(keyPath)
+        if certificatePath.exists() and keyPath.exists():
+            try:
+                credentials = loadCredentials(certificatePath, keyPath)
+            except ConfigurationError:
+                pass  # ours and unusable: make a new one below
+            else:
+                if credentials.certificate.not_valid_after_utc - now > RENEW_BEFORE:
+                    restrictToOwner(keyPath)  # a private key is its owner's only
+                    return DevelopmentCertificate(
+                        certificatePath, keyPath, credentials, False
+                    )
         key = ec.generate_private_key(ec.SECP256R1())
         certificate = _selfSigned(key, now)
-        # The key first: a certificate without its key must never be left.
-        _writeAtomically(
-            keyPath,
-            privateKeyPEM(key),
-            mode=0o600,
-        )
-        _writeAtomically(
-            certificatePath,
-            certificate.public_bytes(serialization.Encoding.PEM),
-            mode=0o644,
+        # The key first: a certificate without its key must never be left;
+        # each replaced whole, so that a concurrent start never reads half
+        # a key.
+        writeFile(keyPath, privateKeyPEM(key), mode=SECRET_MODE)
+        writeFile(
+            certificatePath, certificate.public_bytes(serialization.Encoding.PEM), mode=0o644
         )
     except OSError as e:
-        raise ConfigurationError(
-            f"cannot create the development certificate in {directory}: "
-            f"{e.strerror or e}"
-        ) from None
+        raise _cannotCreate(directory, e) from None
     credentials = ServerCredentials(certificate, key, (), certificatePath)
     return DevelopmentCertificate(certificatePath, keyPath, credentials, True)
 
@@ -128,19 +134,3 @@ def _selfSigned(key: ec.EllipticCurvePrivateKey, now: datetime.datetime) -> x509
         notAfter=now + LIFETIME,
         names=(*DNS_NAMES, *IP_ADDRESSES),
     ).sign(key, hashes.SHA256())
-
-
-def _writeAtomically(path: Path, data: bytes, mode: int) -> None:
-    """
-    Write a file under a temporary name and rename it into place, so that a
-    concurrent start never reads half a key.
-    """
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
