@@ -17,7 +17,13 @@ from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.support import captureLogEvents, makeCertificates, temporaryDirectory
+from tests.support import (
+    captureLogEvents,
+    clientContext,
+    fetchWithSSL,
+    makeCertificates,
+    temporaryDirectory,
+)
 from tests.test_plugin import SCRIPTS, startDaemon
 from tlsreply import TLSPolicy, buildServerContexts, loadCredentials
 from tlsreply.accesslog import AccessLog
@@ -117,7 +123,7 @@ class CommandLineTests(SynchronousTestCase):
         """
         A C{client.key} and C{client.pem} left by an earlier run with mode
         0644 hold the new key, readable by their owner only, once the
-        scenario serves.
+        scenario serves; a client presenting them is served.
         """
         workdir = temporaryDirectory(self)
         directory = workdir / "certs" / "scenario"
@@ -125,7 +131,7 @@ class CommandLineTests(SynchronousTestCase):
         for name in (CLIENT_KEY_FILE, CLIENT_CERTIFICATE_FILE):
             (directory / name).write_bytes(b"an earlier run's key\n")
             (directory / name).chmod(0o644)
-        daemon, _ = startDaemon(
+        daemon, port = startDaemon(
             self,
             [str(SCRIPTS / "twistd"), "-n", "--pidfile=", "tlsreply",
              "--scenario", "client-cert-required"],
@@ -135,6 +141,9 @@ class CommandLineTests(SynchronousTestCase):
             path = directory / name
             self.assertEqual(stat.S_IMODE(path.stat().st_mode), 0o600, name)
             self.assertIn(b"-----BEGIN PRIVATE KEY-----", path.read_bytes())
+        context = clientContext(str(directory / CA_FILE))
+        context.load_cert_chain(directory / CLIENT_CERTIFICATE_FILE)
+        self.assertEqual(fetchWithSSL(port, context).data, b"test\n")
         self.assertEqual(daemon.stop(), 0)
 
     def test_keyLogLink(self) -> None:
