@@ -314,7 +314,9 @@ class DaemonStartFailureTests(DaemonStartTestCase):
         (workdir / "certs").write_bytes(b"")
         run = self.runDaemon(workdir, "--port", "tcp:0:interface=127.0.0.1",
                              "--scenario", "expired")
-        self.assertFailedStart(run, f"--scenario expired: cannot write {workdir}/certs")
+        self.assertFailedStart(
+            run, f"cannot write the files of scenario expired: {workdir}/certs"
+        )
 
     def test_unknownScenario(self) -> None:
         """

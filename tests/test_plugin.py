@@ -43,13 +43,18 @@ class Daemon:
     A tlsreply process whose log (stdout) is read line by line.
     """
 
-    def __init__(self, arguments: list[str], cwd: Path) -> None:
+    def __init__(
+        self, arguments: list[str], cwd: Path, environment: dict[str, str] | None = None
+    ) -> None:
+        """
+        @param environment: variables to set besides this process's own.
+        """
         self.output: list[str] = []
         self.process = subprocess.Popen(
             arguments,
             cwd=cwd,
             # twist writes its log through a buffered stdout.
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(environment or {})},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

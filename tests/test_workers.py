@@ -104,13 +104,19 @@ class WorkersTests(SynchronousTestCase):
     Two workers behind one port, as an operator runs them.
     """
 
-    def start(self, certificates: TestCertificates, *arguments: str) -> tuple[Daemon, int]:
+    def start(
+        self,
+        certificates: TestCertificates,
+        *arguments: str,
+        environment: dict[str, str] | None = None,
+    ) -> tuple[Daemon, int]:
         daemon = Daemon(
             [str(SCRIPTS / "twistd"), "-n", "--pidfile=", "tlsreply",
              "--port", "tcp:0:interface=127.0.0.1", "--workers", "2",
              "--cert", str(certificates.certificatePath),
              "--key", str(certificates.keyPath), *arguments],
             certificates.caPath.parent,
+            environment,
         )
         self.addCleanup(lambda: daemon.process.poll() is None and daemon.stop())
         match = daemon.waitFor(r"listening on \['127\.0\.0\.1:(\d+)'\] with 2 workers")
@@ -292,15 +298,28 @@ class WorkersTests(SynchronousTestCase):
         After a SIGKILL of the parent, its metrics port refuses connections
         at once (no worker holds it), and the workers notice that their
         parent has gone and stop gracefully by themselves, which frees the
-        TLS port too.
+        TLS port too. The parent could not remove its metrics folder: the
+        next server to start in the same temporary folder does.
         """
-        certificates = makeCertificates(temporaryDirectory(self))
-        daemon, port = self.start(certificates, "--metrics", "tcp:0:interface=127.0.0.1")
+        directory = temporaryDirectory(self)
+        certificates = makeCertificates(directory)
+        # The metrics folder in the test's own folder, not in /tmp.
+        temporary = directory / "tmp"
+        temporary.mkdir()
+        environment = {"TMPDIR": str(temporary)}
+        daemon, port = self.start(
+            certificates, "--metrics", "tcp:0:interface=127.0.0.1", environment=environment
+        )
         self.killWorkersAtEnd(daemon)
         [metricsPort] = [
             int(m.group(1)) for line in daemon.output
             if (m := re.search(r"metrics on 127\.0\.0\.1:(\d+)", line))
         ]
+        [folder] = [
+            Path(m.group(1)) for line in daemon.output
+            if (m := re.search(r"metrics of the workers in (\S+)", line))
+        ]
+        self.assertEqual(folder.parent, temporary)
         parent = daemon.process.pid
         workers = self.workerPids(daemon)
         daemon.process.kill()
@@ -318,6 +337,19 @@ class WorkersTests(SynchronousTestCase):
                 f"worker {number}: the parent (pid {parent}) has exited; stopping", log
             )
             self.assertIn(f"tlsreply worker {number} stopped", log)
+
+        self.assertTrue(folder.is_dir())
+        again, _ = self.start(
+            certificates, "--metrics", "tcp:0:interface=127.0.0.1", environment=environment
+        )
+        self.killWorkersAtEnd(again)
+        self.assertFalse(folder.exists())
+        self.assertIn(
+            f"removed the metrics folder {folder} of tlsreply pid {parent}, which has exited",
+            "".join(again.output),
+        )
+        self.assertEqual(again.stop(), 0)
+        self.assertEqual(list(temporary.iterdir()), [])
 
     def test_unixSocketOutlivesReload(self) -> None:
         """

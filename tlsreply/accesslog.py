@@ -24,6 +24,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
 from tlsreply.jsonlog import jsonString, timestamp
+from tlsreply.safefiles import openToAppend
 
 if TYPE_CHECKING:
     from tlsreply.records import HandshakeInfo
@@ -335,11 +336,12 @@ class AccessLog:
         cls, path: str, clock: IReactorTime, system: str = ACCESS_SYSTEM, json: bool = False
     ) -> AccessLog:
         """
-        An access log appending to the file at C{path}.
+        An access log appending to the file at C{path}, never through a
+        symbolic link (L{tlsreply.safefiles.openToAppend}).
 
-        @raise OSError: if it cannot be opened.
+        @raise OSError: if it cannot be opened, or is a symbolic link.
         """
-        return cls(open(path, "ab"), clock, path=path, system=system, json=json)
+        return cls(openToAppend(path), clock, path=path, system=system, json=json)
 
     def reopen(self) -> None:
         """
@@ -351,7 +353,7 @@ class AccessLog:
         if self.path is None:
             return
         try:
-            stream = open(self.path, "ab")
+            stream = openToAppend(self.path)
         except OSError as e:
             _log.error(
                 "cannot reopen the connection log {path}: {error}; still "

@@ -227,7 +227,7 @@ def openAccessLog(
     except OSError as e:
         raise ConfigurationError(
             f"cannot open the access log {where}: {e.strerror or e}"
-        ) from None
+        ) from None  # a symbolic link too (see tlsreply.safefiles)
 
 
 # The TLS contexts.
@@ -394,14 +394,7 @@ def scenarioContexts(
 
     assert config.scenario is not None
     directory = (DEVELOPMENT_CERTIFICATE_DIRECTORY / "scenario").absolute()
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        setup = buildScenario(config.scenario, TestCA(), directory)
-    except OSError as e:
-        where = e.filename or directory
-        raise ConfigurationError(
-            f"--scenario {config.scenario}: cannot write {where}: {e.strerror or e}"
-        ) from None
+    setup = buildScenario(config.scenario, TestCA(), directory)
     _log.info(
         "serving test scenario {scenario} from a new test CA; clients trust it "
         "with e.g. curl --cacert {caPath}",

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import datetime
 import fcntl
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +23,15 @@ from cryptography.x509.oid import NameOID
 from tlsreply.certificates import certificateBuilder, privateKeyPEM
 from tlsreply.credentials import ServerCredentials, loadCredentials
 from tlsreply.errors import ConfigurationError
+from tlsreply.safefiles import (
+    SECRET_MODE,
+    UnsafeFileError,
+    describe,
+    openToAppend,
+    refuseSymbolicLink,
+    restrictToOwner,
+    writeFile,
+)
 
 CERTIFICATE_NAME = "dev-cert.pem"
 PRIVATE_KEY_NAME = "dev-key.pem"
@@ -78,7 +85,10 @@ def prepareDevelopmentCertificate(
     """
     if now is None:
         now = datetime.datetime.now(datetime.UTC)
-    existing = _reusable(directory, now)
+    try:
+        existing = _reusable(directory, now)
+    except OSError as e:
+        raise _cannotCreate(directory, e) from None
     if existing is not None:
         return existing
     key = ec.generate_private_key(ec.SECP256R1())
@@ -104,38 +114,37 @@ def saveDevelopmentCertificate(
     @raise ConfigurationError: if the folder or files cannot be written.
     """
     if not prepared.created:
-        keyPath = prepared.privateKeyPath
         try:
-            if keyPath.stat().st_mode & 0o077:
-                keyPath.chmod(0o600)  # a private key is its owner's only
-        except OSError:
-            pass  # read a moment ago; whoever changed it since decides
+            # A private key is its owner's only (on the open file, never
+            # through a link).
+            restrictToOwner(prepared.privateKeyPath)
+        except OSError as e:
+            raise _cannotCreate(prepared.certificatePath.parent, e) from None
         return prepared
     if now is None:
         now = datetime.datetime.now(datetime.UTC)
     directory = prepared.certificatePath.parent
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        lock = os.open(directory / LOCK_NAME, os.O_WRONLY | os.O_CREAT, 0o600)
+        # Private, like the key: never through a link, never another's.
+        lock = openToAppend(directory / LOCK_NAME, secret=True)
     except OSError as e:
         raise _cannotCreate(directory, e) from None
-    try:
+    with lock:
         # Two tlsreply processes starting at once must not pair one's key
         # with the other's certificate.
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
         existing = _reusable(directory, now)
         if existing is not None:
             return existing
         key = prepared.credentials.privateKey
         assert isinstance(key, ec.EllipticCurvePrivateKey)  # made by prepare
         try:
-            # The key first: a certificate without its key must never be left.
-            _writeAtomically(
-                prepared.privateKeyPath,
-                privateKeyPEM(key),
-                mode=0o600,
-            )
-            _writeAtomically(
+            # The key first: a certificate without its key must never be
+            # left; each replaced whole (never through a link), so that a
+            # concurrent start never reads half a key.
+            writeFile(prepared.privateKeyPath, privateKeyPEM(key), mode=SECRET_MODE)
+            writeFile(
                 prepared.certificatePath,
                 prepared.credentials.certificate.public_bytes(serialization.Encoding.PEM),
                 mode=0o644,
@@ -143,14 +152,11 @@ def saveDevelopmentCertificate(
         except OSError as e:
             raise _cannotCreate(directory, e) from None
         return prepared
-    finally:
-        os.close(lock)
 
 
 def _cannotCreate(directory: Path, error: OSError) -> ConfigurationError:
     return ConfigurationError(
-        f"cannot create the development certificate in {directory}: "
-        f"{error.strerror or error}"
+        f"cannot create the development certificate in {directory}: {describe(error)}"
     )
 
 
@@ -162,6 +168,15 @@ def _reusable(directory: Path, now: datetime.datetime) -> DevelopmentCertificate
     """
     certificatePath = directory / CERTIFICATE_NAME
     keyPath = directory / PRIVATE_KEY_NAME
+    # tlsreply makes and renews these files itself: it reads none through a
+    # link either (see tlsreply.safefiles).
+    try:
+        refuseSymbolicLink(certificatePath)
+        refuseSymbolicLink(keyPath)
+    except UnsafeFileError:
+        raise
+    except OSError:
+        return None  # no folder to read (saving will say why)
     if not (certificatePath.exists() and keyPath.exists()):
         return None
     try:
@@ -188,19 +203,3 @@ def _selfSigned(key: ec.EllipticCurvePrivateKey, now: datetime.datetime) -> x509
         notAfter=now + LIFETIME,
         names=(*DNS_NAMES, *IP_ADDRESSES),
     ).sign(key, hashes.SHA256())
-
-
-def _writeAtomically(path: Path, data: bytes, mode: int) -> None:
-    """
-    Write a file under a temporary name and rename it into place, so that a
-    concurrent start never reads half a key.
-    """
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise

@@ -19,7 +19,6 @@ name gets the fallback context, which serves the first certificate.
 from __future__ import annotations
 
 import hashlib
-import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -38,6 +37,7 @@ from tlsreply import _openssl
 from tlsreply.credentials import ServerCredentials, loadCertificates
 from tlsreply.errors import ConfigurationError, openSSLReasons
 from tlsreply.policy import LEGACY_VERSIONS, TLSPolicy
+from tlsreply.safefiles import openToAppend, writeFile
 
 #: Up to this many configured names, each gets a context (and session
 #: cache) of its own; beyond it (a certificate with 1,000 names), names on
@@ -111,11 +111,12 @@ def _stagedChains(credentials: Sequence[ServerCredentials]) -> Iterator[dict[int
             paths = {}
             for index, each in enumerate(credentials):
                 path = Path(directory) / f"{index}.pem"
-                path.write_bytes(
+                writeFile(
+                    path,
                     b"".join(
                         c.public_bytes(serialization.Encoding.PEM)
                         for c in (each.certificate, *each.chain)
-                    )
+                    ),
                 )
                 paths[id(each)] = str(path).encode()
             yield paths
@@ -437,13 +438,15 @@ def buildServerContexts(
 def _openKeyLog(path: Path | None) -> IO[bytes] | None:
     """
     Open the key-log file for appending, readable by its owner only (also
-    when it already existed with a wider mode: it holds session keys).
+    when it already existed with a wider mode: it holds session keys), and
+    never through a symbolic link or into a file with another hard link
+    (L{tlsreply.safefiles.openToAppend}).
     """
     if path is None:
         return None
     try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        os.fchmod(descriptor, 0o600)
+        return openToAppend(path, secret=True)
     except OSError as e:
-        raise ConfigurationError(f"cannot open key-log file {path}: {e.strerror}") from None
-    return os.fdopen(descriptor, "ab")
+        raise ConfigurationError(
+            f"cannot open key-log file {path}: {e.strerror or e}"
+        ) from None

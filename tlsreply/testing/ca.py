@@ -18,7 +18,6 @@ instances, so one test's CA is never trusted by another's client.
 from __future__ import annotations
 
 import datetime
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Final, Literal
@@ -39,6 +38,7 @@ from tlsreply.certificates import (
 )
 from tlsreply.credentials import ServerCredentials
 from tlsreply.errors import ConfigurationError
+from tlsreply.safefiles import SECRET_MODE, writeFile
 from tlsreply.testing.sha1 import signWithSHA1
 
 #: The private keys a L{TestCA} makes.
@@ -181,12 +181,16 @@ class TestCA:
     def writeCertificate(self, path: Path | str) -> Path:
         """
         Write this CA's certificate as PEM (for C{curl --cacert},
-        C{openssl s_client -CAfile}, C{ssl.create_default_context(cafile=)}).
+        C{openssl s_client -CAfile}, C{ssl.create_default_context(cafile=)}),
+        replacing the file whole and never through a symbolic link
+        (L{tlsreply.safefiles.writeFile}).
 
         @return: the path written.
+        @raise OSError: if it cannot be written;
+            L{tlsreply.safefiles.UnsafeFileError} for a symbolic link.
         """
         path = Path(path)
-        path.write_bytes(self.certificatePEM)
+        writeFile(path, self.certificatePEM)
         return path
 
     def createIntermediate(
@@ -418,12 +422,14 @@ def writePrivateKey(
     Write a private key as unencrypted PEM, readable by its owner only;
     after the certificates given, if any, which makes the one combined
     file that C{curl --cert}, Python's C{load_cert_chain(path)} and
-    Twisted's C{PrivateCertificate.loadPEM} read.
+    Twisted's C{PrivateCertificate.loadPEM} read. A file that was there is
+    replaced whole (its mode too), and never written through a symbolic
+    link (L{tlsreply.safefiles.writeFile}).
 
     @return: the path written.
+    @raise OSError: if it cannot be written;
+        L{tlsreply.safefiles.UnsafeFileError} for a symbolic link.
     """
     path = Path(path)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "wb") as f:
-        f.write(certificatesPEM(*certificates) + privateKeyPEM(key))
+    writeFile(path, certificatesPEM(*certificates) + privateKeyPEM(key), mode=SECRET_MODE)
     return path

@@ -29,6 +29,7 @@ from cryptography import x509
 from tlsreply.certificates import certificatesPEM, generatePrivateKey, privateKeyPEM
 from tlsreply.credentials import ServerCredentials
 from tlsreply.errors import ConfigurationError
+from tlsreply.safefiles import writeFile
 from tlsreply.testing.ca import KeyType, TestCA, TestPrivateKey, writePrivateKey
 
 #: The folder, inside a test server's folder, that issued certificates are
@@ -129,7 +130,8 @@ class IssuingCA:
     ) -> IssuedCertificate:
         """
         Issue a TLS client certificate (extended key usage clientAuth) for
-        C{name}, with a fresh key, and write it to files.
+        C{name}, with a fresh key, and write it to files (never through a
+        symbolic link: L{tlsreply.safefiles}).
 
         @param name: its common name, which the server's records show
             (C{ConnectionRecord.clientCertificate}).
@@ -167,6 +169,6 @@ class IssuingCA:
         stem = f"{next(self._serial):03d}-{re.sub(r'[^A-Za-z0-9.-]+', '_', name)[:40]}"
         chain = self.testCA.chain
         certificatePath = self.directory / f"{stem}.pem"
-        certificatePath.write_bytes(certificatesPEM(certificate, *chain))
+        writeFile(certificatePath, certificatesPEM(certificate, *chain))
         keyPath = writePrivateKey(self.directory / f"{stem}.key", key)
         return IssuedCertificate(certificate, key, chain, certificatePath, keyPath)

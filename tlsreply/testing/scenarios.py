@@ -42,6 +42,7 @@ from twisted.internet.defer import Deferred, succeed
 from tlsreply.credentials import ServerCredentials
 from tlsreply.errors import ConfigurationError
 from tlsreply.policy import TLSPolicy
+from tlsreply.safefiles import describe, writeFile
 from tlsreply.testing.ca import TestCA, certificatesPEM
 from tlsreply.testing.httpfiles import HTTPFiles
 from tlsreply.testing.scenariobase import CORRECT, OutcomeDescription
@@ -200,16 +201,24 @@ def buildScenario(name: str, ca: TestCA, directory: Path | str) -> ScenarioSetup
 
     @param ca: the test CA a correct client trusts. It may be an
         intermediate: clients trust its root, and servers send its chain.
-    @param directory: created if missing.
+    @param directory: created if missing. Its files are replaced whole,
+        never written through a symbolic link (L{tlsreply.safefiles}), and
+        the client's key is made readable by its owner only.
     @raise ConfigurationError: for an unknown scenario (listing the known
-        ones), or one that is unavailable here (with the reason).
+        ones), one that is unavailable here (with the reason), or files
+        that cannot be written (a symbolic link among them).
     """
     entry = _lookUp(name)
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     caPath = directory / CA_FILE
-    caPath.write_bytes(certificatesPEM(ca.root))
-    built = entry.build(ca, directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        writeFile(caPath, certificatesPEM(ca.root))
+        built = entry.build(ca, directory)
+    except OSError as e:
+        raise ConfigurationError(
+            f"cannot write the files of scenario {name}: {describe(e)}"
+        ) from None
     return ScenarioSetup(
         entry.scenario,
         built.credentials,
