@@ -32,7 +32,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionAborted
 from twisted.internet.protocol import ClientFactory
 from twisted.internet.ssl import Certificate, optionsForClientTLS
-from twisted.internet.task import Clock
+from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import StringTransport
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
@@ -61,7 +61,7 @@ from tlsreply.limits import AcceptLimit
 from tlsreply.metrics import ConnectionMetrics, ServerSampler
 from tlsreply.metricsdaemon import singleProcessMetrics
 from tlsreply.metricsreasons import FAILURE_REASONS, failureReason
-from tlsreply.metricsweb import MetricsService
+from tlsreply.metricsweb import METRICS_CACHE_SECONDS, MetricsService
 from tlsreply.metricsworkers import MultiprocessFiles, WorkerFilesCollector
 from tlsreply.protocol import ReplyProtocol
 from tlsreply.reload import ReloadableContexts
@@ -381,8 +381,16 @@ class ScrapeTests(TestCase):
         self.assertEqual(value(samples, "tlsreply_reloads_total", outcome="success"), 0)
         self.assertGreater(value(samples, "process_cpu_seconds_total") or 0, 0)
 
+        # A scrape shows what changed once the last rendering is older
+        # than METRICS_CACHE_SECONDS.
         self.assertTrue(contexts.reload())
-        samples = await inThread(scrape, metricsPort)
+        started = time.monotonic()
+        while (
+            value(samples, "tlsreply_reloads_total", outcome="success") == 0
+            and time.monotonic() - started < METRICS_CACHE_SECONDS + 5
+        ):
+            await deferLater(reactor, 0.1, lambda: None)
+            samples = await inThread(scrape, metricsPort)
         self.assertEqual(value(samples, "tlsreply_reloads_total", outcome="success"), 1)
         self.assertEqual(value(samples, "tlsreply_reloads_total", outcome="failure"), 0)
 
