@@ -476,7 +476,7 @@ class PipeliningTests(SynchronousTestCase):
         self.assertTrue(transport.value().endswith(b"\r\n\r\nready\n"))
         self.clock.advance(0)
         self.assertLessEqual(responses(transport.value()), METRICS_REQUEST_BURST)
-        for _ in range(200):
+        for _ in range(100 * 100 // METRICS_REQUESTS_PER_SECOND + 100):
             self.clock.advance(0.01)
         self.assertEqual(responses(transport.value()), 100)
         self.assertFalse(transport.disconnecting)
@@ -507,7 +507,7 @@ class PipeliningTests(SynchronousTestCase):
         count = METRICS_HELD_BYTES // len(PROBE) + 2
         channel.dataReceived(PROBE * count)
         self.assertEqual(transport.producerState, "paused")
-        for _ in range(count * 2):
+        for _ in range(count * 100 // METRICS_REQUESTS_PER_SECOND + 100):
             self.clock.advance(0.01)
         self.assertEqual(responses(transport.value()), count)
         self.assertEqual(transport.producerState, "producing")
@@ -541,6 +541,24 @@ class TurnTests(SynchronousTestCase):
         for _ in range(METRICS_REQUESTS_PER_SECOND - 1):
             self.clock.advance(1 / METRICS_REQUESTS_PER_SECOND)
         self.assertEqual([responses(t.value()) for _, t in connections], [1] * 30)
+
+    def test_healthChecksFirst(self) -> None:
+        """
+        A probe that comes while scrapes wait for their turns takes the
+        next turn, before them.
+        """
+        scrapes = [connect(self.service, 50000 + i) for i in range(METRICS_REQUEST_BURST + 5)]
+        for channel, _ in scrapes:
+            channel.dataReceived(SCRAPE)
+        probe, transport = connect(self.service, 60000)
+        probe.dataReceived(PROBE)
+        self.assertEqual(transport.value(), b"")
+        self.clock.advance(1 / METRICS_REQUESTS_PER_SECOND)
+        self.assertTrue(transport.value().endswith(b"ready\n"))
+        self.assertEqual(
+            [responses(t.value()) for _, t in scrapes],
+            [1] * METRICS_REQUEST_BURST + [0] * 5,
+        )
 
     def test_scrapesShareOneRender(self) -> None:
         """

@@ -1,6 +1,7 @@
 # -*- test-case-name: tests.test_metricsweb -*-
 """
-Turns for requests: at most so many a second, first come first served.
+Turns for requests: at most so many a second, first come first served,
+urgent ones first.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ class RequestPacer:
     """
     Turns for the requests of every connection of the endpoint: at most
     C{perSecond} a second, in bursts of at most C{burst}, in the order they
-    asked (a token bucket, with a queue for those that wait).
+    asked, urgent ones before the others (a token bucket, with two queues
+    for those that wait).
     """
 
     def __init__(self, clock: IReactorTime, perSecond: float, burst: int) -> None:
@@ -27,28 +29,34 @@ class RequestPacer:
         # a request comes (a reactor being built may not tell the time).
         self._refilled: float | None = None
         self._waiting: deque[Callable[[], None]] = deque()
+        self._urgent: deque[Callable[[], None]] = deque()
         self._call: IDelayedCall | None = None
 
-    def ask(self, turn: Callable[[], None]) -> None:
+    def ask(self, turn: Callable[[], None], urgent: bool = False) -> None:
         """
         Call C{turn} now if nobody waits and the pace allows it, else when
         its turn comes (unless L{cancel}ed first).
+
+        @param urgent: the turn comes before those of every request that
+            is not (a health check, which must not wait behind scrapes).
         """
-        if not self._waiting and self._take():
+        if not self._urgent and (urgent or not self._waiting) and self._take():
             turn()
             return
-        self._waiting.append(turn)
+        (self._urgent if urgent else self._waiting).append(turn)
         self._schedule()
 
     def cancel(self, turn: Callable[[], None]) -> None:
         """
         Forget C{turn}, if it still waits.
         """
-        try:
-            self._waiting.remove(turn)
-        except ValueError:
-            return
-        if not self._waiting and self._call is not None:
+        for queue in (self._waiting, self._urgent):
+            try:
+                queue.remove(turn)
+            except ValueError:
+                continue
+            break
+        if not (self._waiting or self._urgent) and self._call is not None:
             self._call.cancel()
             self._call = None
 
@@ -66,14 +74,14 @@ class RequestPacer:
         return True
 
     def _schedule(self) -> None:
-        if self._call is None and self._waiting:
+        if self._call is None and (self._waiting or self._urgent):
             delay = max(0.0, (1 - self._tokens) / self._perSecond)
             self._call = self._clock.callLater(delay, self._run)
 
     def _run(self) -> None:
         self._call = None
         try:
-            while self._waiting and self._take():
-                self._waiting.popleft()()
+            while (self._urgent or self._waiting) and self._take():
+                (self._urgent or self._waiting).popleft()()
         finally:
             self._schedule()
