@@ -323,7 +323,7 @@ class Phase:
             f"{statistics.median(ordered) * 1000:5.2f} ms, p99 {self.p99() * 1000:6.2f} ms, "
             f"max {ordered[-1] * 1000:7.1f} ms; server CPU "
             f"{self.serverSeconds / self.seconds:4.0%}; /ready every 0.1 s: slowest "
-            f"{max(self.probes) * 1000:.0f} ms of {len(self.probes)}"
+            f"{max(self.probes, default=0) * 1000:.0f} ms of {len(self.probes)}"
             + "".join(f"; {note}" for note in self.notes)
         )
 
