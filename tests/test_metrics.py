@@ -7,6 +7,7 @@ daemon (also one that twistd runs as nobody).
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import os
 import pwd
@@ -15,6 +16,7 @@ import signal
 import socket
 import ssl
 import struct
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -556,6 +558,34 @@ class WorkersTests(SynchronousTestCase):
         self.assertEqual(daemon.stop(), 0)
         self.assertFalse(server.folder.exists())
         self.assertNotIn("Traceback", "".join(daemon.output))
+
+    def test_readyDuringPipelinedFlood(self) -> None:
+        """
+        While one client has sent 5,000 pipelined scrapes to the parent in
+        one write (and reads none of the answers), C{/ready} on another
+        connection is answered within a second: the parent takes them one
+        at a time, in turns, health checks first.
+        """
+        certificates = makeCertificates(temporaryDirectory(self))
+        server = WorkersDaemon(self, certificates)
+        flood = socket.create_connection((LOOPBACK, server.metricsPort), timeout=10)
+        self.addCleanup(flood.close)
+        scrapes = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n" * 5000
+
+        def send() -> None:
+            with contextlib.suppress(OSError):
+                flood.sendall(scrapes)
+
+        sender = threading.Thread(target=send, daemon=True)
+        sender.start()
+        self.assertTrue(flood.recv(100).startswith(b"HTTP/1.1 200 OK\r\n"))
+        started = time.monotonic()
+        self.assertEqual(get(server.metricsPort, "/ready"), (200, "ready\n"))
+        self.assertLess(time.monotonic() - started, 1.0)
+        flood.close()
+        sender.join(10)
+        self.assertEqual(server.daemon.stop(), 0)
+        self.assertNotIn("Traceback", "".join(server.daemon.output))
 
     def test_workersAsAnUnprivilegedUser(self) -> None:
         """
