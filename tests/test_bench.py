@@ -110,3 +110,38 @@ class BenchSmokeTests(SynchronousTestCase):
                 self.assertEqual(cell["protocol"], "TLSv1.3")
                 self.assertEqual(cell["loadgen"]["resumed"], cell["handshakes"])
         self.assertGreater(figures["ratios"]["tlsreply"]["ecdsa13"], 0)
+
+
+class MetricsLoadSmokeTests(SynchronousTestCase):
+    """
+    C{bench/metrics_load.py}, the benchmark of what the metrics port's
+    clients cost the TLS clients, in a short run against this checkout.
+    """
+
+    def test_smokeRun(self) -> None:
+        """
+        One short round of every phase exits 0 and reports, for each, the
+        handshakes it timed and C{/ready} answered every time it was asked; the scrapers scraped, the flood got answers, and the ratio
+        of the p99s is printed.
+        """
+        completed = subprocess.run(
+            [
+                sys.executable, str(BENCH / "metrics_load.py"),
+                "--handshakes", "200", "--rounds", "1", "--flood",
+            ],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+        output = completed.stdout.decode("utf-8", "replace")
+        report = output + completed.stderr.decode("utf-8", "replace")
+        self.assertEqual(completed.returncode, 0, report)
+        for phase in ("unloaded", "8 scrapers in a loop", "pipelined flood"):
+            [line] = [line for line in output.splitlines() if line.startswith(phase)]
+            self.assertRegex(line, r"\b200 handshakes: p50 +[\d.]+ ms, p99 +[\d.]+ ms", report)
+            # A failed probe would count as "inf ms".
+            self.assertRegex(line, r"/ready every 0\.1 s: slowest \d+ ms of \d+", report)
+        self.assertRegex(output, r"; [1-9]\d* scrapes/s", report)
+        self.assertRegex(output, r"; [1-9]\d* answers, RSS", report)
+        self.assertRegex(output, r"p99 with scrapers / unloaded: \d+\.\d\d", report)

@@ -133,6 +133,28 @@ class CommandLineTests(SynchronousTestCase):
         self.assertGreater(grace, drainDelay + shutdownGrace)
 
 
+    def test_kubernetesMetricsPortOnlyForPrometheus(self) -> None:
+        """
+        The metrics port listens on the pod's IP (the kubelet's probes and
+        Prometheus connect there), so the guide's NetworkPolicy selects the
+        Deployment's pods and opens port 9102 only to the pods it names,
+        while the TLS port stays open to all.
+        """
+        text = GUIDE.read_text()
+        section = text[text.index("## Kubernetes"):]
+        self.assertIn("kind: NetworkPolicy", section)
+        policy = section[section.index("kind: NetworkPolicy"):]
+        policy = policy[: policy.index("```")]
+        self.assertIn("matchLabels: {app: tlsreply}", policy)
+        self.assertIn("policyTypes: [Ingress]", policy)
+        rules = re.split(r"\n    - ", policy.split("  ingress:\n", 1)[1])
+        metrics = [rule for rule in rules if "{port: 9102}" in rule]
+        self.assertEqual(len(metrics), 1, rules)
+        self.assertRegex(metrics[0], r"from:\n\s+- namespaceSelector:")
+        self.assertRegex(metrics[0], r"podSelector:\n\s+matchLabels: \{[^}]*prometheus")
+        self.assertTrue(any("{port: 4433}" in rule and "from:" not in rule for rule in rules))
+
+
 class AlertTests(TestCase):
     """
     The metrics the guide's alerts use are ones a scrape has, and the

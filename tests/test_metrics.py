@@ -7,6 +7,7 @@ daemon (also one that twistd runs as nobody).
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import os
 import pwd
@@ -15,6 +16,7 @@ import signal
 import socket
 import ssl
 import struct
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -32,7 +34,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionAborted
 from twisted.internet.protocol import ClientFactory
 from twisted.internet.ssl import Certificate, optionsForClientTLS
-from twisted.internet.task import Clock
+from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import StringTransport
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
@@ -61,7 +63,7 @@ from tlsreply.limits import AcceptLimit
 from tlsreply.metrics import ConnectionMetrics, ServerSampler
 from tlsreply.metricsdaemon import singleProcessMetrics
 from tlsreply.metricsreasons import FAILURE_REASONS, failureReason
-from tlsreply.metricsweb import MetricsService
+from tlsreply.metricsweb import METRICS_CACHE_SECONDS, MetricsService
 from tlsreply.metricsworkers import MultiprocessFiles, WorkerFilesCollector
 from tlsreply.protocol import ReplyProtocol
 from tlsreply.reload import ReloadableContexts
@@ -383,8 +385,16 @@ class ScrapeTests(TestCase):
         self.assertEqual(value(samples, "tlsreply_reloads_total", outcome="success"), 0)
         self.assertGreater(value(samples, "process_cpu_seconds_total") or 0, 0)
 
+        # A scrape shows what changed once the last rendering is older
+        # than METRICS_CACHE_SECONDS.
         self.assertTrue(contexts.reload())
-        samples = await inThread(scrape, metricsPort)
+        started = time.monotonic()
+        while (
+            value(samples, "tlsreply_reloads_total", outcome="success") == 0
+            and time.monotonic() - started < METRICS_CACHE_SECONDS + 5
+        ):
+            await deferLater(reactor, 0.1, lambda: None)
+            samples = await inThread(scrape, metricsPort)
         self.assertEqual(value(samples, "tlsreply_reloads_total", outcome="success"), 1)
         self.assertEqual(value(samples, "tlsreply_reloads_total", outcome="failure"), 0)
 
@@ -550,6 +560,34 @@ class WorkersTests(SynchronousTestCase):
         self.assertEqual(daemon.stop(), 0)
         self.assertFalse(server.folder.exists())
         self.assertNotIn("Traceback", "".join(daemon.output))
+
+    def test_readyDuringPipelinedFlood(self) -> None:
+        """
+        While one client has sent 5,000 pipelined scrapes to the parent in
+        one write (and reads none of the answers), C{/ready} on another
+        connection is answered within a second: the parent takes them one
+        at a time, in turns, health checks first.
+        """
+        certificates = makeCertificates(temporaryDirectory(self))
+        server = WorkersDaemon(self, certificates)
+        flood = socket.create_connection((LOOPBACK, server.metricsPort), timeout=10)
+        self.addCleanup(flood.close)
+        scrapes = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n" * 5000
+
+        def send() -> None:
+            with contextlib.suppress(OSError):
+                flood.sendall(scrapes)
+
+        sender = threading.Thread(target=send, daemon=True)
+        sender.start()
+        self.assertTrue(flood.recv(100).startswith(b"HTTP/1.1 200 OK\r\n"))
+        started = time.monotonic()
+        self.assertEqual(get(server.metricsPort, "/ready"), (200, "ready\n"))
+        self.assertLess(time.monotonic() - started, 1.0)
+        flood.close()
+        sender.join(10)
+        self.assertEqual(server.daemon.stop(), 0)
+        self.assertNotIn("Traceback", "".join(server.daemon.output))
 
     def test_workersAsAnUnprivilegedUser(self) -> None:
         """

@@ -7,7 +7,9 @@ C{twisted.web} site of its own, apart from the TLS listeners.
   - C{/metrics}: every metric of the registry, in the format the scraper
     asks for (Prometheus text, or OpenMetrics), rendered in the reactor's
     thread (a scrape reads a few hundred numbers, and with C{--workers} a
-    few small files);
+    few small files) at most once every L{METRICS_CACHE_SECONDS} for each
+    format: scrapes in between get the same exposition, so any number of
+    scrapers cost one rendering a second;
   - C{/ready}: 200 C{ready} while the server takes connections, 503
     C{draining} once L{Health.startDraining} was called (a load balancer
     then stops sending new clients before the listeners close);
@@ -16,9 +18,10 @@ C{twisted.web} site of its own, apart from the TLS listeners.
 Anyone who can reach the port can talk to it, so it takes only what these
 need: GET and HEAD without a request body (a body is refused before any of
 it is read; twisted.web's own L{Request} would store it whole first, up to
-gigabytes in a temporary file), at most L{MAX_METRICS_CONNECTIONS}
-connections at once, each closed after L{METRICS_IDLE_TIMEOUT} seconds
-without a request.
+gigabytes in a temporary file), one request at a time on each connection,
+each whole within a deadline, in turns, from at most
+L{MAX_METRICS_CONNECTIONS} connections at once: L{tlsreply.metricshttp}
+says how.
 """
 
 from __future__ import annotations
@@ -33,19 +36,42 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import (
-    IAddress,
     IListeningPort,
     IReactorTime,
     IStreamServerEndpoint,
 )
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web import http
 from twisted.web.resource import Resource
-from twisted.web.server import Request, Site
+from twisted.web.server import Request
 
 from tlsreply.addresses import escapeIPv6Interface, formatAddress
 from tlsreply.errors import ConfigurationError, cannotListen
+from tlsreply.metricshttp import (
+    MAX_METRICS_CONNECTIONS,
+    METRICS_HELD_BYTES,
+    METRICS_IDLE_TIMEOUT,
+    METRICS_REQUEST_BURST,
+    METRICS_REQUEST_TIMEOUT,
+    METRICS_REQUESTS_PER_SECOND,
+    MetricsSite,
+)
+
+__all__ = [
+    "MAX_METRICS_CONNECTIONS",
+    "METRICS_CACHE_SECONDS",
+    "METRICS_HELD_BYTES",
+    "METRICS_IDLE_TIMEOUT",
+    "METRICS_REQUEST_BURST",
+    "METRICS_REQUEST_TIMEOUT",
+    "METRICS_REQUESTS_PER_SECOND",
+    "METRICS_SERVICE_NAME",
+    "Health",
+    "MetricsResource",
+    "MetricsService",
+    "healthResource",
+    "parseMetricsAddress",
+]
 
 #: The name of the metrics service among the top service's children
 #: (C{lifecycle.getServiceNamed(METRICS_SERVICE_NAME)}).
@@ -53,29 +79,9 @@ METRICS_SERVICE_NAME = "metrics"
 
 _log = Logger(namespace="tlsreply.metrics")
 
-#: The most connections the metrics endpoint has open at once; those
-#: beyond are closed as soon as they are accepted. A scraper and a few
-#: health checks need a handful. Without C{--workers}, they come out of the
-#: 64 descriptors the server keeps beyond C{--max-connections} for its
-#: listeners and logs (L{tlsreply.lifecycle.raiseDescriptorLimit}).
-MAX_METRICS_CONNECTIONS: Final = 32
-
-#: Seconds a metrics connection may stay idle (no request under way)
-#: before it is closed: a scraper or load balancer that keeps its
-#: connection open between checks opens another one.
-METRICS_IDLE_TIMEOUT: Final = 10.0
-
-#: The methods the endpoint answers; any other is 405.
-_METHODS: Final = (b"GET", b"HEAD")
-
-_BODY_REFUSED: Final = b"the metrics endpoint takes no request body\n"
-_TOO_LARGE: Final = (
-    b"HTTP/1.1 413 Content Too Large\r\n"
-    b"Content-Type: text/plain; charset=utf-8\r\n"
-    b"Content-Length: %d\r\n"
-    b"Connection: close\r\n"
-    b"\r\n%s" % (len(_BODY_REFUSED), _BODY_REFUSED)
-)
+#: Seconds a rendered C{/metrics} exposition is served again before the
+#: next scrape renders a new one.
+METRICS_CACHE_SECONDS: Final = 1.0
 
 
 class Health:
@@ -172,39 +178,61 @@ class MetricsResource(Resource):
     C{/metrics}: the registry's metrics, in the exposition format the
     scraper's C{Accept} header asks for.
 
-    @ivar beforeScrape: called first on every scrape (to sample what a
+    @ivar beforeScrape: called first on every rendering (to sample what a
         single-process server counts as plain numbers, see
         L{tlsreply.metrics.ServerSampler}).
+    @ivar cacheSeconds: how long a rendering is served again.
     """
 
     isLeaf = True
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        clock: IReactorTime,
+        cacheSeconds: float = METRICS_CACHE_SECONDS,
+    ) -> None:
         super().__init__()
         self.registry = registry
         self.beforeScrape: list[Callable[[], None]] = []
+        self.cacheSeconds = cacheSeconds
+        self._clock = clock
+        # Content type -> (when rendered, exposition).
+        self._rendered: dict[str, tuple[float, bytes]] = {}
 
     def render_GET(self, request: Request) -> bytes:
-        for sample in self.beforeScrape:
-            sample()
         accept = request.getHeader(b"accept")
         encoder, contentType = choose_encoder(accept.decode("latin-1") if accept else "")
         request.setHeader(b"content-type", contentType.encode("ascii"))
         request.setHeader(b"cache-control", b"no-store")
-        return encoder(self.registry)
+        now = self._clock.seconds()
+        rendered = self._rendered.get(contentType)
+        if rendered is not None and 0 <= now - rendered[0] < self.cacheSeconds:
+            return rendered[1]
+        for sample in self.beforeScrape:
+            sample()
+        exposition: bytes = encoder(self.registry)
+        self._rendered[contentType] = (now, exposition)
+        return exposition
 
     # A HEAD costs what a GET does; without it, twisted.web would log a
     # line for every HEAD while it fakes one with render_GET.
     render_HEAD = render_GET
 
 
-def healthResource(registry: CollectorRegistry, health: Health) -> tuple[Resource, MetricsResource]:
+def healthResource(
+    registry: CollectorRegistry,
+    health: Health,
+    clock: IReactorTime,
+    cacheSeconds: float = METRICS_CACHE_SECONDS,
+) -> tuple[Resource, MetricsResource]:
     """
     The endpoint's tree: C{/metrics}, C{/ready}, C{/live}.
 
+    @param clock: what C{/metrics}' renderings are timed on.
     @return: the root, and its C{/metrics} resource.
     """
-    metrics = MetricsResource(registry)
+    metrics = MetricsResource(registry, clock, cacheSeconds)
     root = _Root()
     root.putChild(b"metrics", metrics)
     root.putChild(
@@ -213,136 +241,6 @@ def healthResource(registry: CollectorRegistry, health: Health) -> tuple[Resourc
     )
     root.putChild(b"live", _Text(lambda: (200, b"live\n")))
     return root, metrics
-
-
-class _MetricsRequest(Request):
-    """
-    A request to the metrics endpoint: GET or HEAD, without a body.
-
-    A request that announces a body (a C{Content-Length} other than 0, or
-    C{Transfer-Encoding: chunked}), whatever its method, is answered 413
-    as soon as its headers are in and the connection is closed: nothing of
-    the body is read. Any other method than GET and HEAD is answered 405,
-    before a resource is looked up.
-    """
-
-    _refused = False
-
-    def gotLength(self, length: int | None) -> None:
-        """
-        Called by L{http.HTTPChannel} once the headers are in, with the
-        length they announce (L{None} for chunked): where twisted.web
-        would make the body's buffer, refuse any body.
-        """
-        if length == 0:
-            super().gotLength(length)
-            return
-        self._refused = True
-        # allHeadersReceived answers "Expect: 100-continue" right after
-        # this: no 100 Continue must follow the 413.
-        self.requestHeaders.removeHeader(b"expect")
-        transport = self.channel.transport
-        if transport is not None:
-            transport.write(_TOO_LARGE)
-            self.channel.loseConnection()
-
-    def handleContentChunk(self, data: bytes) -> None:
-        """
-        Drop what came of a refused body with its headers (reading stopped
-        once the 413 was written).
-        """
-        if not self._refused:
-            super().handleContentChunk(data)
-
-    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
-        if not self._refused:
-            super().requestReceived(command, path, version)
-
-    def process(self) -> None:
-        if self.method in _METHODS:
-            super().process()
-            return
-        self.setResponseCode(http.NOT_ALLOWED)
-        self.setHeader(b"allow", b", ".join(_METHODS))
-        self.setHeader(b"content-type", b"text/plain; charset=utf-8")
-        self.write(b"the metrics endpoint answers GET and HEAD\n")
-        self.finish()
-
-
-class _MetricsChannel(http.HTTPChannel):
-    """
-    A connection to the metrics endpoint, counted by its site while open.
-    """
-
-    #: Seconds after the idle timeout closed the connection, for a client
-    #: that does not read what is left, before it is aborted.
-    abortTimeout = 5
-
-    site: _MetricsSite
-
-    def connectionMade(self) -> None:
-        self.site.connectionOpened()
-        super().connectionMade()
-
-    def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
-        super().connectionLost(reason)
-        self.site.connectionClosed()
-
-
-class _MetricsSite(Site):
-    """
-    The metrics endpoint's site: quiet (a scraper every 15 s and a health
-    check every 2 s would fill the server's log with one line a request),
-    plain HTTP/1.1, at most C{maxConnections} connections at once.
-
-    @ivar openConnections: how many are open now.
-    @ivar refused: how many were closed at once since the cap was reached
-        (logged once the endpoint is below it again).
-    """
-
-    noisy = False
-    protocol = _MetricsChannel  # type: ignore[assignment]
-
-    def __init__(
-        self, root: Resource, reactor: IReactorTime, maxConnections: int, timeout: float
-    ) -> None:
-        super().__init__(root, _MetricsRequest, timeout=timeout, reactor=reactor)
-        self.maxConnections = maxConnections
-        self.openConnections = 0
-        self.refused = 0
-
-    def buildProtocol(  # type: ignore[override]
-        self, addr: IAddress | None
-    ) -> http.HTTPChannel | None:
-        if self.openConnections >= self.maxConnections:
-            if not self.refused:
-                _log.warn(
-                    "metrics endpoint at its cap of {maxConnections} connections: "
-                    "closing new ones (from {peer} first) until some close",
-                    maxConnections=self.maxConnections,
-                    peer=formatAddress(addr) if addr is not None else "?",
-                )
-            self.refused += 1
-            return None
-        return super().buildProtocol(addr)
-
-    def connectionOpened(self) -> None:
-        self.openConnections += 1
-
-    def connectionClosed(self) -> None:
-        self.openConnections -= 1
-        if self.refused and self.openConnections < self.maxConnections:
-            _log.info(
-                "metrics endpoint below its cap again; {refused} connection(s) were closed",
-                refused=self.refused,
-            )
-            self.refused = 0
-
-    def log(self, request: http.Request) -> None:
-        pass
-
-    def logPrefix(self) -> str:
-        return "tlsreply metrics"
 
 
 class MetricsService(Service):
@@ -370,23 +268,30 @@ class MetricsService(Service):
         reactor: IReactorTime | None = None,
         maxConnections: int = MAX_METRICS_CONNECTIONS,
         idleTimeout: float = METRICS_IDLE_TIMEOUT,
+        requestTimeout: float = METRICS_REQUEST_TIMEOUT,
+        cacheSeconds: float = METRICS_CACHE_SECONDS,
     ) -> None:
         """
-        @param reactor: what the connections' idle timeouts are timed on;
-            the global reactor when L{None}.
+        @param reactor: what the connections' deadlines, their turns and
+            C{/metrics}' renderings are timed on; the global reactor when
+            L{None}.
         @param maxConnections: see L{MAX_METRICS_CONNECTIONS}.
         @param idleTimeout: see L{METRICS_IDLE_TIMEOUT}.
+        @param requestTimeout: see L{METRICS_REQUEST_TIMEOUT}.
+        @param cacheSeconds: see L{METRICS_CACHE_SECONDS}.
         """
         self.setName(METRICS_SERVICE_NAME)
         self.endpoint = endpoint
         self.description = description
         self.health = health if health is not None else Health()
-        root, self.metricsResource = healthResource(registry, self.health)
         if reactor is None:
             from twisted.internet import reactor as globalReactor
 
             reactor = globalReactor
-        self.site = _MetricsSite(root, reactor, maxConnections, idleTimeout)
+        root, self.metricsResource = healthResource(
+            registry, self.health, reactor, cacheSeconds
+        )
+        self.site = MetricsSite(root, reactor, maxConnections, idleTimeout, requestTimeout)
         self.port: IListeningPort | None = None
         self.atStop: list[Callable[[], None]] = []
         self._listening = False
