@@ -8,7 +8,9 @@ the full benchmark: the load generator compiles warning-free and checks
 replies, nginx can be fetched and run with a private prefix, the server's
 CPU is read from C{/proc}, resumption works, and the report has its ratios.
 It does not judge speed: a smoke cell lasts about a second on a shared
-machine.
+machine. The micro-benchmarks (C{bench/micro.py}) run here too, each with a
+tiny count, so that every C{timeit} figure of BENCHMARKS.md keeps a case
+that runs.
 """
 
 from __future__ import annotations
@@ -110,6 +112,60 @@ class BenchSmokeTests(SynchronousTestCase):
                 self.assertEqual(cell["protocol"], "TLSv1.3")
                 self.assertEqual(cell["loadgen"]["resumed"], cell["handshakes"])
         self.assertGreater(figures["ratios"]["tlsreply"]["ecdsa13"], 0)
+
+
+class MicroSmokeTests(SynchronousTestCase):
+    """
+    C{bench/micro.py}, the micro-benchmarks behind BENCHMARKS.md's
+    C{timeit} figures, run with a tiny count: every case still runs
+    against the current code, so none can rot unnoticed.
+    """
+
+    def test_everyCaseRuns(self) -> None:
+        """
+        Every case listed runs (50 calls, one run) and prints a positive
+        figure in µs per call, and the run exits 0.
+        """
+        micro = [sys.executable, str(BENCH / "micro.py")]
+        listed = subprocess.run(
+            [*micro, "--list"], capture_output=True, timeout=60, check=False
+        )
+        self.assertEqual(listed.returncode, 0, listed.stderr.decode())
+        names = [line.split()[0] for line in listed.stdout.decode().splitlines()]
+        self.assertGreater(len(names), 10)
+        completed = subprocess.run(
+            [*micro, "--number", "50", "--repeat", "1"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+        output = completed.stdout.decode("utf-8", "replace")
+        report = output + completed.stderr.decode("utf-8", "replace")
+        self.assertEqual(completed.returncode, 0, report)
+        figures = {
+            match.group(1): float(match.group(2))
+            for match in re.finditer(r"^(\S+) +(\d+\.\d+) µs ", output, re.MULTILINE)
+        }
+        self.assertEqual(sorted(figures), sorted(names), report)
+        for name, microseconds in figures.items():
+            self.assertGreater(microseconds, 0.0, name)
+
+    def test_unknownCase(self) -> None:
+        """
+        A case that does not exist is refused in one line naming it, with
+        exit status 2, before anything runs.
+        """
+        completed = subprocess.run(
+            [sys.executable, str(BENCH / "micro.py"), "no-such-case"],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        self.assertEqual(completed.returncode, 2)
+        error = completed.stderr.decode()
+        self.assertIn("no case named 'no-such-case'", error)
+        self.assertNotIn("Traceback", error)
 
 
 class MetricsLoadSmokeTests(SynchronousTestCase):

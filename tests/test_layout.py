@@ -92,3 +92,55 @@ class LayoutTests(SynchronousTestCase):
                     if not module.exists():
                         missing.add(f"{path.name}: {name.strip()}")
         self.assertEqual(missing, set())
+
+
+class ToolsLayoutTests(SynchronousTestCase):
+    """
+    The benchmark (C{bench/}) and the scripts (C{scripts/}) keep the
+    product's rules of size, and the benchmark stays outside the product.
+    """
+
+    def test_toolModulesStaySmall(self) -> None:
+        """
+        No file of the benchmark or the scripts is over 600 lines either:
+        the benchmark and the soak share the harness in C{bench/harness/}
+        instead of each growing its own plumbing.
+        """
+        checkout = PACKAGE.parent
+        paths = [
+            path
+            for folder in ("bench", "scripts")
+            for path in (checkout / folder).rglob("*.py")
+            if ".cache" not in path.parts
+        ]
+        self.assertIn(checkout / "bench" / "run.py", paths)
+        self.assertIn(checkout / "scripts" / "soak.py", paths)
+        sizes = {
+            str(path.relative_to(checkout)): len(path.read_text().splitlines())
+            for path in paths
+        }
+        self.assertEqual({name: n for name, n in sizes.items() if n > 600}, {})
+
+    def test_benchmarkImportsNothingFromTheProduct(self) -> None:
+        """
+        The benchmark measures tlsreply from the outside, through
+        C{twistd}, as it measures nginx: C{bench/run.py}, its harness and
+        its reference servers import nothing from C{tlsreply}, and nothing
+        from C{bench/} outside the harness (where the micro-benchmarks,
+        which do import C{tlsreply}, live).
+        """
+        bench = PACKAGE.parent / "bench"
+        paths = [
+            bench / "run.py",
+            *(bench / "harness").rglob("*.py"),
+            *(bench / "servers").rglob("*.py"),
+        ]
+        self.assertGreater(len(paths), 5)
+        offending = {
+            f"{path.relative_to(bench)} imports {module}"
+            for path in paths
+            for module in importedModules(path)
+            if module.split(".")[0] == "tlsreply"
+            or (module.startswith("bench.") and not module.startswith("bench.harness"))
+        }
+        self.assertEqual(offending, set())
