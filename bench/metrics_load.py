@@ -49,7 +49,10 @@ from pathlib import Path
 # The harness's helpers, from bench/run.py (nothing from tlsreply).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.run import LOOPBACK, REPO, freePort, makeCredentials, say  # noqa: E402
+from bench.harness.processes import say  # noqa: E402
+from bench.harness.servers import freePort  # noqa: E402
+from bench.harness.settings import LOOPBACK, REPO  # noqa: E402
+from bench.harness.tools import makeCredentials  # noqa: E402
 
 #: The CPU the server is pinned to, and the one everything else is.
 SERVER_CPU, CLIENT_CPU = 0, 1
