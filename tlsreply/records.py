@@ -215,14 +215,17 @@ def describeHandshake(
     @param certificate: which certificate was served, as the contexts
         describe it (L{ServerContexts.servedCertificate}).
     """
-    serverName = connection.get_servername()
-    alpn = connection.get_alpn_proto_negotiated()
-    peerCertificate = connection.get_peer_certificate(as_cryptography=True)
+    (version, cipher, group, resumed, serverName, alpn, askedForCertificate) = (
+        _openssl.negotiated(connection)
+    )
+    peerCertificate = (
+        connection.get_peer_certificate(as_cryptography=True) if askedForCertificate else None
+    )
     return HandshakeInfo(
-        tlsVersion=connection.get_protocol_version_name(),
-        cipher=connection.get_cipher_name(),
-        group=connection.get_group_name(),
-        resumed=_openssl.sessionReused(connection),
+        tlsVersion=version,
+        cipher=cipher,
+        group=group,
+        resumed=resumed,
         serverName=printableASCII(serverName) if serverName else None,
         alpnProtocol=printableASCII(alpn) if alpn else None,
         duration=duration,
