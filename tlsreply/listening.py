@@ -193,25 +193,15 @@ class SocketTLSPort(tcp.Port):
         """
         Accept every connection queued (up to the cap) and start each.
         """
-        # The socket module's own accept, without socket.accept's Python
-        # layer (which reads the listening socket's family and type back
-        # through their enum properties on every call, 2 microseconds a
-        # connection: bench/connectioncalls.py). The new socket object is
-        # made from the family and type already known; CPython still checks
-        # its descriptor with a getsockname, and accept4 is given no
-        # SOCK_NONBLOCK, which setblocking sets (an ioctl): neither can be
-        # avoided from Python's socket module.
-        accept = self.socket._accept  # type: ignore[union-attr]
+        accept = self.socket.accept
         connections = self.connections
         replyFactory = self.replyFactory
         clock = replyFactory.clock
         family = int(self.addressFamily)
         isTCP = family != socket.AF_UNIX
-        makeSocket = socket.socket
-        stream = socket.SOCK_STREAM
         while self.connected and not connections.full:
             try:
-                descriptor, address = accept()
+                sock, address = accept()
             except BlockingIOError:
                 return
             except OSError as e:
@@ -221,7 +211,6 @@ class SocketTLSPort(tcp.Port):
                     self._pauseAccepting(e)
                     return
                 raise
-            sock = makeSocket(family, stream, 0, descriptor)
             sock.setblocking(False)
             if isTCP:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
