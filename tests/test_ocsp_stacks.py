@@ -46,7 +46,7 @@ import java.security.KeyStore;
 import java.security.cert.CertificateFactory;
 import javax.net.ssl.*;
 
-public class StapleClient {
+public class TLSClient {
     public static void main(String[] args) throws Exception {
         KeyStore trusted = KeyStore.getInstance(KeyStore.getDefaultType());
         trusted.load(null, null);
@@ -82,8 +82,8 @@ def compileJavaClient(testCase: SynchronousTestCase) -> tuple[str, Path]:
     javac = requireCommand(testCase, "javac")
     java = requireCommand(testCase, "java")
     folder = temporaryDirectory(testCase)
-    (folder / "StapleClient.java").write_text(JAVA_CLIENT)
-    result = runCommand([javac, "-d", str(folder), str(folder / "StapleClient.java")], timeout=120)
+    (folder / "TLSClient.java").write_text(JAVA_CLIENT)
+    result = runCommand([javac, "-d", str(folder), str(folder / "TLSClient.java")], timeout=120)
     testCase.assertEqual(result.returncode, 0, result.stderr)
     return java, folder
 
@@ -170,7 +170,7 @@ class RevokedScenarioTests(TestCase):
             runCommand,
             [java, "-Dcom.sun.net.ssl.checkRevocation=true",
              "-Djdk.tls.client.enableStatusRequestExtension=true",
-             "-cp", str(classes), "StapleClient", "localhost", str(server.port),
+             "-cp", str(classes), "TLSClient", "localhost", str(server.port),
              str(server.caCertificatePath)],
             timeout=120,
         )
