@@ -66,6 +66,18 @@ class Connection:
         self.calls.append("lost")
 
 
+class Successor(Connection):
+    """
+    What takes a connection's socket over (as a L{LingeringSocket
+    <tlsreply.lingering.LingeringSocket>} does).
+    """
+
+    def __init__(self, connection: Connection) -> None:
+        self.socket, self.peer = connection.socket, connection.peer
+        self.calls = []
+        self.fail = False
+
+
 class ConnectionPollerTests(SynchronousTestCase):
     """
     The poller calls ready connections directly, is watched by the reactor
@@ -149,6 +161,35 @@ class ConnectionPollerTests(SynchronousTestCase):
         self.assertEqual([c.calls for c in connections], [["lost"]] * 3)
         self.assertEqual(len(self.poller), 0)
 
+    def test_handOver(self) -> None:
+        """
+        A connection handed over is not called again; its successor, on the
+        same socket, is called to read, and not to write even though the
+        connection was waiting to.
+        """
+        connection = Connection(self)
+        self.poller.addReader(connection)
+        self.poller.setWriting(connection, True)
+        successor = Successor(connection)
+        self.poller.handOver(connection, successor)
+        connection.peer.send(b"x")
+        self.poller.doRead()
+        self.assertEqual((connection.calls, successor.calls), ([], ["read"]))
+        self.assertEqual(len(self.poller), 1)
+
+    def test_handOverBeforeWatched(self) -> None:
+        """
+        A connection that ends in the read right after its accept, before
+        it is watched, can be handed over too: its successor is watched.
+        """
+        connection = Connection(self)
+        successor = Successor(connection)
+        self.poller.handOver(connection, successor)
+        self.assertEqual(self.reactor.readers, [self.poller])
+        connection.peer.send(b"x")
+        self.poller.doRead()
+        self.assertEqual(successor.calls, ["read"])
+
     def test_onePollerPerReactor(self) -> None:
         """
         Every port on a reactor shares its poller.
@@ -175,3 +216,17 @@ class ReactorReadinessTests(SynchronousTestCase):
         readiness.setWriting(connection, False)
         readiness.forget(connection)
         self.assertEqual((reactor.readers, reactor.writers), ([], []))
+
+    def test_handOver(self) -> None:
+        """
+        Handing a connection over is the reactor's own calls too: the
+        connection leaves, its successor reads.
+        """
+        reactor = RecordingReactor()
+        readiness = ReactorReadiness(reactor)
+        connection = Connection(self)
+        readiness.addReader(connection)
+        readiness.setWriting(connection, True)
+        successor = Successor(connection)
+        readiness.handOver(connection, successor)
+        self.assertEqual((reactor.readers, reactor.writers), ([successor], []))

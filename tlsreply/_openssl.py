@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_openssl_binding -*-
+# -*- test-case-name: tests.test_openssl_binding,tests.test_servername_ack -*-
 """
 The one place where tlsreply uses pyOpenSSL's private binding.
 
@@ -19,6 +19,9 @@ pyOpenSSL has no public API for these things tlsreply needs:
     the connection is made from it (C{SSL_CTX_set_session_id_context}):
     pyOpenSSL can set it only once per context, and has no per-connection
     call.
+  - a servername callback that costs no more than OpenSSL's call into
+    Python (C{SSL_CTX_set_tlsext_servername_callback}): pyOpenSSL's own
+    wrapper also finds the connection's Python object on every handshake.
 
 Everything that touches C{OpenSSL._util.lib} lives here, so that a pyOpenSSL
 release that drops one of these symbols fails loudly at start-up (through
@@ -51,6 +54,7 @@ REQUIRED_SYMBOLS: Final = (
     "SSL_get_servername",
     "SSL_get0_alpn_selected",
     "SSL_get_verify_mode",
+    "SSL_CTX_set_tlsext_servername_callback",
 )
 
 
@@ -255,3 +259,24 @@ def setSessionIDContext(context: SSL.Context, sessionIDContext: bytes) -> None:
         != 1
     ):
         raise MissingBindingError("SSL_CTX_set_session_id_context failed")
+
+
+@_ffi.callback("int (*)(SSL *, int *, void *)")
+def _acceptServerName(connection: object, alert: object, argument: object) -> int:
+    return 0  # SSL_TLSEXT_ERR_OK
+
+
+def acknowledgeServerName(context: SSL.Context) -> None:
+    """
+    Accept whatever server name a client asks for, so that OpenSSL
+    acknowledges it (an empty C{server_name} extension in the ServerHello
+    or, in TLS 1.3, the EncryptedExtensions, as RFC 6066 asks of a server
+    that used the name) and keeps it in the session: without a callback
+    that accepts it, OpenSSL does neither, and a resumed TLS 1.2
+    connection has no name.
+
+    The callback chooses nothing: tlsreply chose the context by the name
+    before the connection was made. It costs one call from OpenSSL into
+    Python per handshake (C{bench/servername_callback.py}).
+    """
+    _lib.SSL_CTX_set_tlsext_servername_callback(context._context, _acceptServerName)

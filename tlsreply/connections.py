@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_lifecycle,tests.test_hostile,tests.test_protocol -*-
+# -*- test-case-name: tests.test_lifecycle,tests.test_hostile,tests.test_protocol,tests.test_failedhandshakes -*-
 """
 Every connection of one server, from accept to close.
 
@@ -8,10 +8,10 @@ any Twisted endpoint, L{tlsreply.tlsmemory}). It is the one place that:
 
   - counts them, for the connection cap (L{AcceptLimit}) and the graceful
     stop (L{ServerConnections.whenIdle}, L{ServerConnections.abortAll});
-  - holds their two deadlines, the handshake timeout (from accept to a
+  - holds their deadlines, the handshake timeout (from accept to a
     completed handshake) and the close timeout (from the reply and
-    close_notify to the client closing), each on one timer for all
-    connections (L{Deadlines}).
+    close_notify, or from the alert of a failed handshake, to the client
+    closing), each on one timer for all connections (L{Deadlines}).
 
 The connections themselves provide L{AcceptedConnection}: the state of one
 connection, handed from layer to layer by that name.
@@ -101,6 +101,8 @@ class ServerConnections:
         handshake.
     @ivar closeDeadlines: connections whose reply and close_notify were
         sent and whose client has not closed yet.
+    @ivar lingerDeadlines: connections whose handshake failed (and were
+        reported), kept open until the client closes (L{handshakeFailed}).
     @ivar limit: told of every change in the count, to cap it.
     @ivar handshakeTimeouts: connections aborted so far because their
         handshake timeout expired (for metrics, L{tlsreply.metrics}).
@@ -129,6 +131,9 @@ class ServerConnections:
         )
         self.closeDeadlines: Deadlines[AcceptedConnection] = Deadlines(
             clock, closeTimeout, self._closeExpired
+        )
+        self.lingerDeadlines: Deadlines[AcceptedConnection] = Deadlines(
+            clock, closeTimeout, self._lingerExpired
         )
         self._open: dict[AcceptedConnection, None] = {}
         self.handshakeTimeouts = 0
@@ -168,12 +173,25 @@ class ServerConnections:
         self.handshakeDeadlines.discard(connection)
         self.closeDeadlines.add(connection)
 
+    def handshakeFailed(self, connection: AcceptedConnection) -> None:
+        """
+        The handshake failed, and the connection was reported: the alert
+        was sent, then the end of the server's side of TCP. The connection
+        stays open, reading and discarding what the client still sends,
+        until the client closes, for at most the close timeout (as after a
+        reply): a socket closed with input still arriving answers it with a
+        reset, which destroys the alert before the client has read it.
+        """
+        self.handshakeDeadlines.discard(connection)
+        self.lingerDeadlines.add(connection)
+
     def closed(self, connection: AcceptedConnection) -> None:
         """
         A connection ended (and was reported): forget it.
         """
         self.handshakeDeadlines.discard(connection)
         self.closeDeadlines.discard(connection)
+        self.lingerDeadlines.discard(connection)
         if connection not in self._open:
             return
         del self._open[connection]
@@ -210,6 +228,11 @@ class ServerConnections:
         self.handshakeTimeouts += 1
         connection.abort(
             f"handshake not completed within {self.handshakeDeadlines.delay:g}s"
+        )
+
+    def _lingerExpired(self, connection: AcceptedConnection) -> None:
+        connection.abort(
+            f"peer did not close within {self.lingerDeadlines.delay:g}s of the alert"
         )
 
     def _closeExpired(self, connection: AcceptedConnection) -> None:

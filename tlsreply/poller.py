@@ -74,6 +74,13 @@ class Readiness(Protocol):
         Stop watching C{connection}, whose socket is closed right after.
         """
 
+    def handOver(self, connection: PolledConnection, successor: PolledConnection) -> None:
+        """
+        Call C{successor} instead of C{connection}, on the same socket,
+        from now on, and for reading only; also when C{connection} was not
+        watched yet (it ended in the read right after its accept).
+        """
+
 
 @implementer(IReadDescriptor)
 class ConnectionPoller:
@@ -115,6 +122,14 @@ class ConnectionPoller:
         connections = self._connections
         if connections.pop(connection.fileno(), None) is not None and not connections:
             self._reactor.removeReader(self)
+
+    def handOver(self, connection: PolledConnection, successor: PolledConnection) -> None:
+        fd = connection.fileno()
+        if self._connections.get(fd) is connection:
+            self._connections[fd] = successor
+            self._epoll.modify(fd, _IN)
+        else:
+            self.addReader(successor)
 
     # IReadDescriptor: the reactor's side.
 
@@ -175,6 +190,10 @@ class ReactorReadiness:
     def forget(self, connection: PolledConnection) -> None:
         self._reactor.removeReader(connection)
         self._reactor.removeWriter(connection)
+
+    def handOver(self, connection: PolledConnection, successor: PolledConnection) -> None:
+        self.forget(connection)
+        self._reactor.addReader(successor)
 
 
 _pollers: WeakKeyDictionary[Any, Readiness] = WeakKeyDictionary()

@@ -235,8 +235,9 @@ class Options(VersionOption, usage.Options):
             "close-timeout",
             None,
             DEFAULT_CLOSE_TIMEOUT,
-            "Seconds the client has, after the reply and close_notify, to "
-            "close before tlsreply closes TCP itself (more while it is still "
+            "Seconds the client has, after the reply and close_notify (or a "
+            "failed handshake's alert), to close before tlsreply closes TCP "
+            "itself (more while it is still "
             "receiving a large reply); 0 for no limit.",
             seconds("close-timeout"),
         ],

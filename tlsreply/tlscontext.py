@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_wire,tests.test_negotiation,tests.test_certificate_selection,tests.test_sessions -*-
+# -*- test-case-name: tests.test_wire,tests.test_negotiation,tests.test_certificate_selection,tests.test_sessions,tests.test_servername_ack -*-
 """
 The server's TLS contexts: Twisted's L{CertificateOptions}, finished with
 the seed's defaults where they differ from Twisted's and with a
@@ -199,6 +199,7 @@ def _buildContext(
         _openssl.setGroups(context, policy.groups)
     context.set_timeout(policy.sessionTimeout)
     _openssl.refuseEarlyData(context)
+    _openssl.acknowledgeServerName(context)
     context.set_alpn_select_callback(
         _selectALPN(tuple(p.encode() for p in policy.alpnProtocols))
     )

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_protocol,tests.test_wire -*-
+# -*- test-case-name: tests.test_protocol,tests.test_wire,tests.test_failedhandshakes -*-
 """
 The connection path for any Twisted stream endpoint: TLS over memory BIOs.
 
@@ -25,6 +25,7 @@ from typing import Protocol as TypingProtocol
 
 from OpenSSL import SSL
 from twisted.internet.address import UNIXAddress
+from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import (
     IOpenSSLServerConnectionCreator,
     ITransport,
@@ -110,6 +111,13 @@ class ClientHelloFirst(ProtocolWrapper):
     or the handshake timeout expires first: the protocols above then end
     the connection and log it, as they do every other. A connection that
     ends before sending a byte is reported without making any TLS state.
+
+    When the handshake fails, the TLS protocol above has written its alert
+    and closes: the protocols above are told at once (the connection is
+    logged), but the connection lingers, its writing side ended, reading
+    and discarding until the client closes (see
+    L{ServerConnections.handshakeFailed}), so that the client reads the
+    alert instead of a reset.
     """
 
     factory: TLSReplyServerFactory
@@ -119,6 +127,9 @@ class ClientHelloFirst(ProtocolWrapper):
     clientHello: ClientHello | None = None
     abortReason: str | None = None
     acknowledged: int | None = None
+    _handshakeDone = False
+    _lingering = False
+    _lost = False
 
     def makeConnection(self, transport: ITransport) -> None:
         """
@@ -135,7 +146,8 @@ class ClientHelloFirst(ProtocolWrapper):
 
     def dataReceived(self, data: bytes) -> None:
         if self._started:
-            self.wrappedProtocol.dataReceived(data)
+            if not self._lingering:
+                self.wrappedProtocol.dataReceived(data)
             return
         assert self._parser is not None
         try:
@@ -148,8 +160,11 @@ class ClientHelloFirst(ProtocolWrapper):
         self._start(hello)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self._lost = True
         connections = self.factory.connections
         try:
+            if self._lingering:
+                return  # reported when the handshake failed
             if not self._started and self._silent():
                 # Nothing arrived: report it without making TLS state (tens
                 # of kilobytes each) only to log it.
@@ -177,12 +192,42 @@ class ClientHelloFirst(ProtocolWrapper):
         """
         Told by the protocol: from now the close timeout applies.
         """
+        self._handshakeDone = True
         self.factory.connections.handshakeCompleted(self)
+
+    def loseConnection(self) -> None:
+        """
+        Close, as the TLS protocol above asks once it is done; or, when it
+        asks before the handshake completed (it failed, and the alert is
+        written), linger: end the writing side, report the connection now,
+        and close when the client does.
+        """
+        transport: Any = self.transport
+        halfClose = getattr(transport, "loseWriteConnection", None)
+        if (
+            self._handshakeDone
+            or self._lingering
+            or self._lost  # the client is gone: nothing to deliver
+            or not self._started
+            or halfClose is None
+        ):
+            transport.loseConnection()
+            return
+        self._lingering = True
+        halfClose()
+        self.factory.connections.handshakeFailed(self)
+        tls, self.wrappedProtocol = self.wrappedProtocol, None
+        # The TLS protocol reports the failure it kept, whatever the reason
+        # given here.
+        tls.connectionLost(Failure(ConnectionDone()))
 
     def abort(self, why: str) -> None:
         """
         Abort the connection, with C{why} as the reason the log gives.
         """
+        if self._lingering:
+            self.transport.abortConnection()  # type: ignore[union-attr]
+            return
         self.abortReason = why
         if not self._started and self._silent():
             self.transport.abortConnection()  # type: ignore[union-attr]

@@ -40,6 +40,7 @@ from tlsreply.addresses import formatPeer, peerAddress
 from tlsreply.clienthello import ClientHello
 from tlsreply.clienthelloparser import MAXIMUM_HELLO_SIZE
 from tlsreply.hellopeek import HelloPeek
+from tlsreply.lingering import LingeringSocket, drainSocket
 from tlsreply.protocol import failureFromOpenSSL, lostWithoutCloseNotify
 
 if TYPE_CHECKING:
@@ -122,6 +123,7 @@ class TLSSocketConnection:
         "_writing",
         "_peeked",
         "_hello",
+        "_lingering",
     )
 
     def __init__(
@@ -159,6 +161,7 @@ class TLSSocketConnection:
         self._writing = False
         self._peeked = 0
         self._hello: HelloPeek | None = None
+        self._lingering: LingeringSocket | None = None
 
     # The reactor's side: IReadDescriptor, IWriteDescriptor.
 
@@ -230,6 +233,8 @@ class TLSSocketConnection:
         if not self._closed:
             self.abortReason = why
             self._close(Failure(ConnectionAborted()), drain=True)
+        elif self._lingering is not None:
+            self._lingering.close()
 
     def begin(self) -> None:
         """
@@ -409,7 +414,7 @@ class TLSSocketConnection:
             self._close(lostWithoutCloseNotify())
             return
         except _Error as e:
-            self._close(failureFromOpenSSL(e), drain=True)
+            self._close(failureFromOpenSSL(e), linger=True)
             return
         self._handshakeDone = True
         self.protocol.handshakeCompleted()
@@ -516,45 +521,41 @@ class TLSSocketConnection:
             self._writing = False
             self._port.readiness.setWriting(self, False)
 
-    def _close(self, reason: Failure, drain: bool = False) -> None:
+    def _close(self, reason: Failure, drain: bool = False, linger: bool = False) -> None:
         """
         Close the socket and report the connection, once.
 
         @param drain: first read and discard what the client sent that
-            OpenSSL did not read (after a failed handshake, or an abort):
-            closing a socket with unread bytes makes the kernel answer with
-            a reset, which can destroy an alert or reply still in flight.
+            OpenSSL did not read (after an abort): closing a socket with
+            unread bytes makes the kernel answer with a reset, which can
+            destroy a reply still in flight.
+        @param linger: report now, but leave the socket to a
+            L{LingeringSocket} until the client closes (after a failed
+            handshake, so that the client reads the alert).
         """
         if self._closed:
             return
         self._closed = True
         self._writing = False
-        self._port.readiness.forget(self)
-        if drain:
-            _drain(self._socket, self._port.peekBuffer)
-        self._socket.close()
+        port = self._port
+        lingering = None
+        if linger:
+            lingering = self._lingering = LingeringSocket(port, self._socket, self)
+        else:
+            port.readiness.forget(self)
+            if drain:
+                drainSocket(self._socket, port.peekBuffer)
+            self._socket.close()
         self._pending = []
         protocol = self.protocol
         try:
             protocol.connectionLost(reason)
         finally:
-            self._port.connections.closed(self)
+            if lingering is None or lingering.closed:
+                port.connections.closed(self)
             # Break the cycle with the protocol, so that both are freed at
             # once rather than by the cyclic garbage collector.
             self._tls = protocol.transport = None
-
-
-def _drain(sock: socket.socket, buffer: bytearray) -> None:
-    """
-    Read and discard what has arrived on a socket about to be closed, up
-    to a bound (a client that keeps sending gets the reset).
-    """
-    for _ in range(8):
-        try:
-            if not sock.recv_into(buffer):
-                return
-        except OSError:
-            return
 
 
 __all__ = ["TLSSocketConnection"]

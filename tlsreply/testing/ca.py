@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_scenarios -*-
+# -*- test-case-name: tests.test_scenarios,tests.test_ocsp_stacks -*-
 """
 A small certificate authority for testing TLS clients, built on
 C{cryptography} alone.
@@ -312,6 +312,16 @@ class TestCA:
         (C{openssl s_client -status}) learns the certificate's status
         without asking a responder.
 
+        The responder is given by name, and this CA's certificate travels
+        in the response, because clients look for the signer differently:
+        GnuTLS by the responder's name in its trust list (a responder by
+        key hash is "not found" unless its certificate is in the response
+        or the chain served), OpenSSL among the certificates in the
+        response and those the server sent. curl (on OpenSSL) also needs
+        the certificate's issuer among those the server sent, to compute
+        the certificate's ID: serve the issuer with the leaf (the
+        C{revoked} scenario serves its root) for curl to check the staple.
+
         @param status: C{"good"} or C{"revoked"} (revoked as of now, with
             no reason given).
         @raise ConfigurationError: if this CA did not issue the certificate
@@ -342,7 +352,8 @@ class TestCA:
                 revocation_time=now if status == "revoked" else None,
                 revocation_reason=None,
             )
-            .responder_id(ocsp.OCSPResponderEncoding.HASH, self.certificate)
+            .responder_id(ocsp.OCSPResponderEncoding.NAME, self.certificate)
+            .certificates([self.certificate])
             .sign(self.privateKey, hashes.SHA256())
         )
         return response.public_bytes(serialization.Encoding.DER)
