@@ -16,9 +16,11 @@ import base64
 import json
 import os
 import re
+import select
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -245,14 +247,23 @@ def _resumeGnutls(process: subprocess.Popen[bytes]) -> tuple[bytes, None]:
     """
     With C{--resume}, gnutls-cli connects, waits for the end of its input,
     then connects again offering the session: the input ends once the
-    first reply has had time to arrive (the server closes at once).
+    first reply has arrived (and with it, in TLS 1.3, the session
+    tickets, which the server sends before the reply), not after a guessed
+    delay.
     """
-    try:
-        out, _ = process.communicate(timeout=1.5)
-    except subprocess.TimeoutExpired:
-        assert process.stdin is not None
-        out, _ = process.communicate(timeout=CASE_TIMEOUT)
-    return out, None
+    assert process.stdin is not None and process.stdout is not None
+    received = b""
+    deadline = time.monotonic() + CASE_TIMEOUT
+    descriptor = process.stdout.fileno()
+    while b"test" not in received and time.monotonic() < deadline:
+        ready, _, _ = select.select([descriptor], [], [], 0.1)
+        if ready:
+            chunk = os.read(descriptor, 65536)
+            if not chunk:
+                break
+            received += chunk
+    out, _ = process.communicate(timeout=CASE_TIMEOUT)
+    return received + out, None
 
 
 def gnutlsClients() -> list[Client]:

@@ -187,6 +187,7 @@ STACK_MESSAGES: Final[Mapping[ClientStack, Mapping[str, str]]] = MappingProxyTyp
             "unknown-issuer": "unable to find valid certification path to requested target",
             "protocol-version": "Received fatal alert: protocol_version",
             "handshake-failure": "Received fatal alert: handshake_failure",
+            "client-certificate-required": "Received fatal alert: certificate_required",
         },
         # gnutls-cli's verification status, or the alert it received.
         "gnutls": {
@@ -197,6 +198,7 @@ STACK_MESSAGES: Final[Mapping[ClientStack, Mapping[str, str]]] = MappingProxyTyp
             "untrusted-root": "The certificate issuer is unknown.",
             "unknown-issuer": "The certificate issuer is unknown.",
             "weak-signature": "The certificate chain uses insecure algorithm.",
+            "certificate-revoked": "The certificate chain is revoked.",
             "client-certificate-required": "Received alert [116]: Certificate is required",
             "handshake-failure": "Received alert [40]: Handshake failed",
         },

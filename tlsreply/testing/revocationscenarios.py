@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 
 from tlsreply.testing.ca import TestCA
 from tlsreply.testing.httpfiles import HTTPFiles
+from tlsreply.testing.outcomes import STACK_MESSAGES
 from tlsreply.testing.scenariobase import (
     NAMES,
     BuiltScenario,
@@ -52,7 +53,11 @@ _scenario = registrar(ENTRIES)
     revocation checking verify it) must refuse it. The leaf is served with
     its issuer, which curl needs to check the staple. Python's ssl does not
     check OCSP at all: it accepts this server, and so does every client
-    that ignores stapling.""",
+    that ignores stapling. GnuTLS asks for the staple by default, checks
+    it, and refuses.""",
+    outcomes={
+        "gnutls": refused("certificate-revoked", STACK_MESSAGES["gnutls"]["certificate-revoked"]),
+    },
 )
 def _revoked(ca: TestCA, directory: Path) -> BuiltScenario:
     credentials = ca.issueServerCertificate(NAMES)
