@@ -41,6 +41,7 @@ from tests.support import (
     runCommand,
     temporaryDirectory,
 )
+from tests.test_accesslogdaemon import waitForLines
 
 if TYPE_CHECKING:
     # Not imported at run time: pytest would try to collect it as tests.
@@ -259,7 +260,8 @@ class EarlyDataTests(WireTestCase):
         decrypt (one that allows early data, from C{openssl s_server
         -early_data}) gets a full 1-RTT handshake, on the context for the
         name it asked for, and the reply; the log says it offered early
-        data.
+        data: its connection line (C{--access-log FILE}) says
+        C{early-data-offered=refused}.
         """
         openssl = requireCommand(self, "openssl")
         directory = temporaryDirectory(self)
@@ -272,9 +274,10 @@ class EarlyDataTests(WireTestCase):
         self.assertRegex(description, r"Max Early Data: [1-9]")
         earlyPath = directory / "early.txt"
         earlyPath.write_bytes(b"GET /replayable HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        accessLog = directory / "access.log"
         server = serve(
             self, "--cert", str(certificates.certificatePath),
-            "--key", str(certificates.keyPath),
+            "--key", str(certificates.keyPath), "--access-log", str(accessLog),
         )
         hellos = recordConnections(server)
         status, output = await sClient(
@@ -289,10 +292,14 @@ class EarlyDataTests(WireTestCase):
         self.assertEqual(
             (hello.requestedServerName, hello.earlyDataOffered), ("localhost", True)
         )
-        event = await server.lastEvent()
-        self.assertEqual(event["outcome"], "replied")
-        self.assertIs(event["earlyDataOffered"], True)
-        self.assertIs(event["resumed"], False)
+        # Its line is in the file, not among the log's events.
+        self.assertEqual(await server.idle(), [])
+        [line] = await inThread(waitForLines, accessLog, "replied to", 1)
+        self.assertRegex(
+            line,
+            r"replied to 127\.0\.0\.1:\d+: TLSv1\.3 .* resumed=False sni=localhost .* "
+            r"early-data-offered=refused; peer closed",
+        )
 
 
 # The same tests with TLS over memory BIOs (haproxy: and embedders' endpoints).
