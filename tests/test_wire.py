@@ -13,6 +13,7 @@ import threading
 import time
 import warnings
 
+from OpenSSL import SSL
 from twisted.trial.unittest import TestCase
 
 from tests.support import (
@@ -23,6 +24,7 @@ from tests.support import (
     clientContext,
     fetchWithSSL,
     inThread,
+    makeCertificates,
     onMemoryBIO,
     requireCommand,
     runCommand,
@@ -30,6 +32,8 @@ from tests.support import (
     temporaryDirectory,
     waitForQueued,
 )
+from tests.test_lifecycle import waitUntil
+from tlsreply import buildServerContexts, loadCredentials
 
 
 class ReplyTests(WireTestCase):
@@ -454,6 +458,76 @@ class MisbehavingClientTests(WireTestCase):
         failed = server.connectionEvents()[0]
         self.assertEqual(failed["outcome"], "handshake-failed")
         self.assertIn("http request", failed["reason"])
+
+
+class FirstReadTests(TestCase):
+    """
+    tlsreply's own ports read a connection as soon as it is accepted.
+    """
+
+    async def test_handshakeCompletedByTheFirstRead(self) -> None:
+        """
+        A handshake that completes in the very read made at accept (the
+        client answered the server's flight before the server went back
+        to reading, as a fast client does while a server is busy), with a
+        reply too large to be written at once, is served whole: the
+        connection must wait for the socket to be writable before it has
+        been through the reactor once.
+
+        Made certain here: the server's info callback, called once its
+        flight is out, makes the client (Python's C{ssl}, on an OpenSSL of
+        its own) answer it at once, inside the server's C{do_handshake}.
+        """
+        certificates = makeCertificates(temporaryDirectory(self))
+        contexts = buildServerContexts(
+            loadCredentials(certificates.certificatePath, certificates.keyPath)
+        )
+        answered: list[bool] = []
+
+        def answerAtOnce(connection: SSL.Connection, where: int, _: int) -> None:
+            # The server's ServerHelloDone has been written and flushed.
+            if (where & SSL.SSL_CB_ACCEPT_LOOP and not answered
+                    and connection.get_state_string() == b"SSLv3/TLS write server done"):
+                answered.append(True)
+                try:
+                    client.do_handshake()
+                except ssl.SSLWantReadError:
+                    pass
+
+        for each in {id(c): c for c in (contexts.fallback, *contexts.byName.values())}.values():
+            each.set_info_callback(answerAtOnce)
+        reply = os.urandom(8 << 20)
+        server = await startServer(self, reply=reply, contextFactory=contexts)
+        raw = socket.create_connection((LOOPBACK, server.port), timeout=10)
+        self.addCleanup(raw.close)
+        raw.setblocking(False)
+        context = clientContext(str(certificates.caPath))
+        context.maximum_version = ssl.TLSVersion.TLSv1_2
+        client = context.wrap_socket(
+            raw, server_hostname="localhost", do_handshake_on_connect=False
+        )
+        try:
+            client.do_handshake()  # the ClientHello, waiting when tlsreply accepts
+        except ssl.SSLWantReadError:
+            pass
+
+        def readAll() -> bytes:
+            client.settimeout(10)
+            received = []
+            while chunk := client.recv(65536):
+                received.append(chunk)
+            return b"".join(received)
+
+        # The client is driven by one thread at a time: the reactor's (in
+        # the callback) until it has answered, then a reader's.
+        await waitUntil(lambda: answered, timeout=10)
+        received = await inThread(readAll)
+        self.assertEqual(answered, [True])
+        self.assertEqual(len(received), len(reply))
+        self.assertTrue(received == reply)
+        await server.service.stopService()
+        [event] = server.connectionEvents()
+        self.assertEqual((event["outcome"], event["tlsVersion"]), ("replied", "TLSv1.2"))
 
 
 class EndpointTests(TestCase):
