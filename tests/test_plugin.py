@@ -43,13 +43,16 @@ class Daemon:
     A tlsreply process whose log (stdout) is read line by line.
     """
 
-    def __init__(self, arguments: list[str], cwd: Path) -> None:
+    def __init__(self, arguments: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
+        """
+        @param env: variables to set in its environment, besides ours.
+        """
         self.output: list[str] = []
         self.process = subprocess.Popen(
             arguments,
             cwd=cwd,
             # twist writes its log through a buffered stdout.
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
