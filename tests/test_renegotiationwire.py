@@ -137,8 +137,7 @@ class RenegotiationOnTheWireTests(SynchronousTestCase):
         """
         On a C{tcp:} port the server answers the ClientHello with the
         no_renegotiation alert (the client's OpenSSL reports "no
-        renegotiation"): no second handshake, and the server logs the
-        connection as replied.
+        renegotiation"): no second handshake; the connection is logged.
         """
         attempt = renegotiate(self.ownPort, self.caPath)
         self.assertEqual(attempt.error, "[('SSL routines', '', 'no renegotiation')]", attempt)
