@@ -224,92 +224,6 @@ class VersionTests(WireTestCase):
         self.assertIn("no shared cipher", event["reason"])
 
 
-class ResumptionTests(WireTestCase):
-    """
-    With the defaults, clients resume sessions.
-    """
-
-    async def _resume(self, configure: object) -> tuple[SSLResult, SSLResult, RunningServer]:
-        server = await startServer(self)
-        context = clientContext(server.caPath, configure)  # type: ignore[arg-type]
-        first = await inThread(fetchWithSSL, server.port, context)
-        second = await inThread(
-            fetchWithSSL, server.port, context, session=first.session
-        )
-        self.assertEqual((first.data, second.data), (b"test\n", b"test\n"))
-        self.assertFalse(first.sessionReused)
-        await server.service.stopService()
-        self.assertEqual(
-            [e["resumed"] for e in server.connectionEvents()], [False, True]
-        )
-        return first, second, server
-
-    async def test_tls13Ticket(self) -> None:
-        """
-        A TLS 1.3 client resumes with the ticket it was sent.
-        """
-        first, second, _ = await self._resume(None)
-        self.assertEqual(second.version, "TLSv1.3")
-        self.assertTrue(second.sessionReused)
-
-    async def test_tls12Ticket(self) -> None:
-        """
-        A TLS 1.2 client resumes with a session ticket.
-        """
-
-        def configure(context: ssl.SSLContext) -> None:
-            context.maximum_version = ssl.TLSVersion.TLSv1_2
-
-        _, second, _ = await self._resume(configure)
-        self.assertEqual(second.version, "TLSv1.2")
-        self.assertTrue(second.sessionReused)
-
-    async def test_tls12SessionID(self) -> None:
-        """
-        A TLS 1.2 client with tickets disabled resumes by session ID, from
-        the server-side session cache.
-        """
-
-        def configure(context: ssl.SSLContext) -> None:
-            context.maximum_version = ssl.TLSVersion.TLSv1_2
-            context.options |= ssl.OP_NO_TICKET
-
-        _, second, _ = await self._resume(configure)
-        self.assertEqual(second.version, "TLSv1.2")
-        self.assertTrue(second.sessionReused)
-
-    async def test_earlyDataIsRejected(self) -> None:
-        """
-        The server's tickets allow no early data, so C{openssl s_client
-        -early_data} resumes without sending it (1-RTT) and gets the reply
-        through the normal path.
-        """
-        openssl = requireCommand(self, "openssl")
-        server = await startServer(self)
-        directory = temporaryDirectory(self)
-        sessionPath = directory / "session.pem"
-        earlyPath = directory / "early.txt"
-        earlyPath.write_bytes(b"GET /replayable HTTP/1.1\r\n\r\n")
-        base = [openssl, "s_client", "-connect", f"{LOOPBACK}:{server.port}",
-                "-servername", "localhost", "-CAfile", server.caPath, "-ign_eof"]
-        first = await inThread(runCommand, base + ["-sess_out", str(sessionPath)])
-        self.assertEqual(first.returncode, 0, first.stderr)
-        session = await inThread(
-            runCommand, [openssl, "sess_id", "-in", str(sessionPath), "-noout", "-text"]
-        )
-        self.assertIn("Max Early Data: 0", session.stdout.decode())
-        second = await inThread(
-            runCommand,
-            base + ["-sess_in", str(sessionPath), "-early_data", str(earlyPath)],
-        )
-        output = second.stdout.decode()
-        self.assertEqual(second.returncode, 0, second.stderr)
-        self.assertIn("Reused, TLSv1.3", output)
-        self.assertRegex(output, "Early data was (not sent|rejected)")
-        self.assertNotIn("Early data was accepted", output)
-        self.assertIn("\ntest\n", output)
-
-
 class MisbehavingClientTests(WireTestCase):
     """
     Clients that stop half-way never hold the server or its descriptors.
@@ -438,26 +352,6 @@ class MisbehavingClientTests(WireTestCase):
         self.assertEqual(outcomes, ["handshake-failed", "replied"])
         failed = server.connectionEvents()[0]
         self.assertTrue(failed["peer"].startswith("127.0.0.1:"))
-
-    async def test_plainHTTPIsRefusedWithReason(self) -> None:
-        """
-        Plain-text HTTP sent to the TLS port fails the handshake with
-        OpenSSL's reason in the log, and the server keeps serving.
-        """
-        server = await startServer(self)
-
-        def plainHTTP() -> bytes:
-            with socket.create_connection((LOOPBACK, server.port), timeout=5) as raw:
-                raw.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
-                return raw.recv(100)
-
-        await inThread(plainHTTP)
-        result = await inThread(fetchWithSSL, server.port, clientContext(server.caPath))
-        self.assertEqual(result.data, b"test\n")
-        await server.service.stopService()
-        failed = server.connectionEvents()[0]
-        self.assertEqual(failed["outcome"], "handshake-failed")
-        self.assertIn("http request", failed["reason"])
 
 
 class FirstReadTests(TestCase):
@@ -589,5 +483,4 @@ class EndpointTests(TestCase):
 # The same tests with TLS over memory BIOs (haproxy: and embedders' endpoints).
 ReplyTestsOnMemoryBIO = onMemoryBIO(ReplyTests)
 VersionTestsOnMemoryBIO = onMemoryBIO(VersionTests)
-ResumptionTestsOnMemoryBIO = onMemoryBIO(ResumptionTests)
 MisbehavingClientTestsOnMemoryBIO = onMemoryBIO(MisbehavingClientTests)
