@@ -1009,9 +1009,9 @@ class ScenarioOutcomeTests(TestCase):
         if not accepted:
             assert expected.message is not None
             self.assertIn(expected.message, error)
-        server = startTLSReplyServer(self, scenario="pq-hybrid-only")
-        self.assertEqual(await fetchWithTwisted(server), b"test\n")
-        [record] = await server.whenRecorded(1)
+        fixture = startTLSReplyServer(self, scenario="pq-hybrid-only")
+        self.assertEqual(await fetchWithTwisted(fixture), b"test\n")
+        [record] = await fixture.whenRecorded(1)
         self.assertEqual((record.tlsVersion, record.group), ("TLSv1.3", HYBRID_GROUP))
 
     async def test_crlRevoked(self) -> None:
