@@ -216,13 +216,40 @@ class CertificateSelectionTests(WireTestCase):
                 self.assertEqual(event["serverName"].lower().rstrip("."),
                                  serverName.lower().rstrip("."))
 
+    async def test_exactNameWinsOverWildcard(self) -> None:
+        """
+        A certificate for the exact name the client asks for is chosen over
+        a wildcard that also matches it, whichever was configured first;
+        the wildcard serves the rest of its names.
+        """
+        directory = temporaryDirectory(self)
+        ca = trustme.CA()
+        caPath = directory / "ca.pem"
+        ca.cert_pem.write_to_path(str(caPath))
+        wildcard = ca.issue_cert("*.w.test")
+        exact = ca.issue_cert("a.w.test")
+        wildcardPath = writeCombined(directory / "w.pem", wildcard)
+        exactPath = writeCombined(directory / "a.pem", exact)
+        context = clientContext(str(caPath))
+        for order in ((wildcardPath, exactPath), (exactPath, wildcardPath)):
+            server = serve(self, "--cert", str(order[0]), "--cert", str(order[1]))
+            for serverName, leaf in [("a.w.test", exact), ("A.W.test", exact),
+                                     ("b.w.test", wildcard)]:
+                result = await fetch(server, context, serverName=serverName)
+                self.assertEqual(
+                    result.peerCertificate, der(certificateOf(leaf)),
+                    f"for {serverName}, configured as {[p.name for p in order]}",
+                )
+            await server.service.stopService()
+
     async def test_certificateDirectory(self) -> None:
         """
         C{--cert-dir} serves every certificate in a folder: a certificate
         with its key in C{NAME.key}, one with its key in the same file, one
         with an OCSP response in C{NAME.ocsp} (stapled for C{s_client
-        -status}); other files are ignored, and the first certificate in
-        name order serves unknown names.
+        -status}), a PEM certificate named C{.cer}; other files are
+        ignored, and the first certificate in name order serves unknown
+        names.
         """
         directory = temporaryDirectory(self)
         folder = directory / "certs"
@@ -230,18 +257,21 @@ class CertificateSelectionTests(WireTestCase):
         ca = trustme.CA()
         caPath = directory / "ca.pem"
         ca.cert_pem.write_to_path(str(caPath))
-        a, b, c = (ca.issue_cert(f"{n}.test") for n in "abc")
+        a, b, c, d = (ca.issue_cert(f"{n}.test") for n in "abcd")
         (folder / "a.pem").write_bytes(b"".join(p.bytes() for p in a.cert_chain_pems))
         a.private_key_pem.write_to_path(str(folder / "a.key"))
         writeCombined(folder / "b.pem", b)
         (folder / "c.crt").write_bytes(b"".join(p.bytes() for p in c.cert_chain_pems))
         c.private_key_pem.write_to_path(str(folder / "c.key"))
         (folder / "c.ocsp").write_bytes(ocspResponse(ca, certificateOf(c)))
+        (folder / "d.cer").write_bytes(b"".join(p.bytes() for p in d.cert_chain_pems))
+        d.private_key_pem.write_to_path(str(folder / "d.key"))
         (folder / "README.txt").write_text("not a certificate\n")
         server = serve(self, "--cert-dir", str(folder))
         context = clientContext(str(caPath), anyName)
         for serverName, leaf in [
-            ("a.test", a), ("b.test", b), ("c.test", c), ("other.test", a), (None, a)
+            ("a.test", a), ("b.test", b), ("c.test", c), ("d.test", d), ("other.test", a),
+            (None, a),
         ]:
             result = await fetch(server, context, serverName=serverName)
             self.assertEqual(

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -27,9 +29,11 @@ from tests.support import (
     inThread,
     makeCertificates,
     requireCommand,
+    runCommand,
     startServer,
     temporaryDirectory,
 )
+from tests.test_plugin import CHECKOUT
 from tlsreply import TLSPolicy
 from tlsreply.check import (
     EXIT_FAILED,
@@ -176,6 +180,31 @@ class GoodServerTests(TestCase):
         self.assertTrue(field(output, "resumption").startswith("resumed (TLSv1.3"))
         self.assertNotIn("problem:", output)
         self.assertTrue(output.endswith("session resumed\n"), output)
+        await server.service.stopService()
+        self.assertEqual(
+            [e.get("resumed") for e in server.connectionEvents()], [False, True]
+        )
+
+    async def test_pythonDashM(self) -> None:
+        """
+        C{python -m tlsreply check}, a process of its own, checks a real
+        server: its report ends with the verdict, it exits 0, and the
+        server saw the two connections (the second resumed).
+        """
+        server = await startServer(self)
+        result = await inThread(
+            runCommand,
+            [sys.executable, "-m", "tlsreply", "check", f"{LOOPBACK}:{server.port}",
+             "--ca", server.caPath],
+            cwd=temporaryDirectory(self),
+            env={**os.environ, "PYTHONPATH": str(CHECKOUT)},
+        )
+        output = result.stdout.decode()
+        self.assertEqual((result.returncode, result.stderr), (EXIT_OK, b""), output)
+        self.assertEqual(field(output, "reply"), r"b'test\n' (5 bytes)")
+        self.assertTrue(
+            output.endswith("OK: certificate verified, reply received, session resumed\n"), output
+        )
         await server.service.stopService()
         self.assertEqual(
             [e.get("resumed") for e in server.connectionEvents()], [False, True]

@@ -18,6 +18,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from tests.support import (
     LOOPBACK,
     WireTestCase,
+    clientContext,
+    fetchWithSSL,
     inThread,
     makeCertificates,
     onMemoryBIO,
@@ -308,6 +310,33 @@ class HTTPWireTests(WireTestCase):
         self.assertEqual(
             result.stdout,
             b"HTTP/1.1 204 No Content\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
+        )
+
+    async def test_headGetsTheBodyToo(self) -> None:
+        """
+        The response is the same whatever the request: a C{HEAD} gets the
+        status, the headers and the body, byte for byte what a C{GET}
+        gets, and its request is on record.
+        """
+        port, caPath, records = await self.serve("--http-body", "the body\\n")
+        responses = {}
+        for method in ("GET", "HEAD"):
+            request = f"{method} /health HTTP/1.1\r\nHost: localhost\r\n\r\n".encode()
+            result = await inThread(
+                fetchWithSSL, port, clientContext(caPath), sendFirst=request
+            )
+            responses[method] = result.data
+        self.assertEqual(responses["HEAD"], responses["GET"])
+        head, _, body = responses["HEAD"].partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 200 OK\r\n"), head)
+        self.assertIn(b"\r\nContent-Length: 9", head)
+        self.assertEqual(body, b"the body\n")
+        deadline = time.monotonic() + 10
+        while len(records) < 2:
+            self.assertLess(time.monotonic(), deadline, "no record after 10 s")
+            await deferLater(reactor, 0.01, lambda: None)
+        self.assertEqual(
+            sorted(r.received.split(b" ", 1)[0] for r in records), [b"GET", b"HEAD"]
         )
 
     async def test_pythonHTTPClient(self) -> None:

@@ -174,7 +174,7 @@ class WireTests(TestCase):
     async def test_getAndHead(self) -> None:
         """
         GET answers C{/metrics}, C{/ready} and C{/live}; HEAD answers each
-        with the same status and content type, without a body. The
+        with the same status, content type and length, without a body. The
         response's headers are the ones tlsreply chose: no C{Server} header
         naming the web framework and its version.
         """
@@ -191,6 +191,22 @@ class WireTests(TestCase):
             headStatus, headHeaders, headBody = await inThread(ask, self.port, "HEAD", path)
             self.assertEqual((headStatus, headBody), (200, b""), path)
             self.assertEqual(headHeaders["Content-Type"], headers["Content-Type"])
+            self.assertEqual(headHeaders["Content-Length"], str(len(body)), path)
+
+    async def test_requestsAreNotLogged(self) -> None:
+        """
+        Requests to the endpoint are not logged (a scraper every 15 s and
+        a health check every 2 s would fill the server's log): GET and
+        HEAD of every path, an unknown path and a refused method leave no
+        log event at all, neither tlsreply's nor twisted.web's.
+        """
+        before = len(self.events)
+        for method in ("GET", "HEAD"):
+            for path in ("/metrics", "/ready", "/live", "/unknown"):
+                await inThread(ask, self.port, method, path)
+        self.assertEqual((await inThread(ask, self.port, "DELETE", "/ready"))[0], 405)
+        await waitUntil(lambda: self.service.site.openConnections == 0)
+        self.assertEqual(self.events[before:], [])
 
     async def test_bodyRefusedBeforeItIsRead(self) -> None:
         """

@@ -8,7 +8,12 @@ and the application protocol (C{--alpn}).
 
 from __future__ import annotations
 
+import socket
 import ssl
+import struct
+
+from OpenSSL import SSL
+from OpenSSL._util import lib
 
 from tests.policyserver import (
     ciphers,
@@ -20,7 +25,41 @@ from tests.policyserver import (
     tls12,
     tls13,
 )
-from tests.support import WireTestCase, clientContext, onMemoryBIO
+from tests.support import LOOPBACK, WireTestCase, clientContext, inThread, onMemoryBIO
+
+
+def groupNegotiatedBy(port: int, caPath: str, groups: str) -> str | None:
+    """
+    Connect with a pyOpenSSL client whose OpenSSL (3.5 or later, as
+    C{cryptography} bundles it) sends a key share for each group in
+    C{groups} marked C{*}; read the reply and return the group the client
+    negotiated.
+    """
+    context = SSL.Context(SSL.TLS_METHOD)
+    context.set_min_proto_version(SSL.TLS1_3_VERSION)
+    context.load_verify_locations(caPath)
+    context.set_verify(SSL.VERIFY_PEER)
+    # pyOpenSSL has no public call for groups (see tlsreply._openssl).
+    assert lib.SSL_CTX_set1_curves_list(context._context, groups.encode()) == 1, groups
+    with socket.create_connection((LOOPBACK, port), timeout=10) as raw:
+        # Blocking, as pyOpenSSL needs, but never for more than 10 s.
+        raw.settimeout(None)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 10, 0))
+        connection = SSL.Connection(context, raw)
+        connection.set_connect_state()
+        connection.set_tlsext_host_name(b"localhost")
+        connection.do_handshake()
+        reply = b""
+        try:
+            while chunk := connection.recv(1024):
+                reply += chunk
+        except SSL.ZeroReturnError:
+            pass
+        assert reply == b"test\n", reply
+        group = connection.get_group_name()
+        connection.shutdown()
+        return group
+
 
 # Versions.
 
@@ -200,6 +239,41 @@ class GroupTests(WireTestCase):
         )
         self.assertNotEqual(status, 0, output)
         self.assertEqual((await server.lastEvent())["outcome"], "handshake-failed")
+
+    async def test_serverOrderWins(self) -> None:
+        """
+        C{--groups} is the server's order of preference: a TLS 1.3 client
+        that sends key shares for both X25519 and P-384, in either order,
+        gets the server's first choice, as the client itself reports it;
+        so does a TLS 1.2 C{s_client} whose list puts another group first
+        ("Server Temp Key").
+        """
+        for serverOrder, expected in (("P-384:X25519:P-256", "secp384r1"),
+                                      ("X25519:P-384:P-256", "x25519")):
+            server = serve(self, "--groups", serverOrder)
+            records = recordConnections(server)
+            for clientOrder in ("*X25519:*P-384", "*P-384:*X25519"):
+                del records[:]
+                negotiated = await inThread(
+                    groupNegotiatedBy, server.port, server.caPath, clientOrder
+                )
+                await server.idle()
+                [record] = records
+                self.assertEqual(
+                    sorted(record.offeredKeyShares), ["secp384r1", "x25519"], clientOrder
+                )
+                self.assertEqual(
+                    (negotiated, record.group), (expected, expected),
+                    f"server {serverOrder}, client {clientOrder}",
+                )
+            status, output = await sClient(
+                self, server, "-servername", "localhost", "-CAfile", server.caPath,
+                "-tls1_2", "-groups", "P-256:X25519:P-384",
+            )
+            self.assertEqual(status, 0, output)
+            temporaryKey = {"secp384r1": "ECDH, secp384r1", "x25519": "X25519"}[expected]
+            self.assertIn(f"Server Temp Key: {temporaryKey}, ", output)
+            await server.service.stopService()
 
     async def test_negotiatedGroupIsNamedAsOffered(self) -> None:
         """

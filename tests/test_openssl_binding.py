@@ -143,8 +143,8 @@ class BindingTests(SynchronousTestCase):
 
     def test_checkBindingPasses(self) -> None:
         """
-        L{checkBinding} accepts the installed pyOpenSSL: it returns, and
-        raises nothing.
+        L{checkBinding} accepts the installed pyOpenSSL: it raises no
+        L{MissingBindingError}.
         """
         try:
             _openssl.checkBinding()
@@ -185,9 +185,24 @@ class EarlyDataTests(SynchronousTestCase):
     def test_freshContext(self) -> None:
         """
         It works on a context just made, before any certificate is loaded,
-        as tlsreply calls it.
+        as tlsreply calls it: a context that had allowed early data, once
+        refused and then given its certificate, issues tickets that allow
+        none.
         """
-        _openssl.refuseEarlyData(SSL.Context(SSL.TLS_METHOD))
+        if not hasattr(lib, "SSL_SESSION_get_max_early_data"):
+            self.skipTest(
+                "pyOpenSSL's binding lacks SSL_SESSION_get_max_early_data, "
+                "which only this test uses to read a ticket"
+            )
+        tls = InMemoryTLS()
+        context = SSL.Context(SSL.TLS_METHOD)
+        lib.SSL_CTX_set_max_early_data(context._context, 16384)
+        _openssl.refuseEarlyData(context)
+        tls.leaf.configure_cert(context)
+        _, client = tls.handshake(context, tls.clientContext())
+        session = client.get_session()
+        assert session is not None
+        self.assertEqual(lib.SSL_SESSION_get_max_early_data(session._session), 0)
 
     def test_contextStillServes(self) -> None:
         """

@@ -7,11 +7,9 @@ paths; and what a server without recorders does not collect.
 
 from __future__ import annotations
 
-import hashlib
 import socket
 import ssl
 import time
-from collections.abc import Mapping
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
@@ -26,6 +24,7 @@ from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.capture import CapturingRelay, ja3, ja4, parseClientHello
 from tests.support import (
     LOOPBACK,
     RunningServer,
@@ -43,37 +42,6 @@ from tests.test_clienthello import records as helloRecords
 from tlsreply import ReplyFactory
 from tlsreply.ciphersuitenames import CIPHER_SUITES
 from tlsreply.records import RECEIVED_LIMIT, ConnectionRecord
-from tlsreply.tlsnames import EXTENSION_TYPES, SIGNATURE_SCHEMES
-
-
-def codesOf(names: tuple[str, ...], table: Mapping[int, str]) -> list[int]:
-    """
-    The code points of IANA names in a record, GREASE left out (as both
-    fingerprints leave it out).
-    """
-    byName = {name: code for code, name in table.items()}
-    return [byName[name] for name in names if not name.startswith("GREASE")]
-
-
-def expectedJA4(record: ConnectionRecord, alpn: str = "00") -> str:
-    """
-    The JA4 fingerprint of a TLS-over-TCP ClientHello with SNI, computed
-    here from the record's names as FoxIO's specification reads it, apart
-    from L{tlsreply.fingerprint}: the highest version offered, the counts,
-    the first ALPN value's first and last characters; the hash of the
-    sorted cipher suites; the hash of the sorted extensions (without SNI
-    and ALPN) and the signature algorithms in order.
-    """
-    versions = {"TLSv1.3": "13", "TLSv1.2": "12"}
-    version = versions[record.offeredVersions[0]]
-    ciphers = codesOf(record.offeredCipherSuites, CIPHER_SUITES)
-    extensions = codesOf(record.offeredExtensions, EXTENSION_TYPES)
-    signatures = codesOf(record.offeredSignatureAlgorithms, SIGNATURE_SCHEMES)
-    a = f"t{version}d{len(ciphers):02d}{len(extensions):02d}{alpn}"
-    b = hashlib.sha256(",".join(sorted(f"{c:04x}" for c in ciphers)).encode()).hexdigest()
-    hashed = sorted(f"{e:04x}" for e in extensions if e not in (0x0000, 0x0010))
-    c = ",".join(hashed) + "_" + ",".join(f"{s:04x}" for s in signatures)
-    return f"{a}_{b[:12]}_{hashlib.sha256(c.encode()).hexdigest()[:12]}"
 
 
 async def recordedServer(
@@ -86,6 +54,17 @@ async def recordedServer(
     records: list[ConnectionRecord] = []
     server.factory.recorders.append(records.append)
     return server, records
+
+
+def assertFingerprintsOf(testCase: SynchronousTestCase, record: ConnectionRecord,
+                         flight: bytes) -> None:
+    """
+    The record's fingerprints are those of the ClientHello the client
+    sent (C{flight}, as a relay saw it), worked out outside tlsreply: JA4
+    by FoxIO's library, JA3 by the tests' own reader (L{tests.capture}).
+    """
+    testCase.assertEqual(record.ja4, ja4(flight))
+    testCase.assertEqual(record.ja3, ja3(parseClientHello(flight)))
 
 
 async def recorded(records: list[ConnectionRecord], count: int = 1) -> list[ConnectionRecord]:
@@ -129,7 +108,8 @@ class OfferedOnRecordTests(WireTestCase):
             context.set_alpn_protocols(["h2", "http/1.1"])
 
         context = clientContext(server.caPath, configure)
-        result = await inThread(fetchWithSSL, server.port, context)
+        relay = CapturingRelay(self, server.port)
+        result = await inThread(fetchWithSSL, relay.port, context)
         self.assertEqual(result.data, b"test\n")
         [record] = await recorded(records)
         self.assertEqual(record.offeredCipherSuites, pythonCipherSuites(context))
@@ -156,8 +136,10 @@ class OfferedOnRecordTests(WireTestCase):
         self.assertEqual(record.offeredExtensions[0], "server_name")
         self.assertIn("ecdsa_secp256r1_sha256", record.offeredSignatureAlgorithms)
         self.assertEqual(record.offeredALPN, ("h2", "http/1.1"))
-        self.assertEqual(record.ja4, expectedJA4(record, alpn="h2"))
-        self.assertRegex(record.ja3 or "", "^[0-9a-f]{32}$")
+        [flight] = relay.sent
+        assertFingerprintsOf(self, record, bytes(flight))
+        self.assertTrue(record.ja4.startswith("t13d"), record.ja4)  # type: ignore[union-attr]
+        self.assertTrue(record.ja4.split("_")[0].endswith("h2"), record.ja4)  # type: ignore[union-attr]
         # The same client offers the same again: the fingerprints are its.
         await inThread(fetchWithSSL, server.port, context)
         _, second = await recorded(records, 2)
@@ -175,9 +157,10 @@ class OfferedOnRecordTests(WireTestCase):
         """
         openssl = requireCommand(self, "openssl")
         server, records = await recordedServer(self)
+        relay = CapturingRelay(self, server.port)
         result = await inThread(
             runCommand,
-            [openssl, "s_client", "-connect", f"{LOOPBACK}:{server.port}",
+            [openssl, "s_client", "-connect", f"{LOOPBACK}:{relay.port}",
              "-servername", "localhost", "-CAfile", server.caPath, "-ign_eof",
              "-groups", "secp384r1:x25519:secp256r1",
              "-sigalgs", "rsa_pss_rsae_sha256:ecdsa_secp256r1_sha256:ed25519",
@@ -208,8 +191,10 @@ class OfferedOnRecordTests(WireTestCase):
         )
         self.assertEqual(record.cipher, "TLS_CHACHA20_POLY1305_SHA256")
         self.assertEqual(record.offeredVersions[:2], ("TLSv1.3", "TLSv1.2"))
-        self.assertEqual(record.ja4, expectedJA4(record, alpn="h1"))
-        self.assertTrue(record.ja4.startswith("t13d0"), record.ja4)  # type: ignore[union-attr]
+        assertFingerprintsOf(self, record, bytes(relay.sent[0]))
+        # 5 cipher suites; the first ALPN value's first and last characters.
+        self.assertTrue(record.ja4.startswith("t13d05"), record.ja4)  # type: ignore[union-attr]
+        self.assertTrue(record.ja4.split("_")[0].endswith("h1"), record.ja4)  # type: ignore[union-attr]
 
     async def test_opensslSClientTLS12(self) -> None:
         """
@@ -219,9 +204,10 @@ class OfferedOnRecordTests(WireTestCase):
         """
         openssl = requireCommand(self, "openssl")
         server, records = await recordedServer(self)
+        relay = CapturingRelay(self, server.port)
         result = await inThread(
             runCommand,
-            [openssl, "s_client", "-connect", f"{LOOPBACK}:{server.port}",
+            [openssl, "s_client", "-connect", f"{LOOPBACK}:{relay.port}",
              "-servername", "localhost", "-CAfile", server.caPath, "-ign_eof",
              "-tls1_2", "-groups", "x25519:secp256r1", "-sigalgs", "ecdsa_secp256r1_sha256",
              "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"],
@@ -241,7 +227,7 @@ class OfferedOnRecordTests(WireTestCase):
         self.assertNotIn("supported_versions", record.offeredExtensions)
         self.assertNotIn("key_share", record.offeredExtensions)
         self.assertEqual(record.offeredVersions, ("TLSv1.2",))
-        self.assertEqual(record.ja4, expectedJA4(record))
+        assertFingerprintsOf(self, record, bytes(relay.sent[0]))
         self.assertTrue(record.ja4.startswith("t12d02"), record.ja4)  # type: ignore[union-attr]
 
     async def test_twistedClientOffersHybridPostQuantum(self) -> None:
@@ -254,9 +240,10 @@ class OfferedOnRecordTests(WireTestCase):
         server, records = await recordedServer(self)
         client = ReadAll(b"PING\r\n")
         authority = Certificate.loadPEM(server.certificates.caPath.read_bytes())
+        relay = CapturingRelay(self, server.port)
         endpoint = wrapClientTLS(
             optionsForClientTLS("localhost", authority),
-            TCP4ClientEndpoint(reactor, LOOPBACK, server.port),
+            TCP4ClientEndpoint(reactor, LOOPBACK, relay.port),
         )
         await connectProtocol(endpoint, client)
         self.assertEqual(await client.closed, b"test\n")
@@ -266,7 +253,7 @@ class OfferedOnRecordTests(WireTestCase):
         self.assertEqual(record.group, "X25519MLKEM768")
         self.assertEqual(record.received, b"PING\r\n")
         self.assertFalse(record.receivedTruncated)
-        self.assertEqual(record.ja4, expectedJA4(record))
+        assertFingerprintsOf(self, record, bytes(relay.sent[0]))
 
     async def test_failedHandshakeKeepsTheOffer(self) -> None:
         """
@@ -280,15 +267,16 @@ class OfferedOnRecordTests(WireTestCase):
             context.maximum_version = ssl.TLSVersion.TLSv1_2
             context.set_ciphers("AES128-GCM-SHA256")
 
+        relay = CapturingRelay(self, server.port)
         with self.assertRaises(ssl.SSLError):
-            await inThread(fetchWithSSL, server.port, clientContext(server.caPath, configure))
+            await inThread(fetchWithSSL, relay.port, clientContext(server.caPath, configure))
         [record] = await recorded(records)
         self.assertTrue(record.handshakeFailed)
         self.assertEqual(
             record.offeredCipherSuites,
             ("TLS_RSA_WITH_AES_128_GCM_SHA256", "TLS_EMPTY_RENEGOTIATION_INFO_SCSV"),
         )
-        self.assertEqual(record.ja4, expectedJA4(record))
+        assertFingerprintsOf(self, record, bytes(relay.sent[0]))
 
     async def test_specificationExampleWithGrease(self) -> None:
         """
@@ -323,6 +311,7 @@ class OfferedOnRecordTests(WireTestCase):
             self.assertEqual(record.offeredKeyShares, ("GREASE (0x2a2a)", "x25519"))
             self.assertEqual(record.offeredCompressionMethods, ("NULL",))
         self.assertEqual(whole.ja3, split.ja3)
+        assertFingerprintsOf(self, whole, helloRecords(message, 16384))
 
     async def test_notAClientHello(self) -> None:
         """

@@ -5,11 +5,11 @@ contexts is refused, also where the OpenSSL configuration allows client
 renegotiation.
 
 Both connection paths make their connections from the same contexts
-(L{tlsreply.tlscontext.ServerContexts}), so the contexts are what is tested,
-over an in-memory pump: on the wire the attempt cannot reach OpenSSL's
-renegotiation code, since tlsreply sends its reply and close_notify as
-soon as the handshake completes, and OpenSSL discards every handshake
-record that arrives after its close_notify.
+(L{tlsreply.tlscontext.ServerContexts}), so the contexts are tested here,
+over an in-memory pump, with a control. On the wire the attempt reaches
+OpenSSL's renegotiation code only while a large reply is still being
+written (OpenSSL discards every handshake record that arrives after its
+close_notify): L{tests.test_renegotiationwire}.
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from twisted.internet import reactor
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from tests.capture import CapturingRelay, parseClientHello
 from tests.support import (
     LOOPBACK,
     RunningServer,
@@ -57,7 +58,7 @@ from tlsreply.testing.ca import (
     selfSignedCertificate,
     writePrivateKey,
 )
-from tlsreply.testing.protocolscenarios import HYBRID_GROUP, PYTHON_SSL_OFFERS_HYBRID
+from tlsreply.testing.protocolscenarios import HYBRID_GROUP
 from tlsreply.testing.scenariocatalogue import (
     ACCEPT,
     CA_FILE,
@@ -78,6 +79,9 @@ Configure = Callable[[ssl.SSLContext], None]
 
 #: How public keys are compared: as DER SubjectPublicKeyInfo.
 _SPKI = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+#: IANA's code point of the hybrid group X25519MLKEM768 (draft-ietf-tls-ecdhe-mlkem).
+X25519MLKEM768 = 0x11EC
 
 
 def tls12(context: ssl.SSLContext) -> None:
@@ -982,18 +986,36 @@ class ScenarioOutcomeTests(TestCase):
 
     async def test_pqHybridOnly(self) -> None:
         """
-        Python's C{ssl} on an OpenSSL without X25519MLKEM768 (before 3.5,
-        as here) is refused with a handshake_failure alert; a Twisted
-        client on pyOpenSSL's OpenSSL 4, which offers it, is served over
-        TLS 1.3 with that group, as its record shows.
+        The catalogue's outcome for Python's C{ssl} is what a real
+        handshake of this Python's C{ssl} does: served if its ClientHello
+        (as a relay saw it, read outside tlsreply) offers X25519MLKEM768
+        (OpenSSL 3.5 and later), else refused with the catalogue's
+        handshake_failure message. A Twisted client on pyOpenSSL's OpenSSL
+        4, which offers it, is served over TLS 1.3 with that group, as its
+        record shows.
         """
-        await self.assertOutcome("pq-hybrid-only")
+        setup, server = await self.serve("pq-hybrid-only")
+        relay = CapturingRelay(self, server.port)
+        expected = setup.scenario.expectedOutcome
+        try:
+            result = await inThread(
+                fetchWithSSL, relay.port, clientContext(str(setup.caPath))
+            )
+        except ssl.SSLError as e:
+            accepted, error = False, str(e)
+        else:
+            accepted, error = result.data == b"test\n", ""
+        [flight] = relay.sent
+        offersHybrid = X25519MLKEM768 in parseClientHello(bytes(flight)).groups
         self.assertEqual(
-            SCENARIOS["pq-hybrid-only"].expectedOutcome.accepted, PYTHON_SSL_OFFERS_HYBRID
+            (expected.accepted, expected.accepted), (accepted, offersHybrid), error
         )
-        server = startTLSReplyServer(self, scenario="pq-hybrid-only")
-        self.assertEqual(await fetchWithTwisted(server), b"test\n")
-        [record] = await server.whenRecorded(1)
+        if not accepted:
+            assert expected.message is not None
+            self.assertIn(expected.message, error)
+        fixture = startTLSReplyServer(self, scenario="pq-hybrid-only")
+        self.assertEqual(await fetchWithTwisted(fixture), b"test\n")
+        [record] = await fixture.whenRecorded(1)
         self.assertEqual((record.tlsVersion, record.group), ("TLSv1.3", HYBRID_GROUP))
 
     async def test_crlRevoked(self) -> None:

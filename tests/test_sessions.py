@@ -41,6 +41,7 @@ from tests.support import (
     runCommand,
     temporaryDirectory,
 )
+from tests.test_accesslogdaemon import waitForLines
 
 if TYPE_CHECKING:
     # Not imported at run time: pytest would try to collect it as tests.
@@ -81,6 +82,9 @@ class SessionTests(WireTestCase):
             self.assertFalse((await server.lastEvent())["resumed"])
             second = await fetch(server, context, serverName, first.session)
             self.assertEqual(second.data, b"test\n")
+            self.assertEqual(
+                (first.version, second.version), (kind.split()[0],) * 2, kind
+            )
             self.assertEqual((await server.lastEvent())["resumed"], second.sessionReused)
             found[kind] = second.sessionReused
         return found
@@ -259,7 +263,8 @@ class EarlyDataTests(WireTestCase):
         decrypt (one that allows early data, from C{openssl s_server
         -early_data}) gets a full 1-RTT handshake, on the context for the
         name it asked for, and the reply; the log says it offered early
-        data.
+        data: its connection line (C{--access-log FILE}) says
+        C{early-data-offered=refused}.
         """
         openssl = requireCommand(self, "openssl")
         directory = temporaryDirectory(self)
@@ -272,9 +277,10 @@ class EarlyDataTests(WireTestCase):
         self.assertRegex(description, r"Max Early Data: [1-9]")
         earlyPath = directory / "early.txt"
         earlyPath.write_bytes(b"GET /replayable HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        accessLog = directory / "access.log"
         server = serve(
             self, "--cert", str(certificates.certificatePath),
-            "--key", str(certificates.keyPath),
+            "--key", str(certificates.keyPath), "--access-log", str(accessLog),
         )
         hellos = recordConnections(server)
         status, output = await sClient(
@@ -289,10 +295,46 @@ class EarlyDataTests(WireTestCase):
         self.assertEqual(
             (hello.requestedServerName, hello.earlyDataOffered), ("localhost", True)
         )
+        # Its line is in the file, not among the log's events.
+        self.assertEqual(await server.idle(), [])
+        [line] = await inThread(waitForLines, accessLog, "replied to", 1)
+        self.assertRegex(
+            line,
+            r"replied to 127\.0\.0\.1:\d+: TLSv1\.3 .* resumed=False sni=localhost .* "
+            r"early-data-offered=refused; peer closed",
+        )
+
+
+    async def test_ownTicketsAllowNoEarlyData(self) -> None:
+        """
+        tlsreply's tickets allow no early data (C{Max Early Data: 0}), so
+        C{openssl s_client -early_data} resumes with one of them without
+        sending its early data (1-RTT) and gets the reply through the
+        normal path.
+        """
+        openssl = requireCommand(self, "openssl")
+        server = serve(self)
+        directory = temporaryDirectory(self)
+        sessionPath = directory / "session.pem"
+        earlyPath = directory / "early.txt"
+        earlyPath.write_bytes(b"GET /replayable HTTP/1.1\r\n\r\n")
+        common = ("-servername", "localhost", "-CAfile", server.caPath)
+        status, output = await sClient(self, server, *common, "-sess_out", str(sessionPath))
+        self.assertEqual(status, 0, output)
+        session = await inThread(
+            runCommand, [openssl, "sess_id", "-in", str(sessionPath), "-noout", "-text"]
+        )
+        self.assertIn("Max Early Data: 0", session.stdout.decode())
+        status, output = await sClient(
+            self, server, *common, "-sess_in", str(sessionPath), "-early_data", str(earlyPath)
+        )
+        self.assertEqual(status, 0, output)
+        self.assertIn("Reused, TLSv1.3", output)
+        self.assertRegex(output, "Early data was (not sent|rejected)")
+        self.assertNotIn("Early data was accepted", output)
+        self.assertIn("\ntest\n", output)
         event = await server.lastEvent()
-        self.assertEqual(event["outcome"], "replied")
-        self.assertIs(event["earlyDataOffered"], True)
-        self.assertIs(event["resumed"], False)
+        self.assertEqual((event["resumed"], event["earlyDataOffered"]), (True, False))
 
 
 # The same tests with TLS over memory BIOs (haproxy: and embedders' endpoints).

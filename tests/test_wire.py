@@ -13,6 +13,7 @@ import threading
 import time
 import warnings
 
+from OpenSSL import SSL
 from twisted.trial.unittest import TestCase
 
 from tests.support import (
@@ -23,6 +24,7 @@ from tests.support import (
     clientContext,
     fetchWithSSL,
     inThread,
+    makeCertificates,
     onMemoryBIO,
     requireCommand,
     runCommand,
@@ -30,6 +32,8 @@ from tests.support import (
     temporaryDirectory,
     waitForQueued,
 )
+from tests.test_lifecycle import waitUntil
+from tlsreply import buildServerContexts, loadCredentials
 
 
 class ReplyTests(WireTestCase):
@@ -220,92 +224,6 @@ class VersionTests(WireTestCase):
         self.assertIn("no shared cipher", event["reason"])
 
 
-class ResumptionTests(WireTestCase):
-    """
-    With the defaults, clients resume sessions.
-    """
-
-    async def _resume(self, configure: object) -> tuple[SSLResult, SSLResult, RunningServer]:
-        server = await startServer(self)
-        context = clientContext(server.caPath, configure)  # type: ignore[arg-type]
-        first = await inThread(fetchWithSSL, server.port, context)
-        second = await inThread(
-            fetchWithSSL, server.port, context, session=first.session
-        )
-        self.assertEqual((first.data, second.data), (b"test\n", b"test\n"))
-        self.assertFalse(first.sessionReused)
-        await server.service.stopService()
-        self.assertEqual(
-            [e["resumed"] for e in server.connectionEvents()], [False, True]
-        )
-        return first, second, server
-
-    async def test_tls13Ticket(self) -> None:
-        """
-        A TLS 1.3 client resumes with the ticket it was sent.
-        """
-        first, second, _ = await self._resume(None)
-        self.assertEqual(second.version, "TLSv1.3")
-        self.assertTrue(second.sessionReused)
-
-    async def test_tls12Ticket(self) -> None:
-        """
-        A TLS 1.2 client resumes with a session ticket.
-        """
-
-        def configure(context: ssl.SSLContext) -> None:
-            context.maximum_version = ssl.TLSVersion.TLSv1_2
-
-        _, second, _ = await self._resume(configure)
-        self.assertEqual(second.version, "TLSv1.2")
-        self.assertTrue(second.sessionReused)
-
-    async def test_tls12SessionID(self) -> None:
-        """
-        A TLS 1.2 client with tickets disabled resumes by session ID, from
-        the server-side session cache.
-        """
-
-        def configure(context: ssl.SSLContext) -> None:
-            context.maximum_version = ssl.TLSVersion.TLSv1_2
-            context.options |= ssl.OP_NO_TICKET
-
-        _, second, _ = await self._resume(configure)
-        self.assertEqual(second.version, "TLSv1.2")
-        self.assertTrue(second.sessionReused)
-
-    async def test_earlyDataIsRejected(self) -> None:
-        """
-        The server's tickets allow no early data, so C{openssl s_client
-        -early_data} resumes without sending it (1-RTT) and gets the reply
-        through the normal path.
-        """
-        openssl = requireCommand(self, "openssl")
-        server = await startServer(self)
-        directory = temporaryDirectory(self)
-        sessionPath = directory / "session.pem"
-        earlyPath = directory / "early.txt"
-        earlyPath.write_bytes(b"GET /replayable HTTP/1.1\r\n\r\n")
-        base = [openssl, "s_client", "-connect", f"{LOOPBACK}:{server.port}",
-                "-servername", "localhost", "-CAfile", server.caPath, "-ign_eof"]
-        first = await inThread(runCommand, base + ["-sess_out", str(sessionPath)])
-        self.assertEqual(first.returncode, 0, first.stderr)
-        session = await inThread(
-            runCommand, [openssl, "sess_id", "-in", str(sessionPath), "-noout", "-text"]
-        )
-        self.assertIn("Max Early Data: 0", session.stdout.decode())
-        second = await inThread(
-            runCommand,
-            base + ["-sess_in", str(sessionPath), "-early_data", str(earlyPath)],
-        )
-        output = second.stdout.decode()
-        self.assertEqual(second.returncode, 0, second.stderr)
-        self.assertIn("Reused, TLSv1.3", output)
-        self.assertRegex(output, "Early data was (not sent|rejected)")
-        self.assertNotIn("Early data was accepted", output)
-        self.assertIn("\ntest\n", output)
-
-
 class MisbehavingClientTests(WireTestCase):
     """
     Clients that stop half-way never hold the server or its descriptors.
@@ -435,25 +353,75 @@ class MisbehavingClientTests(WireTestCase):
         failed = server.connectionEvents()[0]
         self.assertTrue(failed["peer"].startswith("127.0.0.1:"))
 
-    async def test_plainHTTPIsRefusedWithReason(self) -> None:
-        """
-        Plain-text HTTP sent to the TLS port fails the handshake with
-        OpenSSL's reason in the log, and the server keeps serving.
-        """
-        server = await startServer(self)
 
-        def plainHTTP() -> bytes:
-            with socket.create_connection((LOOPBACK, server.port), timeout=5) as raw:
-                raw.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
-                return raw.recv(100)
+class FirstReadTests(TestCase):
+    """
+    tlsreply's own ports read a connection as soon as it is accepted.
+    """
 
-        await inThread(plainHTTP)
-        result = await inThread(fetchWithSSL, server.port, clientContext(server.caPath))
-        self.assertEqual(result.data, b"test\n")
+    async def test_handshakeCompletedByTheFirstRead(self) -> None:
+        """
+        A handshake that completes in the very read made at accept (the
+        client answered the server's flight before the server went back
+        to reading, as a fast client does while a server is busy), with a
+        reply too large to be written at once, is served whole: the
+        connection must wait for the socket to be writable before it has
+        been through the reactor once.
+
+        Made certain here: the server's info callback, called once its
+        flight is out, makes the client (Python's C{ssl}, on an OpenSSL of
+        its own) answer it at once, inside the server's C{do_handshake}.
+        """
+        certificates = makeCertificates(temporaryDirectory(self))
+        contexts = buildServerContexts(
+            loadCredentials(certificates.certificatePath, certificates.keyPath)
+        )
+        answered: list[bool] = []
+
+        def answerAtOnce(connection: SSL.Connection, where: int, _: int) -> None:
+            # The server's ServerHelloDone has been written and flushed.
+            if (where & SSL.SSL_CB_ACCEPT_LOOP and not answered
+                    and connection.get_state_string() == b"SSLv3/TLS write server done"):
+                answered.append(True)
+                try:
+                    client.do_handshake()
+                except ssl.SSLWantReadError:
+                    pass
+
+        for each in {id(c): c for c in (contexts.fallback, *contexts.byName.values())}.values():
+            each.set_info_callback(answerAtOnce)
+        reply = os.urandom(8 << 20)
+        server = await startServer(self, reply=reply, contextFactory=contexts)
+        raw = socket.create_connection((LOOPBACK, server.port), timeout=10)
+        self.addCleanup(raw.close)
+        raw.setblocking(False)
+        context = clientContext(str(certificates.caPath))
+        context.maximum_version = ssl.TLSVersion.TLSv1_2
+        client = context.wrap_socket(
+            raw, server_hostname="localhost", do_handshake_on_connect=False
+        )
+        try:
+            client.do_handshake()  # the ClientHello, waiting when tlsreply accepts
+        except ssl.SSLWantReadError:
+            pass
+
+        def readAll() -> bytes:
+            client.settimeout(10)
+            received = []
+            while chunk := client.recv(65536):
+                received.append(chunk)
+            return b"".join(received)
+
+        # The client is driven by one thread at a time: the reactor's (in
+        # the callback) until it has answered, then a reader's.
+        await waitUntil(lambda: answered, timeout=10)
+        received = await inThread(readAll)
+        self.assertEqual(answered, [True])
+        self.assertEqual(len(received), len(reply))
+        self.assertTrue(received == reply)
         await server.service.stopService()
-        failed = server.connectionEvents()[0]
-        self.assertEqual(failed["outcome"], "handshake-failed")
-        self.assertIn("http request", failed["reason"])
+        [event] = server.connectionEvents()
+        self.assertEqual((event["outcome"], event["tlsVersion"]), ("replied", "TLSv1.2"))
 
 
 class EndpointTests(TestCase):
@@ -515,5 +483,4 @@ class EndpointTests(TestCase):
 # The same tests with TLS over memory BIOs (haproxy: and embedders' endpoints).
 ReplyTestsOnMemoryBIO = onMemoryBIO(ReplyTests)
 VersionTestsOnMemoryBIO = onMemoryBIO(VersionTests)
-ResumptionTestsOnMemoryBIO = onMemoryBIO(ResumptionTests)
 MisbehavingClientTestsOnMemoryBIO = onMemoryBIO(MisbehavingClientTests)

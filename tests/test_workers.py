@@ -15,11 +15,13 @@ import signal
 import socket
 import ssl
 import stat
+import threading
 import time
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.support import (
@@ -33,7 +35,14 @@ from tests.support import (
 from tests.test_plugin import SCRIPTS, Daemon
 from tests.test_unixpaths import fetchOverUnix
 from tlsreply.cpulimit import cgroupCPULimit, quotaCPUs
-from tlsreply.workers import workerCount
+from tlsreply.workers import (
+    MAXIMUM_PAUSE,
+    PARENT_CHECK_INTERVAL,
+    Worker,
+    WorkerPool,
+    _ParentWatch,
+    workerCount,
+)
 
 #: Connections made with one session: the chance that the kernel sends
 #: them all to the worker that issued it is 2 ** -(RESUMPTIONS - 1).
@@ -261,6 +270,54 @@ class WorkersTests(SynchronousTestCase):
         self.assertIn("stopping 2 workers", "".join(daemon.output))
 
 
+    def test_noClientRefusedWhileAWorkerIsReplaced(self) -> None:
+        """
+        Clients that were waiting in a worker's queue when it was killed
+        (it was stopped, so they stayed unaccepted), and clients that
+        connect while it is being replaced, are all served: the parent
+        holds the dead worker's socket open until its replacement adopts
+        it.
+        """
+        certificates = makeCertificates(temporaryDirectory(self))
+        daemon, port = self.start(certificates)
+        self.killWorkersAtEnd(daemon)
+        context = clientContext(str(certificates.caPath))
+        victim = self.workerPids(daemon)[1]
+        os.kill(victim, signal.SIGSTOP)
+        # The kernel spreads these over both workers' sockets: those sent
+        # to worker 1 wait in its queue (all but a chance of 2 ** -16).
+        waiting = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(16)]
+        for client in waiting:
+            self.addCleanup(client.close)
+
+        during: list[bytes | BaseException] = []
+        replaced = threading.Event()
+
+        def connectMeanwhile() -> None:
+            while not replaced.is_set() or not during:
+                try:
+                    during.append(fetchWithSSL(port, context, timeout=30).data)
+                except (OSError, ssl.SSLError) as e:
+                    during.append(e)
+
+        meanwhile = threading.Thread(target=connectMeanwhile)
+        os.kill(victim, signal.SIGKILL)
+        meanwhile.start()
+        try:
+            daemon.waitFor(r"worker 1 \(pid \d+\) killed by SIGKILL")
+            daemon.waitFor(r"started worker 1 \(pid \d+\)")
+            self.waitForListening(daemon, 3)
+        finally:
+            replaced.set()
+            meanwhile.join(60)
+        self.assertEqual([d for d in during if d != b"test\n"], [])
+        replies = []
+        for client in waiting:
+            with context.wrap_socket(client, server_hostname="localhost") as tls:
+                replies.append(tls.recv(100))
+        self.assertEqual(replies, [b"test\n"] * len(waiting))
+        self.assertEqual(daemon.stop(), 0)
+
     def test_workersHoldNoSocketOfTheParent(self) -> None:
         """
         The C{--metrics} port, and the connections it accepted, are open in
@@ -469,3 +526,114 @@ class WorkerCountTests(SynchronousTestCase):
         )
 
 
+
+
+class _ForklessPool(WorkerPool):
+    """
+    A L{WorkerPool} whose workers are only records: C{_fork} makes none, so
+    that its supervision (when to replace a worker that died) runs in
+    memory, on a clock the test controls.
+    """
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__(
+            1, ["tcp:0"], None, None, clock, 5.0, None,  # type: ignore[arg-type]
+            now=clock.seconds,
+        )
+        self.forked: list[Worker] = []
+
+    def _fork(self, slot: int) -> Worker:
+        worker = Worker(slot, 100000 + len(self.forked), self._now())
+        self.workers[worker.pid] = worker
+        self.forked.append(worker)
+        return worker
+
+
+class ReplacementPauseTests(SynchronousTestCase):
+    """
+    The pause before a dead worker's replacement, on a fake clock.
+    """
+
+    def dieAfter(self, pool: _ForklessPool, clock: Clock, lived: float) -> float:
+        """
+        Let the pool's latest worker live C{lived} seconds and die; return
+        the pause before its replacement, which has been started once this
+        returns (and not a moment sooner).
+        """
+        worker = pool.forked[-1]
+        clock.advance(lived)
+        pool._exited(worker, reaped=True)
+        [replacement] = clock.getDelayedCalls()
+        pause = replacement.getTime() - clock.seconds()
+        clock.advance(pause * 0.99)
+        self.assertEqual(pool.forked[-1], worker, "replaced before the pause ended")
+        clock.advance(pause * 0.01)
+        self.assertNotEqual(pool.forked[-1], worker, "not replaced after the pause")
+        self.assertEqual(clock.getDelayedCalls(), [])
+        return pause
+
+    def test_pauseDoublesUpTo30Seconds(self) -> None:
+        """
+        Workers that keep dying soon after they start are replaced after a
+        pause that doubles each time, from 0.2 s, and stops growing at
+        30 s; once a replacement has lived 5 s or more, its death is
+        followed by the shortest pause again.
+        """
+        clock = Clock()
+        pool = _ForklessPool(clock)
+        pool._fork(0)
+        pauses = [self.dieAfter(pool, clock, 1.0) for _ in range(11)]
+        self.assertEqual(
+            [round(p, 6) for p in pauses],
+            [0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8, 25.6, 30.0, 30.0, 30.0],
+        )
+        self.assertEqual(round(self.dieAfter(pool, clock, 5.0), 6), 0.1)
+        self.assertEqual(round(self.dieAfter(pool, clock, 1.0), 6), 0.2)
+
+    def test_noReplacementWhileStopping(self) -> None:
+        """
+        A worker that dies while the pool stops is not replaced, and a
+        pending replacement is cancelled by the stop.
+        """
+        clock = Clock()
+        pool = _ForklessPool(clock)
+        pool._fork(0)
+        clock.advance(1.0)
+        pool._exited(pool.forked[-1], reaped=True)
+        self.assertEqual(len(clock.getDelayedCalls()), 1)
+        pool.stopService()
+        self.assertEqual(clock.getDelayedCalls(), [])
+        clock.advance(MAXIMUM_PAUSE)
+        self.assertEqual(len(pool.forked), 1)
+
+
+class ParentWatchTests(SynchronousTestCase):
+    """
+    A worker notices that its parent has gone within a second, on a fake
+    clock.
+    """
+
+    def test_stopsWithinASecondOfTheParentsDeath(self) -> None:
+        """
+        While C{getppid} is the parent the worker was forked from, the
+        worker runs on; once it is not (the parent died and the worker was
+        re-parented), the worker stops at the next check, at most
+        L{PARENT_CHECK_INTERVAL} (1 s) later, and only once.
+        """
+        self.assertEqual(PARENT_CHECK_INTERVAL, 1.0)
+        clock = Clock()
+        stops: list[None] = []
+        parent = [os.getppid()]
+        self.patch(os, "getppid", lambda: parent[0])
+        watch = _ParentWatch(clock, os.getppid(), 1, lambda: stops.append(None))
+        watch.start()
+        clock.pump([1.0] * 5)
+        self.assertEqual(stops, [])
+        clock.advance(0.5)
+        parent[0] = 1  # the parent died: init (or a subreaper) adopted us
+        clock.advance(0.49)
+        self.assertEqual(stops, [])
+        clock.advance(0.01)
+        self.assertEqual(stops, [None])
+        clock.pump([1.0] * 5)
+        self.assertEqual(stops, [None])

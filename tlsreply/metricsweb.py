@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
@@ -138,6 +138,23 @@ def parseMetricsAddress(reactor: object, description: str) -> IStreamServerEndpo
         ) from None
 
 
+def _headOf(renderGET: Callable[[Any, Request], bytes]) -> Callable[[Any, Request], bytes]:
+    """
+    A resource's C{render_HEAD}, from its C{render_GET}: the same status
+    and headers, with the body's C{Content-Length}, and no body. Without
+    one, twisted.web logs a line for every HEAD while it fakes it with
+    C{render_GET}; and given the body, it logs a line that it "will eat
+    it": either way, a health check's every probe would be in the log.
+    """
+
+    def render_HEAD(resource: Any, request: Request) -> bytes:
+        body = renderGET(resource, request)
+        request.setHeader(b"content-length", b"%d" % (len(body),))
+        return b""
+
+    return render_HEAD
+
+
 class _Text(Resource):
     """
     A fixed plain-text answer, whose status a callable decides.
@@ -156,7 +173,7 @@ class _Text(Resource):
         request.setHeader(b"cache-control", b"no-store")
         return body
 
-    render_HEAD = render_GET
+    render_HEAD = _headOf(render_GET)
 
 
 #: What any other path answers.
@@ -215,9 +232,8 @@ class MetricsResource(Resource):
         self._rendered[contentType] = (now, exposition)
         return exposition
 
-    # A HEAD costs what a GET does; without it, twisted.web would log a
-    # line for every HEAD while it fakes one with render_GET.
-    render_HEAD = render_GET
+    # A HEAD costs what a GET does.
+    render_HEAD = _headOf(render_GET)
 
 
 def healthResource(

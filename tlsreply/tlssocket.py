@@ -247,9 +247,13 @@ class TLSSocketConnection:
         self.protocol.makeConnection(self)
         if self._closed:
             return
+        # Watched before that first read: it may complete the handshake
+        # (the client answered the server's flight before OpenSSL went back
+        # to reading) and then have to wait until the socket is writable
+        # (a large reply), which epoll can be told only of a descriptor it
+        # watches.
+        self._port.readiness.addReader(self)
         self.doRead()
-        if not self._closed:
-            self._port.readiness.addReader(self)
 
     # The protocol's side: ITransport, ISSLTransport.
 

@@ -177,11 +177,14 @@ class WorkerPool(Service):
         reactor: Any,
         shutdownGrace: float,
         parse: Callable[[Any, str], Any],
+        now: Callable[[], float] = time.monotonic,
     ) -> None:
         """
         @param serviceForWorker: builds what a worker runs.
         @param parse: turns a listening address into an endpoint, given the
             reactor to make it with (L{tlsreply.service.parseListenAddress}).
+        @param now: a monotonic clock in seconds, for how long a worker
+            lived (its pauses are timed by C{reactor}).
         """
         self.count = count
         self.descriptions = list(descriptions)
@@ -193,6 +196,7 @@ class WorkerPool(Service):
         self.exitObservers: list[Callable[[Worker], None]] = []
         self._reactor = reactor
         self._parse = parse
+        self._now = now
         self._stopping = False
         self._pauses = [REPLACE_PAUSE] * count
         self._pending: dict[int, Any] = {}
@@ -237,7 +241,7 @@ class WorkerPool(Service):
         pid = os.fork()
         if pid == 0:
             _runWorker(slot, self.sockets, contexts, self.serviceForWorker, self._reactor, parent)
-        worker = Worker(slot, pid, time.monotonic())
+        worker = Worker(slot, pid, self._now())
         self.workers[pid] = worker
         _log.info("started worker {number} (pid {pid})", number=slot + 1, pid=pid)
         self._watch(worker)
@@ -276,7 +280,7 @@ class WorkerPool(Service):
                 )
             worker.exited.callback(code)
             return
-        lived = time.monotonic() - worker.startedAt
+        lived = self._now() - worker.startedAt
         pause = self._pauses[worker.slot] = (
             min(MAXIMUM_PAUSE, self._pauses[worker.slot] * 2)
             if lived < STABLE_AFTER
