@@ -129,6 +129,8 @@ def parseArguments(argv: Sequence[str]) -> Options:
                         help="connections in flight from the load generator (48)")
     parser.add_argument("--connections", type=int, default=500,
                         help="idle or held connections in the memory columns (500)")
+    parser.add_argument("--burst", type=int, default=1000,
+                        help="connections started at once in the burst column (1000)")
     parser.add_argument(
         "--tlsreply-checkout", action="append", default=[], metavar="NAME=DIR",
         help="also measure the tlsreply of another checkout (DIR/.venv/bin/twistd, "
@@ -136,7 +138,7 @@ def parseArguments(argv: Sequence[str]) -> Options:
     )
     parser.add_argument("--smoke", action="store_true",
                         help="about a second per cell, one repetition, 100 connections "
-                        "for memory (for CI)")
+                        "for memory and the burst (for CI)")
     parser.add_argument("--json", type=Path, help="write every raw and median figure here")
     parser.add_argument("--chart", type=Path, default=BENCH / "chart.png",
                         help="the PNG chart of ratios to nginx (default: bench/chart.png)")
@@ -163,10 +165,13 @@ def parseArguments(argv: Sequence[str]) -> Options:
     if arguments.smoke:
         arguments.repeat, arguments.duration, arguments.warmup = 1, 0.8, 0.3
         arguments.connections = min(arguments.connections, 100)
+        arguments.burst = min(arguments.burst, 100)
     if arguments.repeat < 1 or arguments.duration <= 0 or arguments.warmup < 0:
         parser.error("--repeat must be at least 1, --duration positive, --warmup >= 0")
     if not 1 <= arguments.concurrency <= 10000 or not 1 <= arguments.connections <= 20000:
         parser.error("--concurrency: 1 to 10000; --connections: 1 to 20000")
+    if not 1 <= arguments.burst <= 20000:
+        parser.error("--burst: 1 to 20000")
     return Options(
         servers=servers,
         columns=columns,
@@ -175,6 +180,7 @@ def parseArguments(argv: Sequence[str]) -> Options:
         warmup=arguments.warmup,
         concurrency=arguments.concurrency,
         connections=arguments.connections,
+        burst=arguments.burst,
         checkouts=checkouts,
         json=arguments.json,
         chart=None if arguments.no_chart else arguments.chart,

@@ -28,13 +28,13 @@ from twisted.trial.unittest import SynchronousTestCase
 from tests.support import missingTool
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
-COLUMNS = "ecdsa13,resumed13"
+COLUMNS = "ecdsa13,resumed13,burst"
 
 
 class BenchSmokeTests(SynchronousTestCase):
     """
     C{bench/run.py --smoke} with nginx and tlsreply, full and resumed ECDSA
-    TLS 1.3 handshakes.
+    TLS 1.3 handshakes, and the memory of a burst of connections.
     """
 
     def setUp(self) -> None:
@@ -57,7 +57,9 @@ class BenchSmokeTests(SynchronousTestCase):
         matched byte for byte and ended with close_notify, on every
         connection. Its table gives nginx an absolute figure and tlsreply a
         ratio to it in both columns, and every resumed-column handshake was
-        resumed, for both servers.
+        resumed, for both servers. In the burst column every connection
+        was placed at once and read its reply, and the figures of memory
+        are consistent: the peak is at least what the connections held.
         """
         directory = Path(tempfile.mkdtemp(prefix="tlsreply-bench-test-"))
         self.addCleanup(shutil.rmtree, directory, ignore_errors=True)
@@ -90,8 +92,9 @@ class BenchSmokeTests(SynchronousTestCase):
         nginx = next(cells for name, cells in rows.items() if name.startswith("nginx"))
         tlsreply = rows["tlsreply (defaults)"]
         for absolute, ratio in zip(nginx, tlsreply, strict=True):
-            # nginx: handshakes per server-CPU-second, e.g. "4,037" or "4,037 †"
-            self.assertRegex(absolute, r"^[\d,]+( [†‡§])?$", report)
+            # nginx: handshakes per server-CPU-second, e.g. "4,037" or
+            # "4,037 †", or KiB per connection, e.g. "43.7"
+            self.assertRegex(absolute, r"^([\d,]+( [†‡§])?|\d+\.\d)$", report)
             # tlsreply: a ratio to nginx, e.g. "0.48"
             match = re.match(r"^(\d+\.\d\d)( [†‡§])?$", ratio)
             self.assertIsNotNone(match, report)
@@ -112,6 +115,15 @@ class BenchSmokeTests(SynchronousTestCase):
                 self.assertEqual(cell["protocol"], "TLSv1.3")
                 self.assertEqual(cell["loadgen"]["resumed"], cell["handshakes"])
         self.assertGreater(figures["ratios"]["tlsreply"]["ecdsa13"], 0)
+        for server in ("nginx", "tlsreply"):
+            [burst] = figures["raw"][server]["burst"]
+            self.assertEqual(burst["errors"], 0)
+            self.assertEqual(burst["connections"], 100)
+            self.assertEqual(burst["loadgen"]["mode"], "burst")
+            self.assertEqual(burst["loadgen"]["placed"], 100)
+            self.assertGreater(burst["kibPerConnection"], 0)
+            self.assertGreaterEqual(burst["rssPeakKiB"], burst["rssAfterKiB"])
+        self.assertGreater(figures["ratios"]["tlsreply"]["burst"], 0)
 
 
 class MicroSmokeTests(SynchronousTestCase):
