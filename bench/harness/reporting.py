@@ -124,7 +124,9 @@ def headline(
     options: Options,
 ) -> list[str]:
     """
-    The main table: nginx's absolute figures, everyone else as a ratio.
+    The main table: nginx's absolute figures, everyone else as a ratio; in
+    the rate columns each figure carries how busy the server was (its CPU
+    seconds over the window's wall seconds, the number behind the marks).
     """
     lines = [
         "| server | " + " | ".join(column.title for column in options.columns) + " |",
@@ -148,6 +150,7 @@ def headline(
                 ratio = relative[server.name][column.key]
                 text = f"{ratio:.2f}" if ratio is not None else "n/a"
             if column.kind == "rate":
+                text += f" ({figures['serverUtilisation']:.0%})"
                 text += BOTTLENECK_MARKS[figures["bottleneck"]]
             if figures["errors"]:
                 text += f" ({figures['errors']} errors)"
@@ -262,6 +265,8 @@ def runNotes(
         f"{options.concurrency} connections in flight; memory over {options.connections} "
         f"idle or held connections, and {options.burst} started at once for the burst "
         "column (each reads the reply and the server's close_notify, then stalls).",
+        "In brackets after each rate figure: how busy the server was, its CPU seconds "
+        "over the wall seconds of the measured window (100%: one core, all the time). "
         "Where the server used less than 90% of its core over the window, a mark says "
         "why: † the load generator's core was full (the client was the bottleneck); "
         "‡ neither core was full (latency-bound: connections waiting on the network "

@@ -103,6 +103,8 @@ class Options:
     concurrency: int
     connections: int
     burst: int
+    #: The worker counts of C{--scaling} (empty: the table).
+    scaling: list[int]
     checkouts: list[tuple[str, Path]]
     json: Path | None
     chart: Path | None
