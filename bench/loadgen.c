@@ -19,10 +19,15 @@
  *                   offered on every later connection.
  *   --idle N        N TCP connections that send nothing;
  *   --hold N        N connections that complete the handshake, then stall
- *                   (no read, no close). Both print "ready" once all N are
- *                   in place, wait for stdin EOF, a signal or --max-hold
- *                   seconds, close them and print the JSON object (without
- *                   "ready" if not all N could be placed).
+ *                   (no read, no close);
+ *   --burst N       N connections started at once (whatever --concurrency
+ *                   says) that complete the handshake, read the reply and
+ *                   the server's close_notify, then stall: no close_notify
+ *                   of their own, no close.
+ *                   All three print "ready" once all N are in place, wait
+ *                   for stdin EOF, a signal or --max-hold seconds, close
+ *                   them and print the JSON object (without "ready" if not
+ *                   all N could be placed).
  *
  * Nothing waits without a bound: every connection has a deadline
  * (--timeout), every epoll_wait a timeout, every phase an end.
@@ -53,7 +58,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-enum mode { MODE_RATE, MODE_IDLE, MODE_HOLD };
+enum mode { MODE_RATE, MODE_IDLE, MODE_HOLD, MODE_BURST };
 
 enum state {
     ST_FREE,
@@ -61,7 +66,7 @@ enum state {
     ST_HANDSHAKE,
     ST_READING,
     ST_SHUTDOWN,
-    ST_PLACED, /* idle: connected; hold: handshake done */
+    ST_PLACED, /* idle: connected; hold: handshake done; burst: reply read */
 };
 
 enum error_kind {
@@ -106,7 +111,7 @@ struct config {
     size_t expect_len;
     double timeout;
     enum mode mode;
-    long places; /* N of --idle / --hold */
+    long places; /* N of --idle / --hold / --burst */
     double max_hold;
     int marks;
 };
@@ -402,6 +407,13 @@ static void drive(struct conn *c)
                     return;
                 }
                 c->replied = now();
+                if (cfg.mode == MODE_BURST) {
+                    /* Stall: keep the socket, send nothing more. */
+                    c->state = ST_PLACED;
+                    in_flight--;
+                    placed++;
+                    return;
+                }
                 c->state = ST_SHUTDOWN;
                 break;
             }
@@ -698,10 +710,10 @@ static int run_places(void)
     double held = now() - t0 - setup;
     long in_place = placed;
     abort_all();
+    static const char *const mode_names[] = {"rate", "idle", "hold", "burst"};
     printf("{\"mode\": \"%s\", \"requested\": %ld, \"placed\": %ld, "
            "\"closed_by_server\": %ld, \"setup_s\": %.3f, \"held_s\": %.3f, ",
-           cfg.mode == MODE_IDLE ? "idle" : "hold", cfg.places, in_place,
-           closed_by_server, setup, held);
+           mode_names[cfg.mode], cfg.places, in_place, closed_by_server, setup, held);
     print_errors();
     printf("}\n");
     fflush(stdout);
@@ -727,7 +739,9 @@ static void usage(FILE *out)
         "  --marks            print 'start' and 'end' at the window's edges\n"
         "  --idle N           hold N TCP connections that send nothing\n"
         "  --hold N           hold N connections after their handshake\n"
-        "  --max-hold S       longest wait for stdin EOF in --idle/--hold (120)\n"
+        "  --burst N          start N connections at once; hold each after its\n"
+        "                     reply and the server's close_notify\n"
+        "  --max-hold S       longest wait for stdin EOF, --idle/--hold/--burst (120)\n"
         "  --version          print the OpenSSL version it runs with\n",
         out);
 }
@@ -768,6 +782,7 @@ int main(int argc, char **argv)
         {"marks", no_argument, 0, 'm'},
         {"idle", required_argument, 0, 'I'},
         {"hold", required_argument, 0, 'L'},
+        {"burst", required_argument, 0, 'B'},
         {"max-hold", required_argument, 0, 'M'},
         {"version", no_argument, 0, 'V'},
         {"help", no_argument, 0, 'h'},
@@ -815,6 +830,7 @@ int main(int argc, char **argv)
         case 'm': cfg.marks = 1; break;
         case 'I': cfg.mode = MODE_IDLE; cfg.places = parse_long(optarg, "--idle"); break;
         case 'L': cfg.mode = MODE_HOLD; cfg.places = parse_long(optarg, "--hold"); break;
+        case 'B': cfg.mode = MODE_BURST; cfg.places = parse_long(optarg, "--burst"); break;
         case 'M': cfg.max_hold = parse_double(optarg, "--max-hold"); break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("%s\n", OpenSSL_version(OPENSSL_VERSION)); return 0;
@@ -836,7 +852,9 @@ int main(int argc, char **argv)
     if (cfg.timeout <= 0)
         die("--timeout must be positive");
     if (cfg.mode != MODE_RATE && (cfg.places < 1 || cfg.places > 100000))
-        die("--idle/--hold: 1 to 100000 connections");
+        die("--idle/--hold/--burst: 1 to 100000 connections");
+    if (cfg.mode == MODE_BURST)
+        cfg.concurrency = (int)cfg.places; /* all at once */
     if (cfg.mode == MODE_RATE && cfg.duration <= 0 && !(cfg.count && !cfg.duration_given))
         die("--duration must be positive");
 

@@ -65,6 +65,7 @@ from bench.harness.reporting import (  # noqa: E402
     runNotes,
     summarise,
 )
+from bench.harness.scaling import runScaling  # noqa: E402
 from bench.harness.servers import (  # noqa: E402
     BareTwistedServer,
     NginxServer,
@@ -129,6 +130,8 @@ def parseArguments(argv: Sequence[str]) -> Options:
                         help="connections in flight from the load generator (48)")
     parser.add_argument("--connections", type=int, default=500,
                         help="idle or held connections in the memory columns (500)")
+    parser.add_argument("--burst", type=int, default=1000,
+                        help="connections started at once in the burst column (1000)")
     parser.add_argument(
         "--tlsreply-checkout", action="append", default=[], metavar="NAME=DIR",
         help="also measure the tlsreply of another checkout (DIR/.venv/bin/twistd, "
@@ -136,7 +139,14 @@ def parseArguments(argv: Sequence[str]) -> Options:
     )
     parser.add_argument("--smoke", action="store_true",
                         help="about a second per cell, one repetition, 100 connections "
-                        "for memory (for CI)")
+                        "for memory and the burst (for CI)")
+    parser.add_argument(
+        "--scaling", metavar="N,N,...",
+        help="instead of the table: handshakes per wall-second of tlsreply --workers N "
+        "(and nginx with N workers) for each N, the server on cores 0 to N-1 and a load "
+        "generator on each core left (sharing every core where none is left); rate "
+        "columns of --columns only, e.g. --scaling 1,2 --columns ecdsa13,resumed12",
+    )
     parser.add_argument("--json", type=Path, help="write every raw and median figure here")
     parser.add_argument("--chart", type=Path, default=BENCH / "chart.png",
                         help="the PNG chart of ratios to nginx (default: bench/chart.png)")
@@ -160,13 +170,26 @@ def parseArguments(argv: Sequence[str]) -> Options:
         if name in names or name in (n for n, _ in checkouts):
             parser.error(f"--tlsreply-checkout: the name {name!r} is taken")
         checkouts.append((name, Path(directory).resolve()))
+    scaling: list[int] = []
+    if arguments.scaling:
+        try:
+            scaling = sorted({int(n) for n in arguments.scaling.split(",") if n.strip()})
+        except ValueError:
+            parser.error(f"--scaling: expected worker counts such as 1,2,4, got {arguments.scaling!r}")
+        if not scaling or not all(1 <= n <= 256 for n in scaling):
+            parser.error("--scaling: worker counts from 1 to 256")
+        if not any(column.kind == "rate" for column in columns):
+            parser.error("--scaling: needs at least one rate column in --columns")
     if arguments.smoke:
         arguments.repeat, arguments.duration, arguments.warmup = 1, 0.8, 0.3
         arguments.connections = min(arguments.connections, 100)
+        arguments.burst = min(arguments.burst, 100)
     if arguments.repeat < 1 or arguments.duration <= 0 or arguments.warmup < 0:
         parser.error("--repeat must be at least 1, --duration positive, --warmup >= 0")
     if not 1 <= arguments.concurrency <= 10000 or not 1 <= arguments.connections <= 20000:
         parser.error("--concurrency: 1 to 10000; --connections: 1 to 20000")
+    if not 1 <= arguments.burst <= 20000:
+        parser.error("--burst: 1 to 20000")
     return Options(
         servers=servers,
         columns=columns,
@@ -175,6 +198,8 @@ def parseArguments(argv: Sequence[str]) -> Options:
         warmup=arguments.warmup,
         concurrency=arguments.concurrency,
         connections=arguments.connections,
+        burst=arguments.burst,
+        scaling=scaling,
         checkouts=checkouts,
         json=arguments.json,
         chart=None if arguments.no_chart else arguments.chart,
@@ -248,6 +273,35 @@ def runBenchmark(options: Options, servers: list[Server], loadgen: Path) -> dict
     return raw
 
 
+def scalingMain(options: Options, nginx: Nginx | None, loadgen: Path, began: float) -> int:
+    """
+    The scaling mode: its table, and its figures in the JSON.
+    """
+    note(f"bench: scaling over N = {', '.join(map(str, options.scaling))}")
+    with tempfile.TemporaryDirectory(prefix="tlsreply-bench-") as temporary:
+        base = Path(temporary)
+        result = runScaling(options, nginx, loadgen, makeCredentials(base), base)
+    errors = sum(
+        m["errors"] + (0 if m["repetitions"] else 1)
+        for columns in result["medians"].values()
+        for byWorkers in columns.values()
+        for m in byWorkers.values()
+    )
+    if options.json is not None:
+        document = {
+            "mode": "scaling",
+            "options": {"scaling": options.scaling, "columns": [c.key for c in options.columns],
+                        "repeat": options.repeat, "duration": options.duration,
+                        "warmup": options.warmup, "concurrency": options.concurrency},
+            **result,
+            "errors": errors,
+            "seconds": round(time.monotonic() - began, 1),
+        }
+        options.json.parent.mkdir(parents=True, exist_ok=True)
+        options.json.write_text(json.dumps(document, indent=1) + "\n")
+    return 1 if errors else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """
     Run the benchmark and print the report; the exit status says whether
@@ -266,6 +320,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         loadgen = buildLoadGenerator()
         nginx = obtainNginx() if "nginx" in options.servers else None
+        if options.scaling:
+            return scalingMain(options, nginx, loadgen, began)
         servers = makeServers(options, nginx)
         note(f"bench: {len(servers)} servers x {len(options.columns)} columns x "
              f"{options.repeat} repetitions")

@@ -28,28 +28,32 @@ from twisted.trial.unittest import SynchronousTestCase
 from tests.support import missingTool
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
-COLUMNS = "ecdsa13,resumed13"
+COLUMNS = "ecdsa13,resumed13,burst"
+
+
+def requireCompiler() -> None:
+    """
+    The load generator needs gcc and OpenSSL's headers. Outside CI a
+    machine without them skips the test; in CI (C{CI} set) they are
+    required, since C{.ci/run} installs them.
+    """
+    missing = []
+    if shutil.which("gcc") is None and shutil.which("cc") is None:
+        missing.append("gcc")
+    if not Path("/usr/include/openssl/ssl.h").exists():
+        missing.append("libssl-dev")
+    if missing:
+        missingTool(" and ".join(missing), "apt-get install gcc libssl-dev")
 
 
 class BenchSmokeTests(SynchronousTestCase):
     """
     C{bench/run.py --smoke} with nginx and tlsreply, full and resumed ECDSA
-    TLS 1.3 handshakes.
+    TLS 1.3 handshakes, and the memory of a burst of connections.
     """
 
     def setUp(self) -> None:
-        """
-        The load generator needs gcc and OpenSSL's headers. Outside CI a
-        machine without them skips this test; in CI (C{CI} set) they are
-        required, since C{.ci/run} installs them.
-        """
-        missing = []
-        if shutil.which("gcc") is None and shutil.which("cc") is None:
-            missing.append("gcc")
-        if not Path("/usr/include/openssl/ssl.h").exists():
-            missing.append("libssl-dev")
-        if missing:
-            missingTool(" and ".join(missing), "apt-get install gcc libssl-dev")
+        requireCompiler()
 
     def test_smokeRun(self) -> None:
         """
@@ -57,7 +61,9 @@ class BenchSmokeTests(SynchronousTestCase):
         matched byte for byte and ended with close_notify, on every
         connection. Its table gives nginx an absolute figure and tlsreply a
         ratio to it in both columns, and every resumed-column handshake was
-        resumed, for both servers.
+        resumed, for both servers. In the burst column every connection
+        was placed at once and read its reply, and the figures of memory
+        are consistent: the peak is at least what the connections held.
         """
         directory = Path(tempfile.mkdtemp(prefix="tlsreply-bench-test-"))
         self.addCleanup(shutil.rmtree, directory, ignore_errors=True)
@@ -90,10 +96,12 @@ class BenchSmokeTests(SynchronousTestCase):
         nginx = next(cells for name, cells in rows.items() if name.startswith("nginx"))
         tlsreply = rows["tlsreply (defaults)"]
         for absolute, ratio in zip(nginx, tlsreply, strict=True):
-            # nginx: handshakes per server-CPU-second, e.g. "4,037" or "4,037 †"
-            self.assertRegex(absolute, r"^[\d,]+( [†‡§])?$", report)
-            # tlsreply: a ratio to nginx, e.g. "0.48"
-            match = re.match(r"^(\d+\.\d\d)( [†‡§])?$", ratio)
+            # nginx: handshakes per server-CPU-second and how busy the
+            # server was, e.g. "4,037 (97%)" or "4,037 (71%) †", or KiB per
+            # connection, e.g. "43.7"
+            self.assertRegex(absolute, r"^([\d,]+ \(\d+%\)( [†‡§])?|\d+\.\d)$", report)
+            # tlsreply: a ratio to nginx, e.g. "0.48 (95%)", or "1.10"
+            match = re.match(r"^(\d+\.\d\d)( \(\d+%\))?( [†‡§])?$", ratio)
             self.assertIsNotNone(match, report)
             assert match is not None
             self.assertGreater(float(match.group(1)), 0.0)
@@ -112,6 +120,65 @@ class BenchSmokeTests(SynchronousTestCase):
                 self.assertEqual(cell["protocol"], "TLSv1.3")
                 self.assertEqual(cell["loadgen"]["resumed"], cell["handshakes"])
         self.assertGreater(figures["ratios"]["tlsreply"]["ecdsa13"], 0)
+        for server in ("nginx", "tlsreply"):
+            [burst] = figures["raw"][server]["burst"]
+            self.assertEqual(burst["errors"], 0)
+            self.assertEqual(burst["connections"], 100)
+            self.assertEqual(burst["loadgen"]["mode"], "burst")
+            self.assertEqual(burst["loadgen"]["placed"], 100)
+            self.assertGreater(burst["kibPerConnection"], 0)
+            self.assertGreaterEqual(burst["rssPeakKiB"], burst["rssAfterKiB"])
+        self.assertGreater(figures["ratios"]["tlsreply"]["burst"], 0)
+
+
+class ScalingSmokeTests(SynchronousTestCase):
+    """
+    C{bench/run.py --scaling}: tlsreply C{--workers N} on N cores, the load
+    generators on the others.
+    """
+
+    def setUp(self) -> None:
+        requireCompiler()
+
+    def test_scalingRun(self) -> None:
+        """
+        A short scaling run over N = 1 and 2 exits 0 (no errors in any
+        cell), prints one table row per N, and its JSON has, for each N, a
+        wall rate, the cores the server used and where it ran: one core and
+        the rest for the load generator with N=1, every core shared where N
+        leaves none.
+        """
+        directory = Path(tempfile.mkdtemp(prefix="tlsreply-bench-test-"))
+        self.addCleanup(shutil.rmtree, directory, ignore_errors=True)
+        results = directory / "scaling.json"
+        completed = subprocess.run(
+            [
+                sys.executable, str(BENCH / "run.py"), "--smoke", "--scaling", "1,2",
+                "--servers", "tlsreply", "--columns", "resumed13",
+                "--json", str(results),
+            ],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+        output = completed.stdout.decode("utf-8", "replace")
+        report = output + completed.stderr.decode("utf-8", "replace")
+        self.assertEqual(completed.returncode, 0, report)
+        rows = [line for line in output.splitlines() if line.startswith("| tlsreply |")]
+        self.assertEqual(len(rows), 2, report)
+        figures = json.loads(results.read_text())
+        self.assertEqual(figures["errors"], 0)
+        cores = figures["cores"]
+        byWorkers = figures["medians"]["tlsreply"]["resumed13"]
+        for workers in ("1", "2"):
+            self.assertGreater(byWorkers[workers]["wallRate"], 0)
+            self.assertGreater(byWorkers[workers]["serverCores"], 0)
+        self.assertEqual(byWorkers["1"]["serverCPUs"], "0")
+        self.assertEqual(byWorkers["1"]["clientCPUs"], [str(c) for c in range(1, cores)])
+        if cores <= 2:
+            self.assertTrue(byWorkers["2"]["shared"])
+            self.assertEqual(byWorkers["2"]["serverCPUs"], f"0-{cores - 1}")
 
 
 class MicroSmokeTests(SynchronousTestCase):

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness.processes import LineReader, note, spawn, stop, waitUntil
-from bench.harness.procfs import coreTimes, treeDescriptors, treeRSS
+from bench.harness.procfs import coreTimes, treeDescriptors, treePeakRSS, treeRSS
 from bench.harness.servers import RunningServer, Server, checkReply, runningServer
 from bench.harness.settings import (
     CLIENT_CPU,
@@ -206,13 +206,17 @@ def measureMemory(
     options: Options,
 ) -> dict[str, Any]:
     """
-    One memory cell: start, check, warm up with a short burst of full
+    One memory cell: start, check, warm up with a short run of full
     handshakes, wait until the server has closed them, read its RSS; open N
-    idle or held connections; once all are in place and the server has a
-    descriptor for each, read its RSS again. KiB per connection is the
-    difference over N.
+    idle, held or burst connections; once all are in place and the server
+    has a descriptor for each, read its RSS again. KiB per connection is the
+    difference over N. Then the client closes them all, and once the server
+    has closed its side too its RSS is read a third time: what the
+    connections left behind (memory its allocator kept). The peak (the
+    processes' C{VmHWM}) is kept too: in the burst column it is what many
+    handshakes at once cost at their height.
     """
-    count = options.connections
+    count = options.burst if column.hold == "burst" else options.connections
     with runningServer(server, credentials, workDirectory, column) as running:
         facts = checkReply(running.port, column, credentials)
         pid = running.process.pid
@@ -230,13 +234,13 @@ def measureMemory(
             )
         time.sleep(0.3)
         before, descriptorsBefore = treeRSS(pid), treeDescriptors(pid)
-        flag = "--idle" if column.hold == "idle" else "--hold"
         process = spawn(
             [
                 "taskset", "-c", str(CLIENT_CPU), str(loadgen),
                 "--port", str(running.port),
                 "--tls", column.tls,
-                flag, str(count),
+                f"--{column.hold}", str(count),
+                # A burst starts every connection at once, whatever this says.
                 "--concurrency", "64",
                 "--timeout", "20",
                 "--max-hold", "60",
@@ -258,10 +262,16 @@ def measureMemory(
             )
             time.sleep(0.2)
             after, descriptorsAfter = treeRSS(pid), treeDescriptors(pid)
+            peak = treePeakRSS(pid)
             sampled = time.monotonic() - started
             process.stdin.close()
             result = reader.readline(30)
             process.wait(timeout=30)
+            # The client has closed them all; the server closes its side.
+            released = waitUntil(lambda: treeDescriptors(pid) <= descriptorsBefore, 15,
+                                 step=0.05)
+            time.sleep(0.2)
+            left = treeRSS(pid)
         finally:
             stop(process, grace=5)
             with suppress(OSError):
@@ -278,9 +288,15 @@ def measureMemory(
     cell = {
         "check": facts,
         "kibPerConnection": (after - before) / placed,
+        "kibPeakPerConnection": (peak - before) / placed,
+        "kibLeftPerConnection": (left - before) / placed,
         "connections": placed,
         "rssBeforeKiB": before,
         "rssAfterKiB": after,
+        "rssPeakKiB": peak,
+        "rssLeftKiB": left,
+        "allReleased": released,
+        "setupSeconds": float(figures.get("setup_s", 0.0)),
         "serverDescriptorsOpened": open_,
         "allAccepted": accepted,
         "secondsToSample": sampled,

@@ -135,6 +135,18 @@ def treeRSS(root: int) -> int:
     return total
 
 
+def treePeakRSS(root: int) -> int:
+    """
+    The peak resident memory of a server in KiB (C{VmHWM}, each process's
+    highest RSS so far), summed over its processes.
+    """
+    total = 0
+    for pid in processTree(root):
+        with suppress(OSError):
+            total += processMemory(pid).get("VmHWM", 0)
+    return total
+
+
 def treeDescriptors(root: int) -> int:
     """
     Open descriptors of a server, summed over its processes.

@@ -30,7 +30,10 @@ RATE_FIGURES = [
     "resumedRatio", "serverUtilisation", "clientUtilisation",
     "serverCoreBusy", "clientCoreBusy", "disturbance",
 ]
-MEMORY_FIGURES = ["kibPerConnection", "rssBeforeKiB", "rssAfterKiB", "secondsToSample"]
+MEMORY_FIGURES = [
+    "kibPerConnection", "kibPeakPerConnection", "kibLeftPerConnection", "rssBeforeKiB",
+    "rssAfterKiB", "rssPeakKiB", "rssLeftKiB", "secondsToSample", "setupSeconds",
+]
 
 
 def median(cells: list[dict[str, Any]], column: Column) -> dict[str, Any]:
@@ -64,7 +67,9 @@ def summarise(cell: dict[str, Any], column: Column) -> str:
     attempts = f" ({cell['attempts']} runs)" if cell.get("attempts", 1) > 1 else ""
     if column.kind == "memory":
         text = (f"{cell['kibPerConnection']:.1f} KiB/conn over {cell['connections']} "
-                f"({cell['secondsToSample']:.1f} s to sample)")
+                f"({cell['secondsToSample']:.1f} s to sample), peak "
+                f"{cell['kibPeakPerConnection']:.1f}, left after closing "
+                f"{cell['kibLeftPerConnection']:.1f}")
         return text + (f"; {cell['warning']}" if "warning" in cell else "")
     text = (f"{cell['perCPUSecond']:,.0f}/CPU-s, {cell['wallRate']:,.0f}/s wall, "
             f"server {cell['serverUtilisation']:.0%}, client {cell['clientUtilisation']:.0%}, "
@@ -119,7 +124,9 @@ def headline(
     options: Options,
 ) -> list[str]:
     """
-    The main table: nginx's absolute figures, everyone else as a ratio.
+    The main table: nginx's absolute figures, everyone else as a ratio; in
+    the rate columns each figure carries how busy the server was (its CPU
+    seconds over the window's wall seconds, the number behind the marks).
     """
     lines = [
         "| server | " + " | ".join(column.title for column in options.columns) + " |",
@@ -143,6 +150,7 @@ def headline(
                 ratio = relative[server.name][column.key]
                 text = f"{ratio:.2f}" if ratio is not None else "n/a"
             if column.kind == "rate":
+                text += f" ({figures['serverUtilisation']:.0%})"
                 text += BOTTLENECK_MARKS[figures["bottleneck"]]
             if figures["errors"]:
                 text += f" ({figures['errors']} errors)"
@@ -188,8 +196,10 @@ def absolutes(
         if lines:
             lines.append("")
         lines += [
-            "| server | column | KiB per connection | connections | server RSS before → with them (KiB) | errors |",
-            "|---|---|---|---|---|---|",
+            "| server | column | KiB per connection | peak KiB per connection "
+            "| KiB per connection left after closing | connections "
+            "| server RSS before → with them → peak → after closing (KiB) | errors |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for server in servers:
             if server.skipped:
@@ -197,12 +207,15 @@ def absolutes(
             for column in memory:
                 m = medians[server.name][column.key]
                 if m["repetitions"] == 0:
-                    lines.append(f"| {server.title} | {column.title} | failed ||| {m['errors']} |")
+                    lines.append(f"| {server.title} | {column.title} | failed "
+                                 f"||||| {m['errors']} |")
                     continue
+                count = options.burst if column.hold == "burst" else options.connections
                 lines.append(
                     f"| {server.title} | {column.title} | {m['kibPerConnection']:.1f} "
-                    f"| {options.connections} | {m['rssBeforeKiB']:,.0f} → {m['rssAfterKiB']:,.0f} "
-                    f"| {m['errors']} |"
+                    f"| {m['kibPeakPerConnection']:.1f} | {m['kibLeftPerConnection']:.1f} "
+                    f"| {count} | {m['rssBeforeKiB']:,.0f} → {m['rssAfterKiB']:,.0f} "
+                    f"→ {m['rssPeakKiB']:,.0f} → {m['rssLeftKiB']:,.0f} | {m['errors']} |"
                 )
     return lines
 
@@ -250,7 +263,10 @@ def runNotes(
         f"Median of {options.repeat} repetition(s); {options.duration:g} s measured after "
         f"{options.warmup:g} s of warm-up per cell; load generator with "
         f"{options.concurrency} connections in flight; memory over {options.connections} "
-        "connections.",
+        f"idle or held connections, and {options.burst} started at once for the burst "
+        "column (each reads the reply and the server's close_notify, then stalls).",
+        "In brackets after each rate figure: how busy the server was, its CPU seconds "
+        "over the wall seconds of the measured window (100%: one core, all the time). "
         "Where the server used less than 90% of its core over the window, a mark says "
         "why: † the load generator's core was full (the client was the bottleneck); "
         "‡ neither core was full (latency-bound: connections waiting on the network "

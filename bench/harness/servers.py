@@ -100,9 +100,10 @@ class NginxServer(Server):
     name = "nginx"
     title = "nginx"
 
-    def __init__(self, nginx: Nginx) -> None:
+    def __init__(self, nginx: Nginx, workers: int = 1) -> None:
         super().__init__()
         self.nginx = nginx
+        self.workers = workers
         self.openssl = nginx.openssl
         self.title = f"nginx {nginx.version.removeprefix('nginx/')} (absolute)"
 
@@ -114,7 +115,7 @@ class NginxServer(Server):
         loadModule = f"load_module {self.nginx.module};\n" if self.nginx.module else ""
         configuration = (
             loadModule
-            + f"""worker_processes 1;
+            + f"""worker_processes {self.workers};
 pid {prefix}/nginx.pid;
 error_log {workDirectory}/server.log notice;
 worker_rlimit_nofile 16384;
@@ -355,11 +356,16 @@ class RunningServer:
 
 @contextmanager
 def runningServer(
-    server: Server, credentials: Credentials, workDirectory: Path, column: Column
+    server: Server,
+    credentials: Credentials,
+    workDirectory: Path,
+    column: Column,
+    cpus: str | None = str(SERVER_CPU),
 ) -> Iterator[RunningServer]:
     """
-    Start a server pinned to the server core, wait (bounded) until it
-    accepts connections, and stop it, whatever happens.
+    Start a server pinned to the server core (or to C{cpus}, a C{taskset}
+    list; C{None}: anywhere), wait (bounded) until it accepts connections,
+    and stop it, whatever happens.
     """
     port = freePort()
     launch = server.launch(port, credentials, workDirectory, column)
@@ -368,7 +374,7 @@ def runningServer(
     log = workDirectory / "server.log"
     with open(log, "ab") as output:
         process = spawn(
-            ["taskset", "-c", str(SERVER_CPU), *launch.command],
+            ["taskset", "-c", cpus, *launch.command] if cpus is not None else launch.command,
             cwd=launch.cwd,
             stdout=output,
             stderr=subprocess.STDOUT,

@@ -61,8 +61,10 @@ class Column:
     @ivar title: the table heading.
     @ivar kind: C{rate} (handshakes per server-CPU-second, higher is
         better) or C{memory} (KiB per connection, lower is better).
-    @ivar hold: for memory columns, C{idle} (TCP only) or C{hold} (handshake
-        done, then the client stalls).
+    @ivar hold: for memory columns, C{idle} (TCP only), C{hold} (handshake
+        done, then the client stalls) or C{burst} (every connection started
+        at once; each reads the reply and the server's close_notify, then
+        the client stalls).
     """
 
     key: str
@@ -71,7 +73,7 @@ class Column:
     keyType: KeyType
     tls: Literal["1.2", "1.3"]
     resume: bool = False
-    hold: Literal["idle", "hold", ""] = ""
+    hold: Literal["idle", "hold", "burst", ""] = ""
 
 
 COLUMNS = [
@@ -82,6 +84,7 @@ COLUMNS = [
     Column("resumed12", "resumed TLS 1.2", "rate", "ecdsa", "1.2", resume=True),
     Column("idle", "KiB per idle conn", "memory", "ecdsa", "1.3", hold="idle"),
     Column("held", "KiB per held conn", "memory", "ecdsa", "1.3", hold="hold"),
+    Column("burst", "KiB per burst conn", "memory", "ecdsa", "1.3", hold="burst"),
 ]
 COLUMNS_BY_KEY = {column.key: column for column in COLUMNS}
 
@@ -99,6 +102,9 @@ class Options:
     warmup: float
     concurrency: int
     connections: int
+    burst: int
+    #: The worker counts of C{--scaling} (empty: the table).
+    scaling: list[int]
     checkouts: list[tuple[str, Path]]
     json: Path | None
     chart: Path | None
