@@ -457,6 +457,22 @@ class HostileServerTests(HostileTestCase):
             "stalled: the ClientHello read and never answered; aborted at shutdown after the 2s grace",
         )
 
+    async def test_renegotiationRefusedByOpenSSL(self) -> None:
+        """
+        Where OpenSSL will not ask to renegotiate (renegotiation off in the
+        policy), the server says so in the record and replies, rather than
+        raising into the TLS layer.
+        """
+        server = self.serve("renegotiation-request", insecureServerRenegotiation=False)
+        self.assertEqual(await inThread(readAll, server), REPLY)
+        [record] = await self.recorded(server)
+        self.assertTrue(
+            record.closed.startswith(
+                "renegotiation: OpenSSL would not ask (no renegotiation), so the reply; "
+            ),
+            record.closed,
+        )
+
     def test_settings(self) -> None:
         """
         Hostile settings are seconds, a stall limit above zero; they are

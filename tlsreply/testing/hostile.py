@@ -39,6 +39,7 @@ from twisted.python.failure import Failure
 from tlsreply._tcpinfo import bytesAcknowledged
 from tlsreply.accesslog import ConnectionLog
 from tlsreply.clienthello import ClientHello
+from tlsreply.errors import openSSLReasons
 from tlsreply.protocol import (
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_HANDSHAKE_TIMEOUT,
@@ -449,11 +450,17 @@ class HostileReplyProtocol(ReplyProtocol):
         """
         tls = self.transport.getHandle()
         self.did = "renegotiation: a HelloRequest, then the reply"
-        tls.renegotiate()
         try:
+            tls.renegotiate()
             tls.do_handshake()
         except SSL.WantReadError:
             pass
+        except SSL.Error as e:
+            # Not with the scenario's policy; said, never raised into TLS.
+            self.did = f"renegotiation: OpenSSL would not ask ({openSSLReasons(e)}), so the reply"
+            self.transport.write(self.factory.reply)
+            self.transport.loseConnection()
+            return
         self.transport.flushPending()
         self._renegotiating = True
         self.transport.write(self.factory.reply)
