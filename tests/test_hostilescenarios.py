@@ -67,11 +67,15 @@ def readAll(
     raggedEOFs: bool = False,
     timeout: float = 10.0,
     configure: Callable[[ssl.SSLContext], None] | None = None,
+    readTimeout: float | None = None,
 ) -> bytes:
     """
     Python's C{ssl} as a client author uses it: connect, read to the end.
 
     @param raggedEOFs: suppress a missing close_notify (Python's default).
+    @param timeout: for connecting and the handshake (and reading, unless
+        C{readTimeout}).
+    @param readTimeout: for each read once the handshake is done.
     """
     context = server.sslContext()
     if configure is not None:
@@ -80,6 +84,8 @@ def readAll(
         with context.wrap_socket(
             raw, server_hostname="localhost", suppress_ragged_eofs=raggedEOFs
         ) as tls:
+            if readTimeout is not None:
+                tls.settimeout(readTimeout)
             data = b""
             while chunk := tls.recv(4096):
                 data += chunk
@@ -256,7 +262,7 @@ class HostileScenarioOutcomeTests(HostileTestCase):
         """
         server = self.serve("stall-after-handshake")
         with self.assertRaises(TimeoutError) as caught:
-            await inThread(readAll, server, timeout=0.5)
+            await inThread(readAll, server, readTimeout=0.5)
         self.assertEqual(
             str(caught.exception), SCENARIOS["stall-after-handshake"].expectedOutcome.message
         )
