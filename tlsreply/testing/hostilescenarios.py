@@ -120,7 +120,8 @@ _scenario(
     "stall-after-handshake",
     refused("timeout", "The read operation timed out", requires=TIMEOUT_REQUIRED),
     """The handshake completes, then the server sends nothing: no reply,
-    no close_notify. A correct client gives up at its own read timeout.
+    no close_notify. A correct client gives up at its own read timeout
+    (RFC 8446 bounds no wait).
     The server holds the connection until the client goes away, or closes
     it (TCP, without close_notify) at its stall limit (60 s by default,
     stallLimit). As for stall-handshake, openssl s_client and gnutls-cli
@@ -141,8 +142,8 @@ _scenario(
     ACCEPT,
     """The reply one byte at a time, each in a TLS record of its own, 0.2 s
     apart (byteDelay), then close_notify: a correct client keeps reading
-    until close_notify, its timeout (if it has one for each read) never
-    reached between two bytes.""",
+    until close_notify (RFC 8446 section 6.1), its timeout (if it has one
+    for each read) never reached between two bytes.""",
     misbehaviour="slow-reply",
 )(_valid)
 
