@@ -14,8 +14,16 @@ from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from scripts.interop.clients import Client, Observed
-from scripts.interop.matrix import Row, judge, rows
+from scripts.interop.clients import CLIENT_TIMEOUT, Case, Client, Observed
+from scripts.interop.matrix import (
+    ROW_SETTINGS,
+    STALL_CLIENT_TIMEOUT,
+    STALL_SETTINGS,
+    UNFRAMED_REPLY,
+    Row,
+    judge,
+    rows,
+)
 from tests.support import temporaryDirectory
 from tests.test_outcomes import DEBIAN
 from tlsreply.testing.outcomes import ACCEPT, refused
@@ -48,7 +56,13 @@ class RowTests(SynchronousTestCase):
              "plain reply"],
         )
         for row in found[: len(SCENARIOS)]:
-            self.assertEqual(row.settings, {"scenario": row.id, "http": True})
+            stalls = row.id in ("stall-handshake", "stall-after-handshake")
+            self.assertEqual(
+                row.settings,
+                {"scenario": row.id, "http": True, **ROW_SETTINGS.get(row.id, {}),
+                 **(STALL_SETTINGS if stalls else {})},
+            )
+            self.assertEqual(row.clientTimeout, STALL_CLIENT_TIMEOUT if stalls else None)
             self.assertIs(row.scenario, SCENARIOS[row.id])
         self.assertEqual([row.id for row in rows(["expired", "plain reply"])],
                          ["expired", "plain reply"])
@@ -68,6 +82,32 @@ class RowTests(SynchronousTestCase):
             "legacy sigalg disallowed or unsupported",
         )
         self.assertEqual(default.expected(gnutls, {}), ACCEPT)
+
+
+    def test_hostileRows(self) -> None:
+        """
+        A stalling server's row gives its clients a short timeout, and the
+        server a stall limit past the harness's patience (which ends a
+        client without a timeout of its own, and says so); the truncated
+        and reset replies are unframed; curl is held to its own outcome
+        where it differs from OpenSSL's.
+        """
+        [valid, truncated, stall] = rows(["truncated-reply", "stall-handshake", "valid"])
+        self.assertEqual(truncated.settings["reply"], UNFRAMED_REPLY)
+        self.assertFalse(truncated.settings["http"])
+        self.assertGreater(STALL_SETTINGS["stallLimit"], 2 * STALL_CLIENT_TIMEOUT)
+        case = Case("stall-handshake", "127.0.0.1", 1, "localhost", "ca.pem", "",
+                    timeout=STALL_CLIENT_TIMEOUT)
+        self.assertEqual(case.patience, 2 * STALL_CLIENT_TIMEOUT)
+        self.assertEqual(case.stopped(),
+                         Observed(False, "no timeout of its own: stopped by the harness after 4s"))
+        self.assertEqual(Case("valid", "127.0.0.1", 1, "localhost", "ca.pem", "").timeout,
+                         CLIENT_TIMEOUT)
+        curl, sClient = client("curl", "openssl"), client("openssl s_client", "openssl")
+        self.assertEqual(truncated.expected(curl, {}), ACCEPT)
+        self.assertEqual(truncated.expected(sClient, {}).message, "unexpected eof while reading")
+        self.assertEqual(stall.expected(curl, {}).kind, "timeout")
+        self.assertEqual(valid.expected(curl, {}), ACCEPT)
 
 
 class JudgeTests(SynchronousTestCase):

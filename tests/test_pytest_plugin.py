@@ -332,3 +332,37 @@ def test_onlyThreadSafeAttributes(tlsreply_server: ThreadedTestServer) -> None:
         tlsreply_server.whenRecorded(1)
     with pytest.raises(AttributeError, match="no 'service'"):
         tlsreply_server.service  # noqa: B018
+
+
+@pytest.mark.parametrize("tlsreply_server", ["truncated-reply"], indirect=True)
+def test_hostileScenario(tlsreply_server: ThreadedTestServer) -> None:
+    """
+    A hostile scenario from the fixture, on its private reactor: Python's
+    default client takes the truncated reply as complete (its stack's
+    outcome), the correct client gets the promised error, and the records
+    say the server truncated.
+    """
+    assert fetch(tlsreply_server).data == b"test\n"
+    expected = tlsreply_server.expectedOutcome
+    context = tlsreply_server.sslContext()
+    with socket.create_connection(tlsreply_server.address, timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost",
+                                 suppress_ragged_eofs=False) as tls:
+            assert tls.recv(1024) == b"test\n"
+            with pytest.raises(ssl.SSLEOFError, match=expected.message or "-"):
+                tls.recv(1024)
+    for record in tlsreply_server.waitForRecords(2):
+        assert record.closed.startswith("truncated: the reply, then TCP FIN without close_notify")
+
+
+def test_hostileSettings(tlsreply_server_factory: object) -> None:
+    """
+    The factory takes a hostile scenario's settings: a stall limit that
+    ends the stall before the client's own timeout (the server closes
+    TCP without close_notify, which Python's default client does not
+    report).
+    """
+    server = tlsreply_server_factory(scenario="stall-after-handshake", stallLimit=0.2)  # type: ignore[operator]
+    assert fetch(server).data == b""
+    [record] = server.waitForRecords(1)
+    assert "closed by the server at the 0.2s stall limit" in record.closed

@@ -433,6 +433,11 @@ class ScenarioCatalogueTests(SynchronousTestCase):
                 "pq-hybrid-only", "client-cert-required", "no-session-resumption",
                 # Revocation.
                 "revoked", "crl-revoked", "must-staple-no-staple",
+                # Hostile servers.
+                "truncated-reply", "reset-after-reply", "stall-handshake",
+                "stall-after-handshake", "slow-reply", "one-byte-records",
+                "hello-retry-request", "renegotiation-request", "alert-instead-of-reply",
+                "close-during-handshake",
             ],
         )
         for name, scenario in SCENARIOS.items():
@@ -465,12 +470,18 @@ class ScenarioCatalogueTests(SynchronousTestCase):
 
     def test_everyScenarioHasAnOutcomeTest(self) -> None:
         """
-        L{ScenarioOutcomeTests} has a test for every scenario, so a new
-        scenario cannot ship without proof of its promised outcome.
+        L{ScenarioOutcomeTests} has a test for every scenario (for the
+        hostile ones, L{HostileScenarioOutcomeTests}), so a new scenario
+        cannot ship without proof of its promised outcome.
         """
+        from tests.test_hostilescenarios import HostileScenarioOutcomeTests
+
         for name in SCENARIOS:
             self.assertTrue(
-                callable(getattr(ScenarioOutcomeTests, f"test_{camelCase(name)}", None)),
+                any(
+                    callable(getattr(tests, f"test_{camelCase(name)}", None))
+                    for tests in (ScenarioOutcomeTests, HostileScenarioOutcomeTests)
+                ),
                 name,
             )
 

@@ -73,6 +73,7 @@ class ServedScenarioTests(SynchronousTestCase):
             workdir,
         )
         self.addCleanup(lambda: daemon.process.poll() is None and daemon.stop())
+        self.daemon = daemon
         port = int(daemon.waitFor(r"listening on \['127\.0\.0\.1:(\d+)'\]").group(1))
         return workdir, port
 
@@ -109,6 +110,24 @@ class ServedScenarioTests(SynchronousTestCase):
         )
         self.assertNotEqual(verified.returncode, 0)
         self.assertIn(b"certificate revoked", verified.stdout + verified.stderr)
+
+    def test_hostileScenario(self) -> None:
+        """
+        A hostile scenario from the command line: the correct client gets
+        the promised error after the whole reply (the server closed TCP
+        without close_notify), and the connection's log line says that the
+        server truncated the reply.
+        """
+        expected = promised("truncated-reply")
+        workdir, port = self.serve("--scenario", "truncated-reply")
+        caPath = workdir / "certs" / "scenario" / "ca.pem"
+        with self.assertRaises(ssl.SSLEOFError) as caught:
+            fetchWithSSL(port, clientContext(str(caPath)))
+        self.assertIn(str(expected["message"]), str(caught.exception))
+        self.assertTrue(self.daemon.waitFor(
+            r"replied to 127\.0\.0\.1:\d+: .*; truncated: the reply, then TCP FIN without "
+            r"close_notify; "
+        ))
 
     def test_tls10Only(self) -> None:
         """

@@ -256,8 +256,9 @@ class ScenarioListingTests(SynchronousTestCase):
         self.assertEqual(main(["scenarios"], out), 0)
         lines = out.getvalue().splitlines()
         at = next(i for i, line in enumerate(lines) if line.startswith("cn-only "))
+        width = max(map(len, SCENARIOS))
         self.assertEqual(
-            lines[at], "cn-only                expect: Hostname mismatch, certificate is not "
+            lines[at], f"{'cn-only':<{width}}  expect: Hostname mismatch, certificate is not "
             "valid for 'localhost'.",
         )
         self.assertTrue(lines[at + 1].strip().startswith("requires: not falling back"))

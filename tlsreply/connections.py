@@ -185,6 +185,17 @@ class ServerConnections:
         self.handshakeDeadlines.discard(connection)
         self.lingerDeadlines.add(connection)
 
+    def exempt(self, connection: AcceptedConnection) -> None:
+        """
+        No deadline applies to C{connection} any more: a test scenario's
+        server that stalls or dribbles on purpose
+        (L{tlsreply.testing.hostile}) bounds the connection itself. It is
+        still counted, and aborted by a stop.
+        """
+        self.handshakeDeadlines.discard(connection)
+        self.closeDeadlines.discard(connection)
+        self.lingerDeadlines.discard(connection)
+
     def closed(self, connection: AcceptedConnection) -> None:
         """
         A connection ended (and was reported): forget it.

@@ -191,8 +191,21 @@ def _json(config: ServerConfig) -> bool:
 
 def replyFactory(config: ServerConfig, reactor: Any, accessLog: ConnectionLog | None) -> ReplyFactory:
     """
-    The reply factory of C{config}, on C{reactor}'s clock.
+    The reply factory of C{config}, on C{reactor}'s clock: for a hostile
+    test scenario, one whose server misbehaves as the scenario says
+    (L{tlsreply.testing.scenarios.scenarioReplyFactory}).
     """
+    if config.scenario is not None:
+        from tlsreply.testing.scenarios import scenarioReplyFactory
+
+        return scenarioReplyFactory(
+            config.scenario,
+            config.reply,
+            reactor,
+            config.handshakeTimeout,
+            config.closeTimeout,
+            accessLog,
+        )
     return ReplyFactory(
         config.reply,
         clock=reactor,

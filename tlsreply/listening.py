@@ -271,12 +271,14 @@ class SocketTLSUNIXPort(SocketTLSPort, AdoptableUNIXPort):
 def servesOnSocket(reactor: object, factory: object) -> bool:
     """
     Can tlsreply's own port serve this factory on this reactor? It needs a
-    tlsreply server factory whose contexts are chosen by name, and a
+    tlsreply server factory whose contexts are chosen by name and whose
+    connections run the reply alone (L{TLSReplyServerFactory.socketTLS}), and a
     reactor that Twisted's own TCP ports run on (one of file descriptors:
     epoll, poll, select, asyncio; not a test's memory reactor).
     """
     return (
         isinstance(factory, TLSReplyServerFactory)
+        and factory.socketTLS
         and factory.handshakeContexts is not None
         and isinstance(reactor, PosixReactorBase)
     )

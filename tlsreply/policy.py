@@ -107,6 +107,11 @@ class TLSPolicy:
         C{"require"}: refuse a client without a valid certificate.
     @ivar keyLogPath: append NSS key-log lines for every connection here
         (this breaks confidentiality: for debugging only).
+    @ivar insecureServerRenegotiation: let the server start a TLS 1.2
+        renegotiation (OpenSSL's C{SSL_OP_NO_RENEGOTIATION} is not set; a
+        client still cannot start one): for the C{renegotiation-request}
+        test scenario only, which asks its clients to renegotiate; a
+        warning is logged.
     """
 
     minimumVersion: TLSVersion = TLSVersion.TLSv1_2
@@ -122,6 +127,7 @@ class TLSPolicy:
     clientCAPath: Path | None = None
     verifyClient: VerifyClient = "none"
     keyLogPath: Path | None = None
+    insecureServerRenegotiation: bool = False
 
     def __post_init__(self) -> None:
         """
@@ -160,7 +166,7 @@ class TLSPolicy:
             problem = _openSSLRefusal(name, value)
             if problem is not None:
                 raise PolicyFieldError(name, problem)
-        for name in ("sessionCache", "sessionTickets"):
+        for name in ("sessionCache", "sessionTickets", "insecureServerRenegotiation"):
             if not isinstance(getattr(self, name), bool):
                 _refuse(name, "True or False", getattr(self, name))
         timeout = self.sessionTimeout
@@ -221,7 +227,7 @@ class TLSPolicy:
             "keyLog": str(self.keyLogPath) if self.keyLogPath else None,
             "earlyData": "refused",
             "compression": "off",
-            "renegotiation": "off",
+            "renegotiation": "server-initiated" if self.insecureServerRenegotiation else "off",
         }
 
     def warnings(self) -> list[str]:
@@ -238,6 +244,11 @@ class TLSPolicy:
             found.append(
                 f"INSECURE: {_VERSION_NAMES[self.insecureMinimumVersion]} is allowed "
                 f"({detail})"
+            )
+        if self.insecureServerRenegotiation:
+            found.append(
+                "INSECURE: the server may renegotiate TLS 1.2 connections (a test "
+                "scenario that asks its clients to)"
             )
         if self.keyLogPath is not None:
             found.append(

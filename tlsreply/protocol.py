@@ -10,7 +10,7 @@ any stream endpoint (L{wrapWithTLS}).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from OpenSSL import SSL
 from twisted.internet.error import ConnectionAborted, ConnectionDone, ConnectionLost
@@ -43,6 +43,7 @@ from tlsreply.records import (
 
 if TYPE_CHECKING:
     from tlsreply.metrics import ConnectionMetrics
+    from tlsreply.tlsmemory import TLSReplyServerFactory
 
 DEFAULT_REPLY = b"test\n"
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
@@ -218,10 +219,16 @@ class ReplyFactory(Factory[ReplyProtocol]):
     @ivar metrics: counts every connection for Prometheus
         (L{tlsreply.metrics.ConnectionMetrics}), or L{None}: then the
         only cost is checking this attribute, once per connection.
+    @cvar serverFactoryType: the server factory that carries this factory's
+        protocols over TLS (L{tlsreply.tlsmemory.wrapWithTLS}); L{None} for
+        tlsreply's own, L{TLSReplyServerFactory}. A test scenario whose
+        server misbehaves below the reply (L{tlsreply.testing.hostile})
+        names its own.
     """
 
     protocol = ReplyProtocol
     noisy = False
+    serverFactoryType: ClassVar[type[TLSReplyServerFactory] | None] = None
 
     def __init__(
         self,

@@ -177,7 +177,8 @@ def _buildContext(
         **versionArguments,
     )
     context = options.getContext()
-    context.set_options(SSL.OP_NO_RENEGOTIATION)
+    if not policy.insecureServerRenegotiation:
+        context.set_options(SSL.OP_NO_RENEGOTIATION)
     # Free each connection's record buffers while they are empty (nginx
     # does the same): a connection waiting for its client's close_notify
     # then holds a few kilobytes instead of two 16 KiB buffers.

@@ -20,7 +20,7 @@ client asked for.
 from __future__ import annotations
 
 import socket
-from typing import Any, runtime_checkable
+from typing import Any, ClassVar, runtime_checkable
 from typing import Protocol as TypingProtocol
 
 from OpenSSL import SSL
@@ -291,10 +291,16 @@ class TLSReplyServerFactory(WrappingFactory):
     @ivar handshakeContexts: the contexts, when they can be chosen by
         server name (then tlsreply's own ports can serve them); L{None}
         for another kind of connection creator.
+    @cvar socketTLS: whether tlsreply's own ports may serve this factory's
+        connections with TLS on the socket (L{tlsreply.tlssocket}), which
+        runs the plain reply and nothing else: a subclass whose connections
+        do more (a test scenario's misbehaving server,
+        L{tlsreply.testing.hostile}) says no, and is served here.
     """
 
     protocol = ClientHelloFirst
     noisy = False
+    socketTLS: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -344,9 +350,12 @@ def wrapWithTLS(
         L{IOpenSSLServerConnectionCreator} (a L{CertificateOptions}) works.
     @param connections: the registry of the server's connections; a new
         one, with the factory's timeouts and no cap, by default.
+    @return: a L{TLSReplyServerFactory}, or the subclass the reply factory
+        names (L{ReplyFactory.serverFactoryType}).
     """
     if connections is None:
         connections = ServerConnections(
             factory.clock, factory.handshakeTimeout, factory.closeTimeout
         )
-    return TLSReplyServerFactory(contextFactory, factory, connections)
+    serverFactory = factory.serverFactoryType or TLSReplyServerFactory
+    return serverFactory(contextFactory, factory, connections)

@@ -5,10 +5,11 @@
 //   java -cp CACHE InteropClient CASES.tsv   ->  one JSON object per line
 //
 // A case is a line of tab-separated fields: id, host, port, server name,
-// CA file, maximum version ("" or "1.2"), twice ("0" or "1"), and the
-// request in base64. Each trusts only its CA file, checks the host name
-// (endpoint identification "HTTPS"), sends the request and reads the
-// reply to the end; twice on one SSLContext (whose session cache offers
+// CA file, maximum version ("" or "1.2"), twice ("0" or "1"), the
+// request in base64, and the timeout (connecting, and each read) in ms.
+// Each trusts only its CA file, checks the host name (endpoint
+// identification "HTTPS"), sends the request and reads the reply to the
+// end; twice on one SSLContext (whose session cache offers
 // the first session) where the case asks.
 
 import java.io.ByteArrayOutputStream;
@@ -60,8 +61,9 @@ public class InteropClient {
 
     static String[] once(SSLContext context, String[] f) throws Exception {
         try (Socket raw = new Socket()) {
-            raw.connect(new InetSocketAddress(f[1], Integer.parseInt(f[2])), 10000);
-            raw.setSoTimeout(10000);
+            int timeout = Integer.parseInt(f[8]);
+            raw.connect(new InetSocketAddress(f[1], Integer.parseInt(f[2])), timeout);
+            raw.setSoTimeout(timeout);
             try (SSLSocket tls = (SSLSocket) context.getSocketFactory()
                     .createSocket(raw, f[3], Integer.parseInt(f[2]), true)) {
                 SSLParameters parameters = tls.getSSLParameters();

@@ -33,7 +33,7 @@ def run(case: dict[str, Any], profile: str) -> dict[str, Any]:
         url = f"https://{case['serverName']}:{case['port']}/"
         curl.setopt(CurlOpt.RESOLVE, [f"{case['serverName']}:{case['port']}:{case['host']}"])
         curl.setopt(CurlOpt.CAINFO, case["caFile"])
-        curl.setopt(CurlOpt.TIMEOUT_MS, 10000)
+        curl.setopt(CurlOpt.TIMEOUT_MS, int(case["timeout"] * 1000))
         curl.setopt(CurlOpt.HTTP09_ALLOWED, 1)
         if case.get("maxVersion") == "1.2":
             curl.setopt(CurlOpt.SSLVERSION, (1 << 16) * 6 + 6)  # TLSv1.2, max TLSv1.2

@@ -16,7 +16,6 @@ import base64
 import json
 import os
 import re
-import select
 import shutil
 import subprocess
 import tempfile
@@ -24,12 +23,16 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 HERE = Path(__file__).parent
 
 #: How long any one client program may take for one case.
 CASE_TIMEOUT = 20.0
+
+#: The timeout every client sets (connecting, and each read), unless the
+#: case sets a shorter one (a stalling server's row).
+CLIENT_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,8 @@ class Case:
         request: the servers of the matrix speak HTTP, as curl needs).
     @ivar twice: connect again, offering the first connection's session.
     @ivar maxVersion: C{"1.2"} to stop the client at TLS 1.2, or L{None}.
+    @ivar timeout: the client's own timeout, where it has one; a client
+        without one is stopped by the harness at twice this (L{patience}).
     """
 
     id: str
@@ -52,6 +57,23 @@ class Case:
     request: str
     twice: bool = False
     maxVersion: str | None = None
+    timeout: float = CLIENT_TIMEOUT
+
+    @property
+    def patience(self) -> float:
+        """
+        How long the harness waits for a client of this case that runs
+        once for it, before it stops it.
+        """
+        return 2 * self.timeout
+
+    def stopped(self) -> Observed:
+        """
+        What a client stopped by the harness did: it had no timeout of its
+        own, or did not keep to it.
+        """
+        return Observed(False, f"no timeout of its own: stopped by the harness after "
+                               f"{self.patience:g}s")
 
 
 @dataclass
@@ -106,13 +128,16 @@ CLIENT_ENVIRONMENT = {
     name: value for name, value in os.environ.items() if name not in ("PYTHONPATH", "PYTHONHOME")
 }
 
+#: L{_run}'s exit status for a program it stopped at its timeout.
+STOPPED = -999
+
 
 def _run(command: list[str], stdin: str = "", timeout: float = CASE_TIMEOUT) -> tuple[int, str, str]:
     try:
         done = subprocess.run(command, input=stdin.encode(), capture_output=True, timeout=timeout,
                               env=CLIENT_ENVIRONMENT)
     except subprocess.TimeoutExpired:
-        return -1, "", "timed out"
+        return STOPPED, "", "timed out"
     return (done.returncode, done.stdout.decode("utf-8", "replace"),
             done.stderr.decode("utf-8", "replace"))
 
@@ -137,7 +162,10 @@ _OPENSSL_ERROR = re.compile(r"error:[0-9A-F]+:[^:]*:[^:]*:([^:]+):")
 def _opensslError(output: str) -> str:
     verify = re.search(r"verify error:num=\d+:(.*)", output)
     reasons = [m.group(1) for m in _OPENSSL_ERROR.finditer(output)]
+    # s_client's own line for a failed read (errno=104: a reset).
+    readError = re.search(r"read:errno=\d+", output)
     parts = ([verify.group(1).strip()] if verify else []) + reasons[:1]
+    parts += [readError.group(0)] if readError and not parts else []
     return "; ".join(parts) or _oneLine(output)[-200:] or "failed"
 
 
@@ -156,7 +184,9 @@ def _sClient(openssl: str) -> Callable[[Case], Observed]:
                     command += ["-sess_out", sessionFile]
                     if attempt:
                         command += ["-sess_in", sessionFile]
-                code, out, err = _run(command, case.request)
+                code, out, err = _run(command, case.request, case.patience)
+                if code == STOPPED:
+                    return case.stopped()
                 if code != 0 or "test" not in out:
                     return Observed(False, _opensslError(err + out), out[-200:])
                 result = Observed(True, None, out[-200:])
@@ -181,13 +211,15 @@ def opensslClients() -> list[Client]:
 def _curl(curl: str) -> Callable[[Case], Observed]:
     def run(case: Case) -> Observed:
         url = f"https://{case.serverName}:{case.port}/"
-        command = [curl, "-sS", "--max-time", "10", "--cacert", case.caFile, "--resolve",
-                   f"{case.serverName}:{case.port}:{case.host}", url]
+        command = [curl, "-sS", "--max-time", f"{case.timeout:g}", "--cacert", case.caFile,
+                   "--resolve", f"{case.serverName}:{case.port}:{case.host}", url]
         if case.maxVersion == "1.2":
             command += ["--tls-max", "1.2"]
         if case.twice:
             command.append(url)
-        code, out, err = _run(command)
+        code, out, err = _run(command, timeout=case.patience)
+        if code == STOPPED:
+            return case.stopped()
         if code != 0:
             message = _oneLine(err.split("\nMore details here")[0])
             return Observed(False, message.removeprefix("curl: ") or f"exit {code}", out[-200:])
@@ -220,30 +252,46 @@ def _gnutls(gnutls: str) -> Callable[[Case], Observed]:
             command.append("--priority=NORMAL:-VERS-TLS1.3")
         if case.twice:
             command.append("--resume")
-        # Standard input stays open: at its end, gnutls-cli says goodbye
-        # and may leave before the reply; the server's close ends it.
-        process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT)
-        assert process.stdin is not None
-        try:
-            process.stdin.write(case.request.encode())
-            process.stdin.flush()
-            out, _ = process.communicate(timeout=CASE_TIMEOUT) if not case.twice else (
-                _resumeGnutls(process))
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
-            return Observed(False, "timed out")
-        text = out.decode("utf-8", "replace")
+        # Standard input stays open (communicate() would close it): at its
+        # end, gnutls-cli says goodbye and may leave before the reply; the
+        # server's close ends it. Its output goes to a file, read once it
+        # has ended.
+        with tempfile.TemporaryFile() as output:
+            process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=output,
+                                       stderr=subprocess.STDOUT)
+            assert process.stdin is not None
+            try:
+                process.stdin.write(case.request.encode())
+                process.stdin.flush()
+                if case.twice:
+                    _resumeGnutls(process, output)
+                else:
+                    process.wait(timeout=case.patience)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+                return case.stopped()
+            finally:
+                process.stdin.close()
+            output.seek(0)
+            text = output.read().decode("utf-8", "replace")
         version = re.search(r"- Version: (\S+)", text)
-        if process.returncode == 0 and text.count("test") >= (2 if case.twice else 1):
+        # The reply's body after its header: "test" alone is also in the
+        # certificate's subject, which gnutls-cli prints.
+        # With --resume, only the second connection sends the request.
+        if process.returncode == 0 and REPLY_BODY.decode() in text:
             return Observed(True, None, text[-200:], version.group(1) if version else None)
         return Observed(False, _gnutlsError(text), text[-200:])
 
     return run
 
 
-def _resumeGnutls(process: subprocess.Popen[bytes]) -> tuple[bytes, None]:
+#: The reply's body after its header, as gnutls-cli prints it: "test" alone
+#: is also in the certificate's subject, which it prints too.
+REPLY_BODY = b"\r\n\r\ntest"
+
+
+def _resumeGnutls(process: subprocess.Popen[bytes], output: IO[bytes]) -> None:
     """
     With C{--resume}, gnutls-cli connects, waits for the end of its input,
     then connects again offering the session: the input ends once the
@@ -251,19 +299,15 @@ def _resumeGnutls(process: subprocess.Popen[bytes]) -> tuple[bytes, None]:
     tickets, which the server sends before the reply), not after a guessed
     delay.
     """
-    assert process.stdin is not None and process.stdout is not None
-    received = b""
+    assert process.stdin is not None
     deadline = time.monotonic() + CASE_TIMEOUT
-    descriptor = process.stdout.fileno()
-    while b"test" not in received and time.monotonic() < deadline:
-        ready, _, _ = select.select([descriptor], [], [], 0.1)
-        if ready:
-            chunk = os.read(descriptor, 65536)
-            if not chunk:
-                break
-            received += chunk
-    out, _ = process.communicate(timeout=CASE_TIMEOUT)
-    return received + out, None
+    while process.poll() is None and time.monotonic() < deadline:
+        output.seek(0)
+        if REPLY_BODY in output.read():
+            break
+        time.sleep(0.05)
+    process.stdin.close()
+    process.wait(timeout=CASE_TIMEOUT)
 
 
 def gnutlsClients() -> list[Client]:
@@ -346,7 +390,8 @@ def javaClient(cache: Path, directory: Path) -> Client | None:
         path.write_text("".join(
             "\t".join([case.id, case.host, str(case.port), case.serverName, case.caFile,
                        case.maxVersion or "", "1" if case.twice else "0",
-                       base64.b64encode(case.request.encode()).decode()]) + "\n"
+                       base64.b64encode(case.request.encode()).decode(),
+                       str(int(case.timeout * 1000))]) + "\n"
             for case in cases
         ))
         code, out, err = _run([java, "-cp", str(cache), "InteropClient", str(path)],

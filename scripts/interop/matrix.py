@@ -24,7 +24,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from scripts.interop.clients import Case, Client, Observed
+from scripts.interop.clients import CLIENT_TIMEOUT, Case, Client, Observed
 from tlsreply.testing.outcomes import ACCEPT, ExpectedOutcome
 from tlsreply.testing.pytest_plugin import ReactorThread, ThreadedTestServer
 from tlsreply.testing.pythonssl import PythonSSLFacts
@@ -33,6 +33,43 @@ from tlsreply.testing.scenarios import SCENARIOS, Scenario, unavailableReason
 #: What every client sends: an HTTP request, which curl needs and the
 #: others send as a client author's code would.
 REQUEST = "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+
+#: The timeout every client sets on a row whose server stalls (whose
+#: correct outcome is the client's own timeout): short, to keep the
+#: matrix fast. The server holds the stalled connection longer
+#: (L{STALL_SETTINGS}), so that a client without a timeout of its own is
+#: seen as one: stopped by the harness a little after this.
+STALL_CLIENT_TIMEOUT = 2.0
+
+#: The stalling servers' settings in the matrix: a stall limit well past
+#: the harness's patience (which ends a client that has no timeout).
+STALL_SETTINGS: dict[str, Any] = {"stallLimit": 12}
+
+#: A reply that ends where the connection ends: an HTTP/1.0 response with
+#: no length, as the plain reply row sends.
+UNFRAMED_REPLY = b"HTTP/1.0 200 OK\r\n\r\ntest\n"
+
+#: Rows whose server needs settings beyond the scenario's own: the slow
+#: reply's bytes 10 ms apart (an HTTP response of about 130 bytes in 1.3 s,
+#: against 26 s at the scenario's default 0.2 s); the truncated and reset
+#: replies unframed, so that only TLS can tell a client whether it has the
+#: whole reply (an HTTP client that has all Content-Length promised never
+#: reads as far as the truncation).
+ROW_SETTINGS: dict[str, dict[str, Any]] = {
+    "slow-reply": {"byteDelay": 0.01},
+    "truncated-reply": {"http": False, "reply": UNFRAMED_REPLY},
+    "reset-after-reply": {"http": False, "reply": UNFRAMED_REPLY},
+}
+
+
+#: Where one client does not do what its stack does, by row and client:
+#: curl takes a reply that ends without close_notify as complete (it sets
+#: C{SSL_OP_IGNORE_UNEXPECTED_EOF} on OpenSSL 3), where OpenSSL reports the
+#: truncation (as C{openssl s_client} shows). The scenario's description
+#: says so too.
+CLIENT_OUTCOMES: dict[tuple[str, str], ExpectedOutcome] = {
+    ("truncated-reply", "curl"): ACCEPT,
+}
 
 
 @dataclass
@@ -48,6 +85,8 @@ class Row:
         and the server's record of the second says whether it resumed.
     @ivar maxVersion: the clients stop at this TLS version.
     @ivar note: what the row is, for the table.
+    @ivar clientTimeout: the timeout the clients set on this row, where it
+        is not their usual one (L{STALL_CLIENT_TIMEOUT}).
     """
 
     id: str
@@ -56,16 +95,22 @@ class Row:
     twice: bool = False
     maxVersion: str | None = None
     note: str = ""
+    clientTimeout: float | None = None
     servers: dict[str, ThreadedTestServer] = field(default_factory=dict, repr=False)
     unavailable: str | None = None
 
     def expected(self, client: Client, pythonFacts: dict[str, PythonSSLFacts]) -> ExpectedOutcome:
         """
         The outcome this row promises the client's stack; for a Python,
-        worked out for the Python that ran (L{Scenario.forPython}).
+        worked out for the Python that ran (L{Scenario.forPython}); for a
+        client that differs from its stack here, its own
+        (L{CLIENT_OUTCOMES}).
         """
         if self.scenario is None:
             return ACCEPT
+        own = CLIENT_OUTCOMES.get((self.id, client.name))
+        if own is not None:
+            return own
         scenario = self.scenario
         if client.name in pythonFacts:
             scenario = scenario.forPython(pythonFacts[client.name])
@@ -84,7 +129,8 @@ class Row:
         if server is None:
             return None
         return Case(self.id, server.host, server.port, server.serverName,
-                    str(server.caCertificatePath), REQUEST, self.twice, self.maxVersion)
+                    str(server.caCertificatePath), REQUEST, self.twice, self.maxVersion,
+                    self.clientTimeout or CLIENT_TIMEOUT)
 
 
 def rows(names: Sequence[str] | None = None) -> list[Row]:
@@ -94,7 +140,7 @@ def rows(names: Sequence[str] | None = None) -> list[Row]:
     reply mode.
     """
     found = [
-        Row(name, {"scenario": name, "http": True}, scenario, unavailable=unavailableReason(name))
+        _scenarioRow(name, scenario)
         for name, scenario in SCENARIOS.items()
         if names is None or name in names
     ]
@@ -108,6 +154,19 @@ def rows(names: Sequence[str] | None = None) -> list[Row]:
             note="the default reply mode: fixed bytes, whatever the client sent"),
     ]
     return found + [row for row in extra if names is None or row.id in names]
+
+
+def _scenarioRow(name: str, scenario: Scenario) -> Row:
+    """
+    A scenario's row: served in HTTP mode; a stalling server (whose
+    correct outcome is the client's timeout) with the short client timeout
+    and a longer stall limit.
+    """
+    stalls = scenario.expectedOutcome.kind == "timeout"
+    settings = {"scenario": name, "http": True, **ROW_SETTINGS.get(name, {}),
+                **(STALL_SETTINGS if stalls else {})}
+    return Row(name, settings, scenario, unavailable=unavailableReason(name),
+               clientTimeout=STALL_CLIENT_TIMEOUT if stalls else None)
 
 
 @dataclass

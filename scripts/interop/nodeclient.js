@@ -23,7 +23,7 @@ function once(c, session) {
     };
     if (c.maxVersion === '1.2') options.maxVersion = 'TLSv1.2';
     const socket = tls.connect(options, () => socket.write(c.request));
-    socket.setTimeout(10000, () => { finish('timed out'); socket.destroy(); });
+    socket.setTimeout(c.timeout * 1000, () => { finish('timed out'); socket.destroy(); });
     socket.on('session', (s) => { latest = s; });
     socket.on('data', (chunk) => { data += chunk.toString('utf8'); });
     socket.on('error', (e) => finish(e.message.split('\n')[0]));

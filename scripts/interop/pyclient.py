@@ -24,7 +24,7 @@ from typing import Any
 
 
 def connect(case: dict[str, Any], context: ssl.SSLContext, session: Any) -> tuple[bytes, Any, bool, str | None]:
-    with socket.create_connection((case["host"], case["port"]), timeout=10) as raw:
+    with socket.create_connection((case["host"], case["port"]), timeout=case["timeout"]) as raw:
         with context.wrap_socket(raw, server_hostname=case["serverName"], session=session) as tls:
             tls.sendall(case["request"].encode())
             data = b""

@@ -43,6 +43,12 @@ OutcomeKind = Literal[
     "client-certificate-required",
     "protocol-version",
     "handshake-failure",
+    "truncated",
+    "connection-reset",
+    "timeout",
+    "alert",
+    "connection-closed",
+    "renegotiation",
 ]
 OUTCOME_KINDS: Final[tuple[str, ...]] = get_args(OutcomeKind)
 

@@ -170,11 +170,16 @@ class CatalogueEntry:
     @ivar unavailable: for a scenario that cannot be served everywhere, a
         function that says why it cannot be served here (L{None} if it
         can); L{None} for one that can.
+    @ivar misbehaviour: for a hostile scenario, what its server does
+        beyond its certificates and policy
+        (L{tlsreply.testing.hostile.Misbehaviour}); L{None} for a server
+        that replies as tlsreply does.
     """
 
     scenario: Scenario
     build: ScenarioBuilder
     unavailable: Callable[[], str | None] | None = None
+    misbehaviour: str | None = None
 
 
 #: Adds a scenario and its builder to a theme's entries.
@@ -199,6 +204,7 @@ def registrar(entries: list[CatalogueEntry]) -> Register:
         description: str,
         unavailable: Callable[[], str | None] | None = None,
         outcomes: Mapping[ClientStack, ExpectedOutcome] | None = None,
+        misbehaviour: str | None = None,
     ) -> Callable[[ScenarioBuilder], ScenarioBuilder]:
         """
         @param expectedOutcome: what a strictly correct client sees, or a
@@ -208,6 +214,7 @@ def registrar(entries: list[CatalogueEntry]) -> Register:
         @param unavailable: see L{CatalogueEntry.unavailable}.
         @param outcomes: the stacks whose outcome is not the one derived
             from the correct outcome (L{stackOutcomes}), with theirs.
+        @param misbehaviour: see L{CatalogueEntry.misbehaviour}.
         """
         forPython: OutcomeForPython | None = None
         if isinstance(expectedOutcome, ExpectedOutcome):
@@ -224,7 +231,7 @@ def registrar(entries: list[CatalogueEntry]) -> Register:
                 differences=MappingProxyType(dict(outcomes or {})),
                 forPythonOutcome=forPython,
             )
-            entries.append(CatalogueEntry(described, builder, unavailable))
+            entries.append(CatalogueEntry(described, builder, unavailable, misbehaviour))
             return builder
 
         return register

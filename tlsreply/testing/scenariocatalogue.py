@@ -11,7 +11,9 @@ are added:
     validity, names, chain, key and signature);
   - L{tlsreply.testing.protocolscenarios}: TLS versions, key-exchange
     groups, client certificates, sessions;
-  - L{tlsreply.testing.revocationscenarios}: OCSP, CRLs, must-staple.
+  - L{tlsreply.testing.revocationscenarios}: OCSP, CRLs, must-staple;
+  - L{tlsreply.testing.hostilescenarios}: a server that misbehaves at the
+    protocol level (truncation, resets, stalls, alerts).
 
 What a scenario is made of is L{tlsreply.testing.scenariobase}; how
 scenarios are served, listed and combined with a command line is
@@ -26,6 +28,7 @@ from typing import Final
 
 from tlsreply.testing import (
     certificatescenarios,
+    hostilescenarios,
     protocolscenarios,
     revocationscenarios,
 )
@@ -81,9 +84,10 @@ def _inOrder(*themes: list[CatalogueEntry]) -> Mapping[str, CatalogueEntry]:
 
 
 #: Every scenario by name: the certificate scenarios, then the protocol
-#: ones, then revocation.
+#: ones, then revocation, then the hostile servers.
 CATALOGUE: Final[Mapping[str, CatalogueEntry]] = _inOrder(
     certificatescenarios.ENTRIES,
     protocolscenarios.ENTRIES,
     revocationscenarios.ENTRIES,
+    hostilescenarios.ENTRIES,
 )

@@ -33,15 +33,22 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Final, TypedDict
+from typing import TYPE_CHECKING, Any, Final, TypedDict
 
 from OpenSSL import SSL
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorTime
 
+from tlsreply.accesslog import ConnectionLog
 from tlsreply.credentials import ServerCredentials
 from tlsreply.errors import ConfigurationError
 from tlsreply.policy import TLSPolicy
+from tlsreply.protocol import (
+    DEFAULT_CLOSE_TIMEOUT,
+    DEFAULT_HANDSHAKE_TIMEOUT,
+    ReplyFactory,
+)
 from tlsreply.safefiles import describe, writeFile
 from tlsreply.testing.ca import TestCA, certificatesPEM
 from tlsreply.testing.httpfiles import HTTPFiles
@@ -54,6 +61,9 @@ from tlsreply.testing.scenariocatalogue import (
     Scenario,
 )
 from tlsreply.tlscontext import ServerContexts, buildServerContexts
+
+if TYPE_CHECKING:
+    from tlsreply.testing.hostile import HostileSettings
 
 
 @dataclass(frozen=True)
@@ -79,6 +89,8 @@ class ScenarioSetup:
         beyond the policy (C{tls1.0-only}: the highest version).
     @ivar httpFiles: for C{crl-revoked}, the CRL its certificate points
         to, served over HTTP once L{startHelpers} has run.
+    @ivar misbehaviour: for a hostile scenario, what its server does
+        (L{tlsreply.testing.hostile}); see L{replyFactory}.
     """
 
     scenario: Scenario
@@ -90,6 +102,24 @@ class ScenarioSetup:
     clientKeyPath: Path | None = None
     finishContext: Callable[[SSL.Context], None] | None = None
     httpFiles: HTTPFiles | None = None
+    misbehaviour: str | None = None
+
+    def replyFactory(
+        self,
+        reply: bytes,
+        clock: IReactorTime | None = None,
+        handshakeTimeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+        closeTimeout: float = DEFAULT_CLOSE_TIMEOUT,
+        accessLog: ConnectionLog | None = None,
+        hostile: HostileSettings | None = None,
+    ) -> ReplyFactory:
+        """
+        The reply factory that serves this scenario: see
+        L{scenarioReplyFactory}.
+        """
+        return scenarioReplyFactory(
+            self.scenario.name, reply, clock, handshakeTimeout, closeTimeout, accessLog, hostile
+        )
 
     def serverContexts(self, commandPolicy: TLSPolicy | None = None) -> ServerContexts:
         """
@@ -106,6 +136,10 @@ class ScenarioSetup:
         policy = self.policy
         if commandPolicy is not None:
             policy = withCommandPolicy(policy, commandPolicy)
+        if policy.keyLogPath is not None and self.misbehaviour == "alert-instead-of-reply":
+            raise ConfigurationError(
+                "--scenario alert-instead-of-reply reads the TLS keys itself: drop --key-log"
+            )
         contexts = buildServerContexts(self.credentials, policy)
         if self.finishContext is not None:
             # Every context is new: no connection has been made from any.
@@ -228,6 +262,50 @@ def buildScenario(name: str, ca: TestCA, directory: Path | str) -> ScenarioSetup
         clientKeyPath=built.clientKeyPath,
         finishContext=built.finishContext,
         httpFiles=built.httpFiles,
+        misbehaviour=entry.misbehaviour,
+    )
+
+
+def scenarioReplyFactory(
+    name: str,
+    reply: bytes,
+    clock: IReactorTime | None = None,
+    handshakeTimeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+    closeTimeout: float = DEFAULT_CLOSE_TIMEOUT,
+    accessLog: ConnectionLog | None = None,
+    hostile: HostileSettings | None = None,
+) -> ReplyFactory:
+    """
+    The reply factory that serves scenario C{name}: tlsreply's own
+    (L{ReplyFactory}), or for a hostile scenario one whose server
+    misbehaves as it says (L{tlsreply.testing.hostile}), which the
+    fixtures, L{startTLSReplyServer
+    <tlsreply.testing.server.startTLSReplyServer>} and C{tlsreply serve
+    --scenario} all serve.
+
+    @param hostile: how long a hostile server stalls, how slowly it
+        replies; the defaults (L{HostileSettings}) when L{None}.
+    @raise ConfigurationError: for an unknown scenario, and for
+        C{hostile} settings given with a scenario that is not hostile.
+    """
+    misbehaviour = _lookUp(name).misbehaviour
+    if misbehaviour is None:
+        if hostile is not None:
+            raise ConfigurationError(
+                f"scenario {name!r} does not misbehave: stall and byte-delay settings "
+                "are for the hostile scenarios"
+            )
+        return ReplyFactory(reply, clock, handshakeTimeout, closeTimeout, accessLog)
+    from tlsreply.testing.hostile import HostileReplyFactory
+
+    return HostileReplyFactory(
+        misbehaviour,  # type: ignore[arg-type]  # the catalogue names only known ones
+        reply,
+        clock,
+        handshakeTimeout,
+        closeTimeout,
+        accessLog,
+        hostile,
     )
 
 

@@ -42,7 +42,7 @@ from twisted.internet.ssl import (
 )
 
 from tlsreply.policy import TLSPolicy
-from tlsreply.protocol import DEFAULT_REPLY, ReplyFactory
+from tlsreply.protocol import DEFAULT_REPLY
 from tlsreply.records import ConnectionRecord
 from tlsreply.replies import httpResponse
 from tlsreply.service import TLSReplyService
@@ -188,6 +188,8 @@ def startTLSReplyServer(
     reactor: Any = None,
     directory: Path | None = None,
     ca: TestCA | None = None,
+    stallLimit: float | None = None,
+    byteDelay: float | None = None,
     **policyChanges: Any,
 ) -> TestServer:
     """
@@ -213,6 +215,13 @@ def startTLSReplyServer(
     @param ca: the test CA; a fresh one by default. It may be an
         intermediate: clients trust its root, and the server sends its
         chain.
+    @param stallLimit: for a hostile scenario that stalls
+        (C{stall-handshake}, C{stall-after-handshake},
+        C{renegotiation-request}), the seconds after which the server
+        closes the stalled connection (60 by default); see
+        L{tlsreply.testing.hostile.HostileSettings}.
+    @param byteDelay: for C{slow-reply}, the seconds between the reply's
+        bytes (0.2 by default).
     @param policyChanges: L{TLSPolicy} fields to change on top of the
         scenario's policy (e.g. C{alpnProtocols=("h2",)}).
     """
@@ -221,7 +230,7 @@ def startTLSReplyServer(
         raise TypeError(
             f"unknown tlsreply server setting {', '.join(map(repr, unknown))}: "
             "known are scenario, reply, http, httpStatus, httpHeaders, reactor, "
-            "directory, ca and the "
+            "directory, ca, stallLimit, byteDelay and the "
             f"TLSPolicy fields ({', '.join(f.name for f in fields(TLSPolicy))})"
         )
     if reactor is None:
@@ -239,7 +248,16 @@ def startTLSReplyServer(
         headers = tuple(httpHeaders.items() if isinstance(httpHeaders, Mapping) else httpHeaders)
         if http or httpStatus != 200 or headers:
             reply = httpResponse(reply, httpStatus, headers)
-        factory = ReplyFactory(reply, clock=reactor)
+        hostile = None
+        if stallLimit is not None or byteDelay is not None:
+            from tlsreply.testing.hostile import HostileSettings
+
+            defaults = HostileSettings()
+            hostile = HostileSettings(
+                defaults.stallLimit if stallLimit is None else stallLimit,
+                defaults.byteDelay if byteDelay is None else byteDelay,
+            )
+        factory = setup.replyFactory(reply, clock=reactor, hostile=hostile)
         service = TLSReplyService.fromDescriptions(
             reactor,
             [f"tcp:0:interface={LOOPBACK}"],
