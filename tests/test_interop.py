@@ -142,6 +142,22 @@ class RunTests(SynchronousTestCase):
     A run of a few rows against every client installed here.
     """
 
+    def test_hostileRowsLogNoError(self) -> None:
+        """
+        Serving the renegotiation request to every client (some refuse it
+        with close_notify, some with an alert, some renegotiate) logs no
+        unhandled error: the hostile server misbehaves only as described.
+        """
+        done = subprocess.run(
+            [sys.executable, "-m", "scripts.interop", "--allow-missing", "--rows",
+             "renegotiation-request"],
+            capture_output=True, text=True, cwd=ROOT, timeout=300,
+        )
+        output = done.stdout + done.stderr
+        self.assertEqual(done.returncode, 0, output)
+        self.assertNotIn("Unhandled Error", output)
+        self.assertNotIn("Traceback", output)
+
     def test_run(self) -> None:
         """
         The harness serves the rows, runs the clients, finds every cell as

@@ -333,6 +333,13 @@ class HostileTLSProtocol(ReplyTLSProtocol):
     def writeSequence(self, sequence: Any) -> None:
         self.write(b"".join(sequence))
 
+    def _flushSendBIO(self) -> None:
+        # A client that ends a renegotiation with close_notify has the
+        # connection lost while Twisted's TLS still finishes its shutdown,
+        # which then flushes a connection it has already let go.
+        if self._tlsConnection is not None:
+            super()._flushSendBIO()
+
     def dataReceived(self, data: bytes) -> None:
         super().dataReceived(data)
         protocol = self.wrappedProtocol
