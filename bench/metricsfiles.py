@@ -23,8 +23,8 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from tlsreply.metrics import ConnectionMetrics
-from tlsreply.metricsworkers import (
+from tlsreply.metrics.counting import ConnectionMetrics
+from tlsreply.metrics.multiprocess import (
     MultiprocessFiles,
     WorkerFilesCollector,
     useMultiprocessFiles,

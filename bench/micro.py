@@ -43,8 +43,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from tlsreply.clienthello import ClientHello
-    from tlsreply.records import HandshakeInfo
+    from tlsreply.clienthello.offered import ClientHello
+    from tlsreply.connection.records import HandshakeInfo
 
 #: How a completed connection ended, as its log line says.
 CLOSED = "the client closed after close_notify"
@@ -92,7 +92,7 @@ def handshakeInfo() -> HandshakeInfo:
     """
     The facts of a completed TLS 1.3 handshake, as the server logs them.
     """
-    from tlsreply.records import HandshakeInfo
+    from tlsreply.connection.records import HandshakeInfo
 
     return HandshakeInfo(
         tlsVersion="TLSv1.3",
@@ -126,7 +126,7 @@ def freshHellos(number: int) -> list[ClientHello]:
     C{number} parses of the same ClientHello: each works out its names and
     fingerprints anew (they are cached per object).
     """
-    from tlsreply.clienthelloparser import ClientHelloParser
+    from tlsreply.clienthello.parser import ClientHelloParser
 
     data = pythonClientHello()
     hellos = [ClientHelloParser().feed(data) for _ in range(number)]
@@ -162,15 +162,15 @@ def overEach(items: Sequence[Any], call: Callable[[Any], object]) -> Run:
 
 
 def metricsConnection(number: int) -> Run:
-    from tlsreply.metrics import ConnectionMetrics
+    from tlsreply.metrics.counting import ConnectionMetrics
 
     metrics = ConnectionMetrics(5)
     return loop(number, metrics.connectionEnded, CLOSED, handshakeInfo(), False)
 
 
 def metricsConnectionWorker(number: int) -> Run:
-    from tlsreply.metrics import ConnectionMetrics
-    from tlsreply.metricsworkers import useMultiprocessFiles
+    from tlsreply.metrics.counting import ConnectionMetrics
+    from tlsreply.metrics.multiprocess import useMultiprocessFiles
 
     folder = tempfile.mkdtemp(prefix="tlsreply-micro-metrics-")
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
@@ -182,7 +182,7 @@ def metricsConnectionWorker(number: int) -> Run:
 def histogramObserve(number: int) -> Run:
     from prometheus_client import CollectorRegistry, Histogram
 
-    from tlsreply.metrics import DURATION_BUCKETS
+    from tlsreply.metrics.counting import DURATION_BUCKETS
 
     histogram = Histogram(
         "micro_seconds", "micro", buckets=DURATION_BUCKETS, registry=CollectorRegistry()
@@ -201,7 +201,7 @@ def accessLog(json: bool, pieces: bool) -> Callable[[int], Run]:
     def prepare(number: int) -> Run:
         from twisted.internet.task import Clock
 
-        from tlsreply.accesslog import AccessLog
+        from tlsreply.logs.access import AccessLog
 
         stream = open(os.devnull, "wb") if pieces else tempfile.TemporaryFile()
         log = AccessLog(stream, Clock(), json=json)
@@ -218,8 +218,8 @@ def accessLog(json: bool, pieces: bool) -> Callable[[int], Run]:
 
 
 def jsonThroughEncoder(number: int) -> Run:
-    from tlsreply.accesslog import connectionFields, connectionLine
-    from tlsreply.jsonlog import jsonLine
+    from tlsreply.logs._jsonlines import jsonLine
+    from tlsreply.logs.access import connectionFields, connectionLine
 
     handshake = handshakeInfo()
 
@@ -263,7 +263,7 @@ def protocolLifecycle(number: int) -> Run:
     from twisted.internet.protocol import connectionDone
     from twisted.internet.task import Clock
 
-    from tlsreply.accesslog import NoAccessLog
+    from tlsreply.logs.access import NoAccessLog
     from tlsreply.protocol import ReplyFactory
 
     factory = ReplyFactory(clock=Clock(), accessLog=NoAccessLog())
@@ -280,14 +280,14 @@ def protocolLifecycle(number: int) -> Run:
 
 
 def helloParse(number: int) -> Run:
-    from tlsreply.clienthelloparser import ClientHelloParser
+    from tlsreply.clienthello.parser import ClientHelloParser
 
     data = pythonClientHello()
     return loop(number, lambda: ClientHelloParser().feed(data))
 
 
 def helloPeekScan(number: int) -> Run:
-    from tlsreply.hellopeek import HelloPeek
+    from tlsreply.clienthello.peek import HelloPeek
 
     server, client = socket.socketpair()
     client.sendall(pythonClientHello())
@@ -308,7 +308,7 @@ def helloPeekScan(number: int) -> Run:
 
 
 def recordBuild(number: int) -> Run:
-    from tlsreply.records import ConnectionRecord
+    from tlsreply.connection.records import ConnectionRecord
 
     handshake = handshakeInfo()
     return overEach(
@@ -326,14 +326,14 @@ def helloNames(hello: ClientHello) -> None:
 
 
 def peerAddress(number: int) -> Run:
-    from tlsreply.addresses import formatAddress, peerAddress
+    from tlsreply.connection.addresses import formatAddress, peerAddress
 
     address = ("127.0.0.1", 50123)
     return loop(number, lambda: formatAddress(peerAddress(socket.AF_INET, address)))
 
 
 def peerText(number: int) -> Run:
-    from tlsreply.addresses import formatPeer
+    from tlsreply.connection.addresses import formatPeer
 
     return loop(number, formatPeer, socket.AF_INET, ("127.0.0.1", 50123))
 
@@ -343,7 +343,7 @@ def handshakeFacts(number: int) -> Run:
     C{describeHandshake} on a pyOpenSSL server connection whose TLS 1.3
     handshake with Python's C{ssl} is done (over memory BIOs).
     """
-    from tlsreply.records import describeHandshake
+    from tlsreply.connection.records import describeHandshake
 
     connection = _handshakenServer()
     return loop(number, describeHandshake, connection, 0.00123, False, "ECDSA-P-256")

@@ -45,8 +45,8 @@ from OpenSSL._util import ffi, lib
 
 from tlsreply import TLSPolicy, buildServerContexts
 from tlsreply._openssl import _acceptServerName, sessionReused
-from tlsreply.credentials import ServerCredentials
-from tlsreply.testing.ca import TestCA
+from tlsreply.scenarios.ca import TestCA
+from tlsreply.tls.credentials import ServerCredentials
 
 SERVER_NAME = b"localhost"
 

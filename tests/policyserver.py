@@ -1,6 +1,6 @@
 """
 The policy tests' server and clients: tlsreply started from its command
-line (L{tlsreply.tap}) on 127.0.0.1 with an ephemeral port, the way
+line (L{tlsreply.command.tap}) on 127.0.0.1 with an ephemeral port, the way
 C{twistd tlsreply} starts it, and Python C{ssl} and C{openssl s_client}
 clients configured the way each test needs.
 
@@ -35,9 +35,9 @@ from tests.support import (
     runCommand,
     temporaryDirectory,
 )
-from tlsreply.records import ConnectionRecord
+from tlsreply.command.tap import Options, makeService
+from tlsreply.connection.records import ConnectionRecord
 from tlsreply.service import TLSReplyService
-from tlsreply.tap import Options, makeService
 
 Configure = Callable[[ssl.SSLContext], None]
 

@@ -47,8 +47,8 @@ class WireTestCase(TestCase):
     """
     A test against real servers, run over each connection path the server
     can take: tlsreply's own ports with TLS on the socket
-    (L{tlsreply.tlssocket}), and Twisted's ports with TLS over memory BIOs
-    (L{tlsreply.tlsmemory}, which C{haproxy:} and embedders' endpoints
+    (L{tlsreply.transport.tlssocket}), and Twisted's ports with TLS over memory BIOs
+    (L{tlsreply.transport.tlsmemory}, which C{haproxy:} and embedders' endpoints
     use); see L{onMemoryBIO}.
 
     @cvar socketTLS: which path this class's servers take.

@@ -1,5 +1,5 @@
 """
-L{tlsreply.accesslog}: the connection log written through a buffer.
+L{tlsreply.logs.access}: the connection log written through a buffer.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.support import README, captureLogEvents, temporaryDirectory
-from tlsreply.accesslog import (
+from tlsreply.connection.records import HandshakeInfo
+from tlsreply.logs.access import (
     ATOMIC_WRITE,
     FAILED_FORMAT,
     REPLIED_FORMAT,
@@ -23,7 +24,6 @@ from tlsreply.accesslog import (
     connectionLine,
     repliedFields,
 )
-from tlsreply.records import HandshakeInfo
 
 HANDSHAKES = [
     HandshakeInfo("TLSv1.3", "TLS_AES_256_GCM_SHA384", "X25519MLKEM768", False,

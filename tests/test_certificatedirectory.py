@@ -29,13 +29,13 @@ from tests.policyserver import writeCombined
 from tests.support import LOOPBACK, clientContext, temporaryDirectory
 from tests.test_metrics import scrape, value
 from tests.test_plugin import SCRIPTS, Daemon
-from tlsreply.certificatedirectory import (
+from tlsreply.errors import ConfigurationError
+from tlsreply.tls.certificatedirectory import (
     IGNORED_EXAMPLES,
     isIgnored,
     loadCertificateDirectory,
 )
-from tlsreply.credentials import ServerCredentials
-from tlsreply.errors import ConfigurationError
+from tlsreply.tls.credentials import ServerCredentials
 
 MALFORMED_CERTIFICATE = b"-----BEGIN CERTIFICATE-----\nMAMCAQA=\n-----END CERTIFICATE-----\n"
 

@@ -22,8 +22,8 @@ from tests.support import (
 )
 from tests.test_plugin import SCRIPTS, Daemon
 from tlsreply._version import __version__
-from tlsreply.cli import main
-from tlsreply.tap import Options
+from tlsreply.command.cli import main
+from tlsreply.command.tap import Options
 
 
 def run(*argv: str) -> tuple[int, str, str]:

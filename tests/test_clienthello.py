@@ -1,7 +1,7 @@
 """
-Tests for L{tlsreply.clienthelloparser}, the parser that reads a client's
+Tests for L{tlsreply.clienthello.parser}, the parser that reads a client's
 ClientHello before OpenSSL does, and for what it reads
-(L{tlsreply.clienthello}).
+(L{tlsreply.clienthello.offered}).
 
 Real ClientHellos come from Python's C{ssl} over memory BIOs; malformed and
 unusual ones (GREASE, early data, SSLv2-style, post-quantum groups, the
@@ -18,9 +18,10 @@ from dataclasses import replace
 import trustme
 from twisted.trial.unittest import SynchronousTestCase
 
-from tlsreply.ciphersuitenames import CIPHER_SUITES
-from tlsreply.clienthello import ClientHello, OfferedCodes
-from tlsreply.clienthelloparser import (
+from tlsreply.clienthello._ciphersuitenames import CIPHER_SUITES
+from tlsreply.clienthello.names import GREASE_VALUES
+from tlsreply.clienthello.offered import ClientHello, OfferedCodes
+from tlsreply.clienthello.parser import (
     MAXIMUM_HELLO_SIZE,
     NOT_A_HELLO,
     SPANS_RECORDS,
@@ -28,9 +29,8 @@ from tlsreply.clienthelloparser import (
     NotAClientHello,
     scanClientHello,
 )
-from tlsreply.hellopeek import HelloPeek
+from tlsreply.clienthello.peek import HelloPeek
 from tlsreply.testing import inmemory
-from tlsreply.tlsnames import GREASE_VALUES
 
 # Real ClientHellos, from Python's ssl.
 

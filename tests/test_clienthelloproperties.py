@@ -1,6 +1,6 @@
 """
-Properties of the ClientHello readers (L{tlsreply.clienthelloparser}'s
-quick scan and full parser, and L{tlsreply.hellopeek}, the socket path's
+Properties of the ClientHello readers (L{tlsreply.clienthello.parser}'s
+quick scan and full parser, and L{tlsreply.clienthello.peek}, the socket path's
 look), over random and mutated hellos, with C{hypothesis}; OpenSSL itself
 (pyOpenSSL over memory BIOs) is the judge of what a hello is.
 
@@ -46,15 +46,15 @@ from tests.test_clienthello import (
     vector,
     versionsExtension,
 )
-from tlsreply.clienthello import ClientHello, printableASCII
-from tlsreply.clienthelloparser import (
+from tlsreply.clienthello.offered import ClientHello, printableASCII
+from tlsreply.clienthello.parser import (
     NOT_A_HELLO,
     SPANS_RECORDS,
     ClientHelloParser,
     NotAClientHello,
     scanClientHello,
 )
-from tlsreply.hellopeek import HelloPeek
+from tlsreply.clienthello.peek import HelloPeek
 from tlsreply.testing.inmemory import firstFlight
 
 #: How many examples each property ran, for C{make fuzz}'s report.

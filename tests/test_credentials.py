@@ -1,5 +1,5 @@
 """
-Tests for L{tlsreply.credentials}: loading a certificate, its key and its
+Tests for L{tlsreply.tls.credentials}: loading a certificate, its key and its
 chain from PEM files, the one-line errors for every way those files can be
 wrong, and the judgement of a certificate's validity dates.
 
@@ -24,7 +24,8 @@ from cryptography.x509.oid import NameOID
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.support import requireCommand, temporaryDirectory
-from tlsreply.credentials import (
+from tlsreply.errors import ConfigurationError
+from tlsreply.tls.credentials import (
     ServerCredentials,
     ServerPrivateKey,
     loadCertificates,
@@ -32,7 +33,6 @@ from tlsreply.credentials import (
     loadPrivateKey,
     validityProblem,
 )
-from tlsreply.errors import ConfigurationError
 
 
 def writeFile(directory: Path, name: str, *parts: bytes) -> Path:

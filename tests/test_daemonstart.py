@@ -33,8 +33,13 @@ from tests.support import (
     temporaryDirectory,
 )
 from tests.test_plugin import SCRIPTS, Daemon
+from tlsreply.command._twistd import (
+    RunAs,
+    TwistdRunner,
+    statusPipeMessage,
+    unreachableBy,
+)
 from tlsreply.errors import cannotListen
-from tlsreply.twistdrunner import RunAs, TwistdRunner, statusPipeMessage, unreachableBy
 
 #: How long a start may take before the test calls it a hang. The issue
 #: asks for 2 s; this bound is loose for a loaded machine, and far below

@@ -1,5 +1,5 @@
 """
-L{tlsreply.deadlines}: many deadlines on one timer, on a fake clock.
+L{tlsreply.connection._deadlines}: many deadlines on one timer, on a fake clock.
 """
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from tlsreply.deadlines import Deadlines
+from tlsreply.connection._deadlines import Deadlines
 
 
 class DeadlinesTests(SynchronousTestCase):

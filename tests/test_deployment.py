@@ -36,7 +36,7 @@ from tlsreply import (
     buildServerContexts,
     loadCredentials,
 )
-from tlsreply.metricsdaemon import singleProcessMetrics
+from tlsreply.instrumentation import singleProcessMetrics
 
 
 def guideCommands() -> list[list[str]]:

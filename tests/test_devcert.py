@@ -1,5 +1,5 @@
 """
-Tests for L{tlsreply.devcert.ensureDevelopmentCertificate}: the self-signed
+Tests for L{tlsreply.tls.devcert.ensureDevelopmentCertificate}: the self-signed
 certificate that lets C{twistd -n tlsreply} serve TLS with no set-up, made
 once, reused, renewed before it expires, and trusted by clients that are
 pointed at it; and for its two halves, which the command line runs apart
@@ -20,8 +20,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.support import temporaryDirectory
-from tlsreply.credentials import loadCredentials
-from tlsreply.devcert import (
+from tlsreply.errors import ConfigurationError
+from tlsreply.testing.inmemory import handshakeInMemory
+from tlsreply.tls.credentials import loadCredentials
+from tlsreply.tls.devcert import (
     CERTIFICATE_NAME,
     PRIVATE_KEY_NAME,
     DevelopmentCertificate,
@@ -29,8 +31,6 @@ from tlsreply.devcert import (
     prepareDevelopmentCertificate,
     saveDevelopmentCertificate,
 )
-from tlsreply.errors import ConfigurationError
-from tlsreply.testing.inmemory import handshakeInMemory
 
 
 class EnsureDevelopmentCertificateTests(SynchronousTestCase):

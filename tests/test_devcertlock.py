@@ -22,7 +22,7 @@ PROCESSES = 6
 _STARTER = """
 import json, sys
 from pathlib import Path
-from tlsreply.devcert import ensureDevelopmentCertificate
+from tlsreply.tls.devcert import ensureDevelopmentCertificate
 print("ready", flush=True)
 sys.stdin.readline()
 result = ensureDevelopmentCertificate(Path(sys.argv[1]))

@@ -1,5 +1,5 @@
 """
-Tests for L{tlsreply.fingerprint}: JA4 against the examples of FoxIO's
+Tests for L{tlsreply.clienthello.fingerprint}: JA4 against the examples of FoxIO's
 specification (FoxIO-LLC/ja4, C{technical_details/JA4.md}), JA3 against
 Salesforce's (salesforce/ja3, C{README.md}).
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tlsreply.fingerprint import (
+from tlsreply.clienthello.fingerprint import (
     EMPTY_HASH,
     JA3,
     JA4,

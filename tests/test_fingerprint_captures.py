@@ -21,7 +21,7 @@ from typing import Any
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.support import inThread
-from tlsreply.clienthelloparser import ClientHelloParser
+from tlsreply.clienthello.parser import ClientHelloParser
 from tlsreply.testing import startTLSReplyServer
 
 DATA = Path(__file__).parent / "data" / "clienthellos"

@@ -42,7 +42,7 @@ from tlsreply import (
     buildServerContexts,
     loadCredentials,
 )
-from tlsreply.metricsdaemon import singleProcessMetrics
+from tlsreply.instrumentation import singleProcessMetrics
 
 #: How many of HAProxy's health checks (every 200 ms) a test waits for.
 CHECKS = 10

@@ -1,5 +1,5 @@
 """
-The hostile scenarios (L{tlsreply.testing.hostilescenarios}) on the wire:
+The hostile scenarios (L{tlsreply.scenarios.hostile}) on the wire:
 each served by the trial helper (L{startTLSReplyServer}) on 127.0.0.1,
 each met by a real client (Python's C{ssl}, C{openssl s_client}, a raw
 reader of the TLS records), each doing what it says, and each connection's
@@ -20,27 +20,27 @@ from twisted.internet import reactor
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.support import inThread, requireCommand, runCommand, temporaryDirectory
-from tlsreply.listening import servesOnSocket
-from tlsreply.policy import TLSPolicy
+from tlsreply.connection.records import ConnectionRecord
 from tlsreply.protocol import ReplyFactory
-from tlsreply.records import ConnectionRecord
-from tlsreply.testing import startTLSReplyServer
-from tlsreply.testing.ca import TestCA
-from tlsreply.testing.hostile import (
-    HostileReplyFactory,
-    HostileServerFactory,
-    HostileSettings,
-)
-from tlsreply.testing.scenarios import SCENARIOS, buildScenario, scenarioReplyFactory
-from tlsreply.testing.server import TestServer
-from tlsreply.testing.tlsrecords import (
+from tlsreply.scenarios._tlsrecords import (
     APPLICATION_DATA,
     ClientHellos,
     RecordReader,
     decryptRecord,
     encryptedAlert,
 )
-from tlsreply.tlsmemory import wrapWithTLS
+from tlsreply.scenarios.ca import TestCA
+from tlsreply.scenarios.misbehaving import (
+    HostileReplyFactory,
+    HostileServerFactory,
+    HostileSettings,
+)
+from tlsreply.scenarios.servers import SCENARIOS, buildScenario, scenarioReplyFactory
+from tlsreply.testing import startTLSReplyServer
+from tlsreply.testing.server import TestServer
+from tlsreply.tls.policy import TLSPolicy
+from tlsreply.transport.listening import servesOnSocket
+from tlsreply.transport.tlsmemory import wrapWithTLS
 
 #: The hostile scenarios, in the catalogue's order.
 HOSTILE = (

@@ -28,12 +28,12 @@ from tests.support import (
     temporaryDirectory,
 )
 from tests.test_tap import parse, replyFactoryOf
+from tlsreply.command.tap import makeService
 from tlsreply.config import ServerConfig
+from tlsreply.connection.records import ConnectionRecord
 from tlsreply.errors import ConfigurationError
 from tlsreply.protocol import ReplyFactory
-from tlsreply.records import ConnectionRecord
 from tlsreply.service import TLSReplyService
-from tlsreply.tap import makeService
 
 
 class HTTPOptionsTests(SynchronousTestCase):

@@ -26,9 +26,9 @@ from scripts.interop.matrix import (
 )
 from tests.support import temporaryDirectory
 from tests.test_outcomes import DEBIAN
-from tlsreply.testing.outcomes import ACCEPT, refused
-from tlsreply.testing.scenariobase import OUTCOME_KINDS
-from tlsreply.testing.scenarios import SCENARIOS
+from tlsreply.scenarios.base import OUTCOME_KINDS
+from tlsreply.scenarios.outcomes import ACCEPT, refused
+from tlsreply.scenarios.servers import SCENARIOS
 
 ROOT = Path(__file__).parent.parent
 

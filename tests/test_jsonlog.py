@@ -27,14 +27,14 @@ from tests.support import (
 )
 from tests.test_accesslog import HANDSHAKES
 from tests.test_plugin import SCRIPTS, Daemon, runToExit
-from tlsreply.accesslog import (
+from tlsreply.logs._jsonlines import JSONLinesObserver, eventAsJSONLine, timestamp
+from tlsreply.logs.access import (
     FAILED_FORMAT,
     REPLIED_FORMAT,
     AccessLog,
     connectionFields,
     jsonConnectionLine,
 )
-from tlsreply.jsonlog import JSONLinesObserver, eventAsJSONLine, timestamp
 
 WHEN = 1796021826.8594
 

@@ -35,10 +35,10 @@ from tests.support import (
 )
 from tests.test_plugin import SCRIPTS, Daemon
 from tlsreply import buildServerContexts, loadCredentials
+from tlsreply.connection.limits import AcceptLimit
 from tlsreply.errors import ConfigurationError
 from tlsreply.lifecycle import ServerLifecycle
-from tlsreply.limits import AcceptLimit
-from tlsreply.reload import ReloadableContexts
+from tlsreply.tls.reload import ReloadableContexts
 
 
 async def waitUntil(condition: object, timeout: float = 5.0) -> None:

@@ -57,17 +57,17 @@ from tests.test_lifecycle import waitUntil
 from tests.test_plugin import SCRIPTS, Daemon
 from tests.test_protocol import RecordingClient
 from tlsreply import ReplyFactory, buildServerContexts, loadCredentials, wrapWithTLS
-from tlsreply.connections import ServerConnections
+from tlsreply.connection.limits import AcceptLimit
+from tlsreply.connection.registry import ServerConnections
 from tlsreply.errors import ConfigurationError
-from tlsreply.limits import AcceptLimit
-from tlsreply.metrics import ConnectionMetrics, ServerSampler
-from tlsreply.metricsdaemon import singleProcessMetrics
-from tlsreply.metricsreasons import FAILURE_REASONS, failureReason
-from tlsreply.metricsweb import METRICS_CACHE_SECONDS, MetricsService
-from tlsreply.metricsworkers import MultiprocessFiles, WorkerFilesCollector
+from tlsreply.instrumentation import singleProcessMetrics
+from tlsreply.metrics._reasons import FAILURE_REASONS, failureReason
+from tlsreply.metrics.counting import ConnectionMetrics, ServerSampler
+from tlsreply.metrics.multiprocess import MultiprocessFiles, WorkerFilesCollector
+from tlsreply.metrics.web import METRICS_CACHE_SECONDS, MetricsService
 from tlsreply.protocol import ReplyProtocol
-from tlsreply.reload import ReloadableContexts
-from tlsreply.tlsmemory import TLSReplyServerFactory
+from tlsreply.tls.reload import ReloadableContexts
+from tlsreply.transport.tlsmemory import TLSReplyServerFactory
 
 PEER = IPv4Address("TCP", "192.0.2.7", 50000)
 SERVER = IPv4Address("TCP", "192.0.2.1", 4433)

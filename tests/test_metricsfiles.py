@@ -30,8 +30,8 @@ from tests.support import (
 )
 from tests.test_metrics import WorkersDaemon, scrape
 from tests.test_workers import hasExited
-from tlsreply.metrics import ConnectionMetrics
-from tlsreply.metricsworkers import (
+from tlsreply.metrics.counting import ConnectionMetrics
+from tlsreply.metrics.multiprocess import (
     MultiprocessFiles,
     WorkerFilesCollector,
     useMultiprocessFiles,

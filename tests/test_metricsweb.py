@@ -30,7 +30,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.support import LOOPBACK, captureLogEvents, inThread
 from tests.test_lifecycle import waitUntil
-from tlsreply.metricsweb import (
+from tlsreply.metrics.web import (
     MAX_METRICS_CONNECTIONS,
     METRICS_CACHE_SECONDS,
     METRICS_HELD_BYTES,

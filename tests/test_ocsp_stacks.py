@@ -32,9 +32,9 @@ from tests.support import (
     temporaryDirectory,
 )
 from tlsreply import buildServerContexts
-from tlsreply.certificates import certificatesPEM
+from tlsreply.scenarios.ca import TestCA
 from tlsreply.testing import startTLSReplyServer
-from tlsreply.testing.ca import TestCA
+from tlsreply.tls.certificates import certificatesPEM
 
 #: A small JSSE client: trusts one CA file, checks the host name, and with
 #: C{-Dcom.sun.net.ssl.checkRevocation=true} checks revocation, which with
@@ -290,7 +290,7 @@ class ResponseShapeTests(SynchronousTestCase):
         computes the certificate's ID from an issuer among the certificates
         the server sent, and finds none in a leaf served alone.
         """
-        from tlsreply.testing.scenarios import buildScenario
+        from tlsreply.scenarios.servers import buildScenario
 
         ca = TestCA()
         setup = buildScenario("revoked", ca, temporaryDirectory(self))

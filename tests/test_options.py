@@ -19,8 +19,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.support import captureLogEvents, makeCertificates, temporaryDirectory
 from tlsreply import TLSPolicy
+from tlsreply.command.tap import Options, makeService
 from tlsreply.errors import ConfigurationError
-from tlsreply.tap import Options, makeService
 
 # The command line: --show-config and invalid values.
 

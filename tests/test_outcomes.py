@@ -1,6 +1,6 @@
 """
-Outcomes per client stack (L{tlsreply.testing.outcomes}) and Python's
-outcomes worked out for the Python that runs (L{tlsreply.testing.pythonssl}),
+Outcomes per client stack (L{tlsreply.scenarios.outcomes}) and Python's
+outcomes worked out for the Python that runs (L{tlsreply.scenarios.pythonssl}),
 down to the README's outcome example passing on Debian's own
 C{/usr/bin/python3}, whose C{ssl} offers TLS 1.0.
 
@@ -22,8 +22,8 @@ from pathlib import Path
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.support import readmeExample, temporaryDirectory
-from tlsreply.cli import main
-from tlsreply.testing.outcomes import (
+from tlsreply.command.cli import main
+from tlsreply.scenarios.outcomes import (
     ACCEPT,
     CORRECT,
     OUTCOME_KINDS,
@@ -33,14 +33,14 @@ from tlsreply.testing.outcomes import (
     refused,
     stackOutcomes,
 )
-from tlsreply.testing.pythonssl import (
+from tlsreply.scenarios.pythonssl import (
     HANDSHAKE_FAILURE_ALERT,
     LEGACY_SIGALG,
     PROTOCOL_VERSION_ALERT,
     RUNNING,
     PythonSSLFacts,
 )
-from tlsreply.testing.scenarios import SCENARIOS
+from tlsreply.scenarios.servers import SCENARIOS
 
 ROOT = Path(__file__).parent.parent
 

@@ -1,5 +1,5 @@
 """
-The server log holds only lines tlsreply chose (L{tlsreply.ownlines}):
+The server log holds only lines tlsreply chose (L{tlsreply.logs._ownlines}):
 Twisted's running commentary (ports opening and closing, factories
 starting and stopping, the reactor's) is left out in text and in JSON, its
 legacy events are translated, and its errors are always written.
@@ -31,8 +31,8 @@ from tests.support import (
     temporaryDirectory,
 )
 from tests.test_plugin import SCRIPTS, Daemon
-from tlsreply.jsonlog import JSONLinesObserver
-from tlsreply.ownlines import OwnLinesObserver, isTwistedNoise
+from tlsreply.logs._jsonlines import JSONLinesObserver
+from tlsreply.logs._ownlines import OwnLinesObserver, isTwistedNoise
 
 
 def written(events: list[LogEvent]) -> tuple[str, list[dict[str, object]]]:

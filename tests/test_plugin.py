@@ -32,7 +32,7 @@ from tests.support import (
     requireTool,
     temporaryDirectory,
 )
-from tlsreply import tap
+from tlsreply.command import tap
 
 SCRIPTS = Path(sys.executable).parent
 CHECKOUT = Path(__file__).resolve().parent.parent
@@ -123,7 +123,7 @@ class DiscoveryTests(SynchronousTestCase):
     def test_pluginIsDiscovered(self) -> None:
         """
         C{getPlugins(IServiceMaker)} finds C{tlsreply}, backed by
-        L{tlsreply.tap}.
+        L{tlsreply.command.tap}.
         """
         makers = {m.tapname: m for m in getPlugins(IServiceMaker)}
         self.assertIn("tlsreply", makers)

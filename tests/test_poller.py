@@ -1,5 +1,5 @@
 """
-L{tlsreply.poller}: the connections' own epoll instance, read by the
+L{tlsreply.transport._poller}: the connections' own epoll instance, read by the
 reactor as one descriptor. Real sockets (socket pairs), a recording
 stand-in for the reactor.
 """
@@ -12,7 +12,7 @@ import socket
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from tlsreply.poller import ConnectionPoller, ReactorReadiness, readinessFor
+from tlsreply.transport._poller import ConnectionPoller, ReactorReadiness, readinessFor
 
 
 class RecordingReactor:
@@ -69,7 +69,7 @@ class Connection:
 class Successor(Connection):
     """
     What takes a connection's socket over (as a L{LingeringSocket
-    <tlsreply.lingering.LingeringSocket>} does).
+    <tlsreply.transport._lingering.LingeringSocket>} does).
     """
 
     def __init__(self, connection: Connection) -> None:

@@ -1,6 +1,6 @@
 """
-tlsreply's reading of the PROXY header (L{tlsreply.proxyheader}) in
-memory, and the escaping of what peers choose (L{tlsreply.logtext}):
+tlsreply's reading of the PROXY header (L{tlsreply.transport.proxyheader}) in
+memory, and the escaping of what peers choose (L{tlsreply.connection.peertext}):
 valid headers of every kind, cut every way; the spec's rules, each
 refused with a reason; and, with random and mutated bytes
 (C{hypothesis}), that the reading never raises, never logs a character
@@ -24,9 +24,9 @@ from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests import hypothesisprofiles  # noqa: F401  (the settings profile)
-from tlsreply.addresses import formatAddress
-from tlsreply.logtext import escapeBytes, escapeText
-from tlsreply.proxyheader import (
+from tlsreply.connection.addresses import formatAddress
+from tlsreply.connection.peertext import escapeBytes, escapeText
+from tlsreply.transport.proxyheader import (
     ProxyHeaderError,
     ProxyHeaderFactory,
     ProxyHeaderProtocol,

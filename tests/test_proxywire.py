@@ -36,7 +36,7 @@ from tests.support import (
     temporaryDirectory,
 )
 from tests.test_hostile import waitForConnectionEvents
-from tlsreply.accesslog import AccessLog
+from tlsreply.logs.access import AccessLog
 
 #: The PROXY v2 signature.
 V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"

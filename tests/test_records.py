@@ -40,8 +40,8 @@ from tests.support import (
 from tests.test_clienthello import SPEC_JA4, handshakeMessageOf, specExampleHello
 from tests.test_clienthello import records as helloRecords
 from tlsreply import ReplyFactory
-from tlsreply.ciphersuitenames import CIPHER_SUITES
-from tlsreply.records import RECEIVED_LIMIT, ConnectionRecord
+from tlsreply.clienthello._ciphersuitenames import CIPHER_SUITES
+from tlsreply.connection.records import RECEIVED_LIMIT, ConnectionRecord
 
 
 async def recordedServer(

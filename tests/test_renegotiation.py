@@ -5,7 +5,7 @@ contexts is refused, also where the OpenSSL configuration allows client
 renegotiation.
 
 Both connection paths make their connections from the same contexts
-(L{tlsreply.tlscontext.ServerContexts}), so the contexts are tested here,
+(L{tlsreply.tls.contexts.ServerContexts}), so the contexts are tested here,
 over an in-memory pump, with a control. On the wire the attempt reaches
 OpenSSL's renegotiation code only while a large reply is still being
 written (OpenSSL discards every handshake record that arrives after its

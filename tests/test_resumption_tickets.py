@@ -24,9 +24,9 @@ from tests.support import (
     runCommand,
     temporaryDirectory,
 )
+from tlsreply.scenarios.protocol import NO_RESUMPTION_TLS13_TICKETS
+from tlsreply.scenarios.servers import describeScenarios
 from tlsreply.testing import startTLSReplyServer
-from tlsreply.testing.protocolscenarios import NO_RESUMPTION_TLS13_TICKETS
-from tlsreply.testing.scenarios import describeScenarios
 
 #: What C{openssl s_client -msg} prints for each handshake message.
 _MESSAGE = re.compile(r"^(<<<|>>>) TLS 1\.3, Handshake \[length ([0-9a-f]+)\], (\w+)$", re.M)

@@ -1,7 +1,7 @@
 """
 Tests for what C{crl-revoked} is made of: the test CA's CRLs
 (L{TestCA.certificateRevocationList}), the small HTTP server that serves
-them (L{tlsreply.testing.httpfiles}), and the scenario served by
+them (L{tlsreply.scenarios._httpfiles}), and the scenario served by
 L{startTLSReplyServer}, its CRL on the server's own reactor.
 """
 
@@ -23,9 +23,9 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.support import fetchWithSSL, inThread, temporaryDirectory
 from tlsreply.errors import ConfigurationError
+from tlsreply.scenarios._httpfiles import HTTPFiles
+from tlsreply.scenarios.ca import CRL_LIFETIME, TestCA
 from tlsreply.testing import startTLSReplyServer
-from tlsreply.testing.ca import CRL_LIFETIME, TestCA
-from tlsreply.testing.httpfiles import HTTPFiles
 
 
 def httpGet(url: str) -> tuple[bytes, str]:
@@ -132,7 +132,7 @@ class HTTPFilesTests(TestCase):
         """
         result = subprocess.run(
             [sys.executable, "-W", "error", "-c",
-             "import tlsreply.testing.scenarios, tlsreply.testing.server"],
+             "import tlsreply.scenarios.servers, tlsreply.testing.server"],
             capture_output=True, timeout=60, check=False,
         )
         self.assertEqual((result.returncode, result.stderr), (0, b""))

@@ -2,7 +2,7 @@
 Every file tlsreply writes, never through a symbolic link and never with a
 key or secret left readable by others: the scenario files of C{--scenario}
 and of the testing API, C{--keylog}, C{--access-log}, the development
-certificate, and L{tlsreply.safefiles} beneath them all. A symbolic link
+certificate, and L{tlsreply.tls.safefiles} beneath them all. A symbolic link
 planted where tlsreply writes points at a victim file, which must come out
 unchanged, with one line that names the link.
 """
@@ -26,24 +26,24 @@ from tests.support import (
 )
 from tests.test_plugin import SCRIPTS, startDaemon
 from tlsreply import TLSPolicy, buildServerContexts, loadCredentials
-from tlsreply.accesslog import AccessLog
-from tlsreply.devcert import PRIVATE_KEY_NAME, ensureDevelopmentCertificate
 from tlsreply.errors import ConfigurationError
-from tlsreply.safefiles import (
+from tlsreply.logs.access import AccessLog
+from tlsreply.scenarios.base import (
+    CA_FILE,
+    CLIENT_CERTIFICATE_FILE,
+    CLIENT_KEY_FILE,
+)
+from tlsreply.scenarios.ca import writePrivateKey
+from tlsreply.scenarios.servers import buildScenario
+from tlsreply.testing import IssuingCA, TestCA
+from tlsreply.tls.devcert import PRIVATE_KEY_NAME, ensureDevelopmentCertificate
+from tlsreply.tls.safefiles import (
     SECRET_MODE,
     UnsafeFileError,
     openToAppend,
     restrictToOwner,
     writeFile,
 )
-from tlsreply.testing import IssuingCA, TestCA
-from tlsreply.testing.ca import writePrivateKey
-from tlsreply.testing.scenariobase import (
-    CA_FILE,
-    CLIENT_CERTIFICATE_FILE,
-    CLIENT_KEY_FILE,
-)
-from tlsreply.testing.scenarios import buildScenario
 
 VICTIM = b"the victim's own bytes\n"
 
@@ -347,7 +347,7 @@ class DevelopmentCertificateTests(SynchronousTestCase):
 
 class SafeFilesTests(SynchronousTestCase):
     """
-    L{tlsreply.safefiles}, the one module every writer goes through.
+    L{tlsreply.tls.safefiles}, the one module every writer goes through.
     """
 
     def test_writeFileReplacesWhole(self) -> None:

@@ -1,6 +1,6 @@
 """
-Tests for L{tlsreply.testing.ca} (the test certificate authority) and
-L{tlsreply.testing.scenarios} (the deliberately broken servers made from it).
+Tests for L{tlsreply.scenarios.ca} (the test certificate authority) and
+L{tlsreply.scenarios.servers} (the deliberately broken servers made from it).
 
 Every scenario is served for real on 127.0.0.1 and met by the client the
 scenarios promise an outcome for: Python's C{ssl} trusting only the test
@@ -47,33 +47,33 @@ from tests.support import (
 )
 from tests.test_revocation import httpGet
 from tests.test_testing import fetchWithTwisted
-from tlsreply.credentials import loadCredentials
 from tlsreply.errors import ConfigurationError
-from tlsreply.policy import TLSPolicy
-from tlsreply.testing import startTLSReplyServer
-from tlsreply.testing.ca import (
+from tlsreply.scenarios.ca import (
     LEAF_BACKDATE,
     LEAF_LIFETIME,
     TestCA,
     selfSignedCertificate,
     writePrivateKey,
 )
-from tlsreply.testing.protocolscenarios import HYBRID_GROUP
-from tlsreply.testing.scenariocatalogue import (
+from tlsreply.scenarios.catalogue import (
     ACCEPT,
     CA_FILE,
     MANY_NAMES_COUNT,
     NAMES,
     OUTCOME_KINDS,
 )
-from tlsreply.testing.scenarios import (
+from tlsreply.scenarios.protocol import HYBRID_GROUP
+from tlsreply.scenarios.servers import (
     SCENARIOS,
     ScenarioSetup,
     buildScenario,
     describeScenarios,
     unavailableReason,
 )
-from tlsreply.tlscontext import buildServerContexts
+from tlsreply.testing import startTLSReplyServer
+from tlsreply.tls.contexts import buildServerContexts
+from tlsreply.tls.credentials import loadCredentials
+from tlsreply.tls.policy import TLSPolicy
 
 Configure = Callable[[ssl.SSLContext], None]
 

@@ -33,10 +33,10 @@ from tests.test_scenarios import errorText, withoutProxies
 from tlsreply.config import ServerConfig
 from tlsreply.daemon import buildDaemon
 from tlsreply.errors import ConfigurationError
-from tlsreply.policy import TLSPolicy
-from tlsreply.testing.ca import TestCA
-from tlsreply.testing.revocationscenarios import CRL_NAME
-from tlsreply.testing.scenarios import buildScenario, withCommandPolicy
+from tlsreply.scenarios.ca import TestCA
+from tlsreply.scenarios.revocation import CRL_NAME
+from tlsreply.scenarios.servers import buildScenario, withCommandPolicy
+from tlsreply.tls.policy import TLSPolicy
 
 
 def openDescriptors() -> set[str]:

@@ -29,7 +29,7 @@ from tests.support import (
     runCommand,
     startServer,
 )
-from tlsreply.records import ConnectionRecord
+from tlsreply.connection.records import ConnectionRecord
 
 #: The server_name extension's type (RFC 6066).
 SERVER_NAME = 0

@@ -31,7 +31,7 @@ from tests.support import (
     temporaryDirectory,
 )
 from tests.test_plugin import CHECKOUT, Daemon
-from tlsreply.workers import KILL_AFTER_GRACE
+from tlsreply.workers.supervisor import KILL_AFTER_GRACE
 
 UNITS = CHECKOUT / "contrib" / "systemd"
 UNIT_NAMES = ("tlsreply.socket", "tlsreply.service")

@@ -1,5 +1,5 @@
 """
-The command line (L{tlsreply.tap}): parsing, wiring onto a reactor, and one
+The command line (L{tlsreply.command.tap}): parsing, wiring onto a reactor, and one
 readable line for every bad setting.
 """
 
@@ -23,15 +23,15 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.support import captureLogEvents, makeCertificates, temporaryDirectory
+from tlsreply.command.tap import Options, makeService
 from tlsreply.config import CertificateFiles, ServerConfig
 from tlsreply.daemon import DevelopmentCertificateSaver
 from tlsreply.errors import ConfigurationError
-from tlsreply.metricsweb import MetricsService
-from tlsreply.policy import TLSPolicy
+from tlsreply.metrics.web import MetricsService
 from tlsreply.protocol import ReplyFactory
 from tlsreply.service import TLSReplyService
-from tlsreply.tap import Options, makeService
-from tlsreply.tlsmemory import TLSReplyServerFactory
+from tlsreply.tls.policy import TLSPolicy
+from tlsreply.transport.tlsmemory import TLSReplyServerFactory
 
 
 def replyFactoryOf(factory: object) -> ReplyFactory:

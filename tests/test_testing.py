@@ -26,9 +26,9 @@ from tests.support import (
     runCommand,
     temporaryDirectory,
 )
-from tlsreply.cli import main
+from tlsreply.command.cli import main
+from tlsreply.command.tap import Options as ServerOptions
 from tlsreply.errors import ConfigurationError
-from tlsreply.tap import Options as ServerOptions
 from tlsreply.testing import SCENARIOS, startTLSReplyServer
 
 

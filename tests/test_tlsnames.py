@@ -1,5 +1,5 @@
 """
-Tests for L{tlsreply.tlsnames}: IANA's names for the code points of a
+Tests for L{tlsreply.clienthello.names}: IANA's names for the code points of a
 ClientHello.
 """
 
@@ -11,8 +11,8 @@ import subprocess
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.support import requireTool
-from tlsreply.ciphersuitenames import CIPHER_SUITES
-from tlsreply.tlsnames import (
+from tlsreply.clienthello._ciphersuitenames import CIPHER_SUITES
+from tlsreply.clienthello.names import (
     COMPRESSION_METHODS,
     EXTENSION_TYPES,
     GREASE_VALUES,

@@ -25,7 +25,7 @@ from tests.support import (
     temporaryDirectory,
 )
 from tlsreply import ReplyFactory, TLSReplyService, buildServerContexts, loadCredentials
-from tlsreply.listening import ListeningReactor
+from tlsreply.transport.listening import ListeningReactor
 
 
 def fetchOverUnix(path: Path, caPath: str) -> bytes:

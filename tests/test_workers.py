@@ -34,8 +34,8 @@ from tests.support import (
 )
 from tests.test_plugin import SCRIPTS, Daemon
 from tests.test_unixpaths import fetchOverUnix
-from tlsreply.cpulimit import cgroupCPULimit, quotaCPUs
-from tlsreply.workers import (
+from tlsreply.workers._cpulimit import cgroupCPULimit, quotaCPUs
+from tlsreply.workers.supervisor import (
     MAXIMUM_PAUSE,
     PARENT_CHECK_INTERVAL,
     Worker,

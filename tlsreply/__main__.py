@@ -1,10 +1,10 @@
 """
-C{python -m tlsreply}: the C{tlsreply} command (L{tlsreply.cli}).
+C{python -m tlsreply}: the C{tlsreply} command (L{tlsreply.command.cli}).
 """
 
 import sys
 
-from tlsreply.cli import main
+from tlsreply.command.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

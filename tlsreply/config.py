@@ -3,7 +3,7 @@
 What a tlsreply server is to be: every setting of the command line, checked
 and typed.
 
-L{tlsreply.tap.Options} turns a command line into a L{ServerConfig};
+L{tlsreply.command.tap.Options} turns a command line into a L{ServerConfig};
 L{tlsreply.daemon.buildDaemon} turns a L{ServerConfig} into the running
 server. An application can make a L{ServerConfig} itself (every field has
 the command line's default) and build the same server.
@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from tlsreply.connection.limits import DEFAULT_MAX_CONNECTIONS
 from tlsreply.errors import ConfigurationError
-from tlsreply.limits import DEFAULT_MAX_CONNECTIONS
-from tlsreply.policy import TLSPolicy
 from tlsreply.protocol import (
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_HANDSHAKE_TIMEOUT,
@@ -25,6 +24,7 @@ from tlsreply.protocol import (
 )
 from tlsreply.replies import httpResponse
 from tlsreply.service import DEFAULT_SHUTDOWN_GRACE
+from tlsreply.tls.policy import TLSPolicy
 
 #: Where the command line listens without C{--port}.
 DEFAULT_LISTEN: Final = "tcp:4433"
@@ -68,7 +68,7 @@ class ServerConfig:
         none (and no C{certificateDirectory} or C{scenario}) means the
         development certificate.
     @ivar certificateDirectory: serve every certificate in this folder too.
-    @ivar scenario: serve this test scenario (L{tlsreply.testing.scenarios})
+    @ivar scenario: serve this test scenario (L{tlsreply.scenarios.servers})
         instead of certificates.
     @ivar replyBody: the reply, or the body of the HTTP response (which
         may be empty).
@@ -87,14 +87,14 @@ class ServerConfig:
     @ivar workers: worker processes; 1 serves from the process itself.
     @ivar accessLog: where each connection's line goes: C{"stdout"},
         C{"log"} (structured events), C{"off"}, C{"auto"} (decided by the
-        program that runs tlsreply, see L{tlsreply.tap}), or a file path.
+        program that runs tlsreply, see L{tlsreply.command.tap}), or a file path.
     @ivar metrics: where to serve Prometheus metrics and health checks (a
         Twisted server endpoint description, see
-        L{tlsreply.metricsweb}), or L{None} for none.
+        L{tlsreply.metrics.web}), or L{None} for none.
     @ivar drainDelay: seconds to keep serving after a stop signal, with the
         readiness check failing, before the listeners close.
     @ivar logFormat: C{"text"} or C{"json"} (one JSON object per line, see
-        L{tlsreply.jsonlog}).
+        L{tlsreply.logs._jsonlines}).
     """
 
     listen: tuple[str, ...] = (DEFAULT_LISTEN,)

@@ -6,7 +6,7 @@ scenario), its reply factory and connection log, its listening service or
 its workers, under the process's L{ServerLifecycle}.
 
 Every failure here is a L{ConfigurationError} with one line that names the
-problem; L{tlsreply.tap} turns it into that line and a non-zero exit.
+problem; L{tlsreply.command.tap} turns it into that line and a non-zero exit.
 """
 
 from __future__ import annotations
@@ -18,15 +18,20 @@ from typing import TYPE_CHECKING, Any
 from twisted.application.service import Service
 from twisted.logger import Logger, LogLevel
 
-from tlsreply.accesslog import ACCESS_SYSTEM, AccessLog, ConnectionLog, NoAccessLog
-from tlsreply.certificatedirectory import loadCertificateDirectory
 from tlsreply.config import DEVELOPMENT_CERTIFICATE_DIRECTORY, ServerConfig
-from tlsreply.credentials import (
+from tlsreply.errors import ConfigurationError
+from tlsreply.lifecycle import ServerLifecycle, raiseDescriptorLimit
+from tlsreply.logs.access import ACCESS_SYSTEM, AccessLog, ConnectionLog, NoAccessLog
+from tlsreply.protocol import ReplyFactory
+from tlsreply.service import TLSReplyService, parseListenAddress
+from tlsreply.tls.certificatedirectory import loadCertificateDirectory
+from tlsreply.tls.contexts import ServerContexts, buildServerContexts, checkPolicy
+from tlsreply.tls.credentials import (
     ServerCredentials,
     loadCredentials,
     validityProblem,
 )
-from tlsreply.devcert import (
+from tlsreply.tls.devcert import (
     CERTIFICATE_NAME,
     PRIVATE_KEY_NAME,
     DevelopmentCertificate,
@@ -34,16 +39,11 @@ from tlsreply.devcert import (
     prepareDevelopmentCertificate,
     saveDevelopmentCertificate,
 )
-from tlsreply.errors import ConfigurationError
-from tlsreply.lifecycle import ServerLifecycle, raiseDescriptorLimit
-from tlsreply.protocol import ReplyFactory
-from tlsreply.reload import ReloadableContexts
-from tlsreply.service import TLSReplyService, parseListenAddress
-from tlsreply.tlscontext import ServerContexts, buildServerContexts, checkPolicy
-from tlsreply.workers import WorkerPool
+from tlsreply.tls.reload import ReloadableContexts
+from tlsreply.workers.supervisor import WorkerPool
 
 if TYPE_CHECKING:
-    from tlsreply.metricsworkers import MultiprocessFiles
+    from tlsreply.metrics.multiprocess import MultiprocessFiles
 
 _log = Logger(namespace="tlsreply")
 
@@ -98,7 +98,7 @@ def _serverLifecycle(
     )
     metrics = None
     if config.metrics is not None:
-        from tlsreply.metricsdaemon import singleProcessMetrics
+        from tlsreply.instrumentation import singleProcessMetrics
 
         metrics = singleProcessMetrics(reactor, config.metrics, server, contexts)
     lifecycle = ServerLifecycle.forServer(
@@ -122,7 +122,7 @@ def _workers(config: ServerConfig, contexts: ReloadableContexts, reactor: Any) -
         openAccessLog(config.accessLog, reactor, json=_json(config))
     metricsFiles: MultiprocessFiles | None = None
     if config.metrics is not None:
-        from tlsreply.metricsworkers import MultiprocessFiles
+        from tlsreply.metrics.multiprocess import MultiprocessFiles
 
         # The workers' metrics folder is made as the pool starts, after
         # twistd --uid dropped privileges (see MultiprocessFiles).
@@ -143,7 +143,7 @@ def _workers(config: ServerConfig, contexts: ReloadableContexts, reactor: Any) -
             label=f"tlsreply worker {number}",
         )
         if metricsFiles is not None:
-            from tlsreply.metricsdaemon import instrumentWorker
+            from tlsreply.instrumentation import instrumentWorker
 
             instrumentWorker(service, workerReactor, metricsFiles)
         return service
@@ -163,7 +163,7 @@ def _workers(config: ServerConfig, contexts: ReloadableContexts, reactor: Any) -
 
     metrics = None
     if config.metrics is not None:
-        from tlsreply.metricsdaemon import parentMetrics
+        from tlsreply.instrumentation import parentMetrics
 
         assert metricsFiles is not None
         metrics = parentMetrics(reactor, config.metrics, pool, contexts, metricsFiles)
@@ -193,10 +193,10 @@ def replyFactory(config: ServerConfig, reactor: Any, accessLog: ConnectionLog | 
     """
     The reply factory of C{config}, on C{reactor}'s clock: for a hostile
     test scenario, one whose server misbehaves as the scenario says
-    (L{tlsreply.testing.scenarios.scenarioReplyFactory}).
+    (L{tlsreply.scenarios.servers.scenarioReplyFactory}).
     """
     if config.scenario is not None:
-        from tlsreply.testing.scenarios import scenarioReplyFactory
+        from tlsreply.scenarios.servers import scenarioReplyFactory
 
         return scenarioReplyFactory(
             config.scenario,
@@ -240,7 +240,7 @@ def openAccessLog(
     except OSError as e:
         raise ConfigurationError(
             f"cannot open the access log {where}: {e.strerror or e}"
-        ) from None  # a symbolic link too (see tlsreply.safefiles)
+        ) from None  # a symbolic link too (see tlsreply.tls.safefiles)
 
 
 # The TLS contexts.
@@ -397,13 +397,13 @@ def scenarioContexts(
     The contexts of a test scenario, from a fresh test CA whose certificate
     clients find in C{./certs/scenario/ca.pem}; the scenario's policy with
     what the command line may change (see
-    L{tlsreply.testing.scenarios.withCommandPolicy}); and a service that
+    L{tlsreply.scenarios.servers.withCommandPolicy}); and a service that
     serves what the scenario needs besides TLS (C{crl-revoked}'s CRL, over
     HTTP on 127.0.0.1) on C{reactor}, the global one when L{None}, for the
     server's service tree.
     """
-    from tlsreply.testing.ca import TestCA
-    from tlsreply.testing.scenarios import buildScenario
+    from tlsreply.scenarios.ca import TestCA
+    from tlsreply.scenarios.servers import buildScenario
 
     assert config.scenario is not None
     directory = (DEVELOPMENT_CERTIFICATE_DIRECTORY / "scenario").absolute()
@@ -432,7 +432,7 @@ def describeServer(config: ServerConfig) -> dict[str, Any]:
 
     @raise ConfigurationError: for a certificate file that cannot be read,
         and for a TLS setting OpenSSL refuses
-        (L{tlsreply.tlscontext.checkPolicy}).
+        (L{tlsreply.tls.contexts.checkPolicy}).
     """
     settings = config.describe()
     checkPolicy(config.policy)

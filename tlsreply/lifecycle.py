@@ -27,10 +27,10 @@ from typing import Any
 from twisted.application.service import MultiService, Service
 from twisted.logger import Logger
 
-from tlsreply.accesslog import AccessLog
 from tlsreply.errors import ConfigurationError
-from tlsreply.reload import ReloadableContexts
+from tlsreply.logs.access import AccessLog
 from tlsreply.service import TLSReplyService
+from tlsreply.tls.reload import ReloadableContexts
 
 _log = Logger(namespace="tlsreply")
 
@@ -127,7 +127,7 @@ class ServerLifecycle(MultiService):
 
     @ivar onStartFailure: told the reason when the start fails, before the
         process exits; under a daemonizing twistd, the command line sets
-        it to L{tlsreply.twistdrunner.TwistdRunner.reportStartFailure}
+        it to L{tlsreply.command._twistd.TwistdRunner.reportStartFailure}
         (twistd itself reports only exceptions, and its first process
         would wait forever).
 

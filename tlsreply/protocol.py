@@ -3,7 +3,7 @@
 The reply protocol: write the reply, send close_notify, close.
 
 The protocol knows nothing about certificates or listening: it runs on a
-TLS transport of tlsreply's, on the socket (L{tlsreply.tlssocket}) or over
+TLS transport of tlsreply's, on the socket (L{tlsreply.transport.tlssocket}) or over
 any stream endpoint (L{wrapWithTLS}).
 """
 
@@ -24,26 +24,26 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from tlsreply.accesslog import (
-    FAILED_FORMAT,
-    REPLIED_FORMAT,
-    ConnectionLog,
-    repliedFields,
-)
-from tlsreply.addresses import formatAddress
-from tlsreply.clienthello import ClientHello
-from tlsreply.errors import openSSLReasons
-from tlsreply.logtext import escapeText
-from tlsreply.records import (
+from tlsreply.clienthello.offered import ClientHello
+from tlsreply.connection.addresses import formatAddress
+from tlsreply.connection.peertext import escapeText
+from tlsreply.connection.records import (
     RECEIVED_LIMIT,
     ConnectionRecord,
     HandshakeInfo,
     describeHandshake,
 )
+from tlsreply.errors import openSSLReasons
+from tlsreply.logs.access import (
+    FAILED_FORMAT,
+    REPLIED_FORMAT,
+    ConnectionLog,
+    repliedFields,
+)
 
 if TYPE_CHECKING:
-    from tlsreply.metrics import ConnectionMetrics
-    from tlsreply.tlsmemory import TLSReplyServerFactory
+    from tlsreply.metrics.counting import ConnectionMetrics
+    from tlsreply.transport.tlsmemory import TLSReplyServerFactory
 
 DEFAULT_REPLY = b"test\n"
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
@@ -80,7 +80,7 @@ def lostWithoutCloseNotify() -> Failure:
     A L{Failure} for a TCP connection that ended without close_notify (at
     EOF, or by a reset: OpenSSL does not tell them apart here), as
     Twisted's TLS transport reports it, so that L{describeFailure} words it
-    the same on tlsreply's own socket path (L{tlsreply.tlssocket}).
+    the same on tlsreply's own socket path (L{tlsreply.transport.tlssocket}).
     """
     return Failure(ConnectionLost())
 
@@ -110,11 +110,11 @@ class ReplyProtocol(Protocol):
     first (an HTTP request) is never answered with a TCP reset that could
     destroy the reply in flight.
 
-    It runs on tlsreply's TLS transports (L{tlsreply.tlssocket} on
-    tlsreply's own ports, L{tlsreply.tlsmemory} on any endpoint, see
+    It runs on tlsreply's TLS transports (L{tlsreply.transport.tlssocket} on
+    tlsreply's own ports, L{tlsreply.transport.tlsmemory} on any endpoint, see
     L{wrapWithTLS}), whose C{connection} holds the connection's state: when
     it was accepted, what its ClientHello offered, its deadlines (the
-    handshake and close timeouts, L{tlsreply.connections}) and why it was
+    handshake and close timeouts, L{tlsreply.connection.registry}) and why it was
     aborted, if it was.
 
     @ivar handshake: what the handshake negotiated, once it has completed.
@@ -207,7 +207,7 @@ class ReplyFactory(Factory[ReplyProtocol]):
     @ivar closeTimeout: seconds the client has, after the reply and
         close_notify were sent, to close; C{0} for no limit.
     @ivar accessLog: where the one line per connection goes: an
-        L{tlsreply.accesslog.AccessLog} (cheap: a buffered write), or
+        L{tlsreply.logs.access.AccessLog} (cheap: a buffered write), or
         L{None} for a structured L{twisted.logger} event (what an embedding
         application's observers expect; it costs about a tenth of a
         millisecond per connection under twistd's text observer).
@@ -217,12 +217,12 @@ class ReplyFactory(Factory[ReplyProtocol]):
         the client sends after the handshake is kept (up to
         L{RECEIVED_LIMIT} bytes); without one, neither is.
     @ivar metrics: counts every connection for Prometheus
-        (L{tlsreply.metrics.ConnectionMetrics}), or L{None}: then the
+        (L{tlsreply.metrics.counting.ConnectionMetrics}), or L{None}: then the
         only cost is checking this attribute, once per connection.
     @cvar serverFactoryType: the server factory that carries this factory's
-        protocols over TLS (L{tlsreply.tlsmemory.wrapWithTLS}); L{None} for
+        protocols over TLS (L{tlsreply.transport.tlsmemory.wrapWithTLS}); L{None} for
         tlsreply's own, L{TLSReplyServerFactory}. A test scenario whose
-        server misbehaves below the reply (L{tlsreply.testing.hostile})
+        server misbehaves below the reply (L{tlsreply.scenarios.misbehaving})
         names its own.
     """
 

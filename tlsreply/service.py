@@ -17,15 +17,15 @@ from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from tlsreply.addresses import escapeIPv6Interface, formatAddress
-from tlsreply.connections import ServerConnections
+from tlsreply.connection.addresses import escapeIPv6Interface, formatAddress
+from tlsreply.connection.limits import DEFAULT_MAX_CONNECTIONS, AcceptLimit
+from tlsreply.connection.registry import ServerConnections
 from tlsreply.errors import ConfigurationError, cannotListen
-from tlsreply.limits import DEFAULT_MAX_CONNECTIONS, AcceptLimit
-from tlsreply.listening import ListeningReactor
-from tlsreply.policy import TLSPolicy
 from tlsreply.protocol import ReplyFactory
-from tlsreply.proxyheader import ProxyHeaderEndpoint
-from tlsreply.tlsmemory import wrapWithTLS
+from tlsreply.tls.policy import TLSPolicy
+from tlsreply.transport.listening import ListeningReactor
+from tlsreply.transport.proxyheader import ProxyHeaderEndpoint
+from tlsreply.transport.tlsmemory import wrapWithTLS
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
@@ -53,7 +53,7 @@ def parseListenAddress(reactor: object, description: str) -> IStreamServerEndpoi
     unless the description sets one (C{tcp:4433:interface=::}, C{unix:/run/t.sock},
     C{haproxy:tcp:4433}, C{systemd:domain=INET:index=0}). TLS is not part of
     the description: tlsreply wraps the factory, so every kind carries it.
-    C{haproxy:} reads the PROXY header with L{tlsreply.proxyheader}.
+    C{haproxy:} reads the PROXY header with L{tlsreply.transport.proxyheader}.
 
     @raise ConfigurationError: for a description Twisted cannot parse.
     """
@@ -214,7 +214,7 @@ class TLSReplyService(Service):
 
         @param socketTLS: serve C{tcp:}, C{unix:} and C{systemd:} addresses
             on tlsreply's own ports, with TLS on the socket
-            (L{tlsreply.listening}); L{False} for Twisted's ports and TLS
+            (L{tlsreply.transport.listening}); L{False} for Twisted's ports and TLS
             over memory BIOs on every address, as C{haproxy:} always has.
         @raise ConfigurationError: for an address that cannot be parsed.
         """

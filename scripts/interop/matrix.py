@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from scripts.interop.clients import CLIENT_TIMEOUT, Case, Client, Observed
-from tlsreply.testing.outcomes import ACCEPT, ExpectedOutcome
+from tlsreply.scenarios.outcomes import ACCEPT, ExpectedOutcome
+from tlsreply.scenarios.pythonssl import PythonSSLFacts
+from tlsreply.scenarios.servers import SCENARIOS, Scenario, unavailableReason
 from tlsreply.testing.pytest_plugin import ReactorThread, ThreadedTestServer
-from tlsreply.testing.pythonssl import PythonSSLFacts
-from tlsreply.testing.scenarios import SCENARIOS, Scenario, unavailableReason
 
 #: What every client sends: an HTTP request, which curl needs and the
 #: others send as a client author's code would.

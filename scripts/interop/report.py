@@ -37,7 +37,7 @@ from scripts.interop.clients import (
     pythonClient,
 )
 from scripts.interop.matrix import Cell, Row, Servers, judge, rows
-from tlsreply.testing.pythonssl import PythonSSLFacts
+from tlsreply.scenarios.pythonssl import PythonSSLFacts
 
 ROOT = Path(__file__).parent.parent.parent
 

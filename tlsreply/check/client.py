@@ -23,9 +23,9 @@ from service_identity import CertificateError, VerificationError
 from service_identity.pyopenssl import verify_hostname, verify_ip_address
 
 from tlsreply import _openssl
-from tlsreply.certificates import sha256Fingerprint
 from tlsreply.check.options import CheckOptions, CheckUsageError, Target, encodeHostName
 from tlsreply.errors import openSSLReasons
+from tlsreply.tls.certificates import sha256Fingerprint
 
 #: How much of the reply is kept in memory; the rest is only counted, so a
 #: server that streams without end costs nothing but the timeout.

@@ -17,8 +17,8 @@ from twisted.python import usage
 
 from tlsreply._version import VersionOption
 from tlsreply.errors import ConfigurationError
-from tlsreply.policy import parseALPN
 from tlsreply.replies import decodeReplyText
+from tlsreply.tls.policy import parseALPN
 
 #: Seconds allowed, by default, for each step of a connection: the TCP
 #: connect, the TLS handshake, and the wait for the reply and the close.

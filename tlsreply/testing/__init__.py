@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_testing, tests.test_plugin -*-
 """
 tlsreply as a tool for other people's test suites: a real TLS server to
 test clients against.
@@ -6,14 +7,16 @@ test clients against.
     a server for trial and other Twisted code;
   - L{tlsreply.testing.pytest_plugin}: the C{tlsreply_server} fixtures,
     registered with pytest when tlsreply is installed;
-  - L{tlsreply.testing.ca}: the test CA and its certificates, and
-    L{tlsreply.testing.issuing}: a test server's CA (C{server.ca}), which
+  - L{tlsreply.testing.issuing}: a test server's CA (C{server.ca}), which
     issues client and server certificates as files;
-  - L{tlsreply.testing.scenarios}: the local badssl, deliberately broken or
-    unusual servers and what a correct client sees of each
-    (L{ExpectedOutcome}, C{server.expectedOutcome}).
+  - L{tlsreply.testing.badclients}: clients that misbehave, and
+    L{tlsreply.testing.inmemory}: TLS without a socket.
 
-The server core (the rest of C{tlsreply}) never imports this package.
+The scenarios the servers serve, their test CA and outcomes are product
+(C{tlsreply serve --scenario}), in L{tlsreply.scenarios}; the names tests
+use most (L{TestCA}, L{ExpectedOutcome}, L{SCENARIOS}) are handed on here.
+
+Only tests and this package import it: the server core never does.
 Nothing heavy is imported until a name is used (PEP 562): pytest imports
 the plugin, and so this package, in every project that has tlsreply
 installed.
@@ -24,11 +27,11 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 _PUBLIC = {
-    "ExpectedOutcome": "tlsreply.testing.scenariobase",
+    "ExpectedOutcome": "tlsreply.scenarios.base",
     "IssuedCertificate": "tlsreply.testing.issuing",
     "IssuingCA": "tlsreply.testing.issuing",
-    "SCENARIOS": "tlsreply.testing.scenarios",
-    "TestCA": "tlsreply.testing.ca",
+    "SCENARIOS": "tlsreply.scenarios.servers",
+    "TestCA": "tlsreply.scenarios.ca",
     "TestServer": "tlsreply.testing.server",
     "startTLSReplyServer": "tlsreply.testing.server",
 }
@@ -65,8 +68,8 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from tlsreply.testing.ca import TestCA
+    from tlsreply.scenarios.base import ExpectedOutcome
+    from tlsreply.scenarios.ca import TestCA
+    from tlsreply.scenarios.servers import SCENARIOS
     from tlsreply.testing.issuing import IssuedCertificate, IssuingCA
-    from tlsreply.testing.scenariobase import ExpectedOutcome
-    from tlsreply.testing.scenarios import SCENARIOS
     from tlsreply.testing.server import TestServer, startTLSReplyServer

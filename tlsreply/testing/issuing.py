@@ -26,11 +26,11 @@ from pathlib import Path
 
 from cryptography import x509
 
-from tlsreply.certificates import certificatesPEM, generatePrivateKey, privateKeyPEM
-from tlsreply.credentials import ServerCredentials
 from tlsreply.errors import ConfigurationError
-from tlsreply.safefiles import writeFile
-from tlsreply.testing.ca import KeyType, TestCA, TestPrivateKey, writePrivateKey
+from tlsreply.scenarios.ca import KeyType, TestCA, TestPrivateKey, writePrivateKey
+from tlsreply.tls.certificates import certificatesPEM, generatePrivateKey, privateKeyPEM
+from tlsreply.tls.credentials import ServerCredentials
+from tlsreply.tls.safefiles import writeFile
 
 #: The folder, inside a test server's folder, that issued certificates are
 #: written to.
@@ -131,7 +131,7 @@ class IssuingCA:
         """
         Issue a TLS client certificate (extended key usage clientAuth) for
         C{name}, with a fresh key, and write it to files (never through a
-        symbolic link: L{tlsreply.safefiles}).
+        symbolic link: L{tlsreply.tls.safefiles}).
 
         @param name: its common name, which the server's records show
             (C{ConnectionRecord.clientCertificate}).

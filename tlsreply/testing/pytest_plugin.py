@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from tlsreply.records import ConnectionRecord
+    from tlsreply.connection.records import ConnectionRecord
     from tlsreply.testing import ExpectedOutcome, IssuingCA, TestServer
 
 

@@ -41,15 +41,15 @@ from twisted.internet.ssl import (
     optionsForClientTLS,
 )
 
-from tlsreply.policy import TLSPolicy
+from tlsreply.connection.records import ConnectionRecord
 from tlsreply.protocol import DEFAULT_REPLY
-from tlsreply.records import ConnectionRecord
 from tlsreply.replies import httpResponse
+from tlsreply.scenarios.base import ExpectedOutcome
+from tlsreply.scenarios.ca import TestCA
+from tlsreply.scenarios.servers import ScenarioSetup, buildScenario
 from tlsreply.service import TLSReplyService
-from tlsreply.testing.ca import TestCA
 from tlsreply.testing.issuing import ISSUED_DIRECTORY, IssuingCA
-from tlsreply.testing.scenariobase import ExpectedOutcome
-from tlsreply.testing.scenarios import ScenarioSetup, buildScenario
+from tlsreply.tls.policy import TLSPolicy
 
 if TYPE_CHECKING:
     from twisted.trial.unittest import SynchronousTestCase
@@ -65,7 +65,7 @@ class TestServer:
     @ivar host: C{"127.0.0.1"}.
     @ivar port: the ephemeral port it listens on.
     @ivar serverName: the name its certificate is for (C{"localhost"}).
-    @ivar scenario: which scenario it serves (see L{tlsreply.testing.scenarios}).
+    @ivar scenario: which scenario it serves (see L{tlsreply.scenarios.servers}).
     @ivar expectedOutcome: what a correct client sees of that scenario,
         as the catalogue promises it: whether it is accepted, the kind of
         refusal, the exact message of Python's C{ssl}
@@ -197,7 +197,7 @@ def startTLSReplyServer(
 
     @param testCase: if given, the server is stopped (and its files
         removed) in the test's cleanup.
-    @param scenario: a name from L{tlsreply.testing.scenarios}: C{"valid"},
+    @param scenario: a name from L{tlsreply.scenarios.servers}: C{"valid"},
         C{"expired"}, C{"tls1.2-only"}, ...
     @param reply: the bytes every client receives (with C{http}, the
         response's body, which may be empty).
@@ -219,7 +219,7 @@ def startTLSReplyServer(
         (C{stall-handshake}, C{stall-after-handshake},
         C{renegotiation-request}), the seconds after which the server
         closes the stalled connection (60 by default); see
-        L{tlsreply.testing.hostile.HostileSettings}.
+        L{tlsreply.scenarios.misbehaving.HostileSettings}.
     @param byteDelay: for C{slow-reply}, the seconds between the reply's
         bytes (0.2 by default).
     @param policyChanges: L{TLSPolicy} fields to change on top of the
@@ -250,7 +250,7 @@ def startTLSReplyServer(
             reply = httpResponse(reply, httpStatus, headers)
         hostile = None
         if stallLimit is not None or byteDelay is not None:
-            from tlsreply.testing.hostile import HostileSettings
+            from tlsreply.scenarios.misbehaving import HostileSettings
 
             defaults = HostileSettings()
             hostile = HostileSettings(

@@ -10,7 +10,7 @@ from twisted.application.service import ServiceMaker
 
 tlsreply = ServiceMaker(
     "tlsreply",  # name
-    "tlsreply.tap",  # module with Options and makeService
+    "tlsreply.command.tap",  # module with Options and makeService
     "A TLS reply server: handshake, fixed reply, close_notify, close.",
     "tlsreply",  # tapname: twistd -n tlsreply
 )
