@@ -47,7 +47,7 @@ class CertificateFiles:
 
     @ivar certificate: PEM certificate, optionally followed by its chain
         (and its key, if C{key} is not given).
-    @ivar key: PEM private key; L{None} to read it from C{certificate}.
+    @ivar key: PEM private key; C{None} to read it from C{certificate}.
     @ivar chain: PEM intermediates, the leaf's issuer first.
     @ivar ocspResponse: a DER OCSP response to staple.
     """
@@ -90,7 +90,7 @@ class ServerConfig:
         program that runs tlsreply, see L{tlsreply.command.tap}), or a file path.
     @ivar metrics: where to serve Prometheus metrics and health checks (a
         Twisted server endpoint description, see
-        L{tlsreply.metrics.web}), or L{None} for none.
+        L{tlsreply.metrics.web}), or C{None} for none.
     @ivar drainDelay: seconds to keep serving after a stop signal, with the
         readiness check failing, before the listeners close.
     @ivar logFormat: C{"text"} or C{"json"} (one JSON object per line, see

@@ -54,7 +54,7 @@ def buildDaemon(
     """
     Build the whole server for C{config}, ready to start.
 
-    @param reactor: the global reactor when L{None}.
+    @param reactor: the global reactor when C{None}.
     @param socketTLS: serve C{tcp:}, C{unix:} and C{systemd:} addresses on
         tlsreply's own ports (see L{TLSReplyService.fromDescriptions}).
     @raise ConfigurationError: for anything that cannot be loaded or used.
@@ -220,7 +220,7 @@ def openAccessLog(
 ) -> ConnectionLog | None:
     """
     The connection log for a destination of L{ServerConfig.accessLog};
-    L{None} means the server log (structured L{twisted.logger} events),
+    C{None} means the server log (structured C{twisted.logger} events),
     which is also what C{"auto"} means when nothing decided it.
 
     @param system: the name its lines give (a worker's says which).
@@ -399,7 +399,7 @@ def scenarioContexts(
     what the command line may change (see
     L{tlsreply.scenarios.servers.withCommandPolicy}); and a service that
     serves what the scenario needs besides TLS (C{crl-revoked}'s CRL, over
-    HTTP on 127.0.0.1) on C{reactor}, the global one when L{None}, for the
+    HTTP on 127.0.0.1) on C{reactor}, the global one when C{None}, for the
     server's service tree.
     """
     from tlsreply.scenarios.ca import TestCA

@@ -38,7 +38,7 @@ def cannotListen(description: str, error: BaseException) -> ConfigurationError:
     that the system refused (C{EACCES}), the ways to get one.
 
     @param description: the address as the operator wrote it.
-    @param error: what listening raised, usually a L{CannotListenError}.
+    @param error: what listening raised, usually a C{CannotListenError}.
     """
     why = str(error) or type(error).__name__
     hint = ""
@@ -59,7 +59,7 @@ def openSSLReasons(error: Exception) -> str | None:
     """
     OpenSSL's own reason strings in a pyOpenSSL error, joined: e.g.
     C{"no shared cipher"}, C{"ee key too small"}, C{"tlsv1 alert unknown
-    ca"}; L{None} if the error carries none (callers word that case).
+    ca"}; C{None} if the error carries none (callers word that case).
     """
     details = error.args[0] if error.args else None
     if not isinstance(details, list):

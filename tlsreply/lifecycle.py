@@ -125,15 +125,15 @@ class ServerLifecycle(MultiService):
         calls C{abort} (the connections still in progress end at once).
       - SIGHUP calls C{reload} (new certificates, a reopened access log).
 
+    Signal handlers are installed only on the global reactor (a private
+    reactor in a thread, as the test fixtures use, must not take the
+    process's signals), and the previous ones are restored on stop.
+
     @ivar onStartFailure: told the reason when the start fails, before the
         process exits; under a daemonizing twistd, the command line sets
         it to L{tlsreply.command._twistd.TwistdRunner.reportStartFailure}
         (twistd itself reports only exceptions, and its first process
         would wait forever).
-
-    Signal handlers are installed only on the global reactor (a private
-    reactor in a thread, as the test fixtures use, must not take the
-    process's signals), and the previous ones are restored on stop.
     """
 
     def __init__(

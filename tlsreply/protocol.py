@@ -77,7 +77,7 @@ def describeFailure(reason: Failure, tcp: bool = True) -> str:
 
 def lostWithoutCloseNotify() -> Failure:
     """
-    A L{Failure} for a TCP connection that ended without close_notify (at
+    A C{Failure} for a TCP connection that ended without close_notify (at
     EOF, or by a reset: OpenSSL does not tell them apart here), as
     Twisted's TLS transport reports it, so that L{describeFailure} words it
     the same on tlsreply's own socket path (L{tlsreply.transport.tlssocket}).
@@ -89,7 +89,7 @@ def failureFromOpenSSL(error: SSL.Error) -> Failure:
     """
     Why a connection on the socket path ended, from an OpenSSL error: the
     end of TCP without close_notify however OpenSSL words it (pyOpenSSL
-    turns most of those into L{SSL.SysCallError}, but not all), else the
+    turns most of those into C{OpenSSL.SSL.SysCallError}, but not all), else the
     error itself.
     """
     if "unexpected eof while reading" in (openSSLReasons(error) or ""):
@@ -119,7 +119,7 @@ class ReplyProtocol(Protocol):
 
     @ivar handshake: what the handshake negotiated, once it has completed.
     @ivar received: what the client sent after the handshake, when the
-        connection is recorded (see L{dataReceived}); else L{None}.
+        connection is recorded (see L{dataReceived}); else C{None}.
     """
 
     factory: ReplyFactory
@@ -189,7 +189,7 @@ class ReplyProtocol(Protocol):
 
 
 #: The connection log's namespace, on both of its paths (L{AccessLog} and
-#: L{twisted.logger}).
+#: C{twisted.logger}).
 ACCESS_LOG_NAMESPACE = "tlsreply.access"
 
 _accessLog = Logger(namespace=ACCESS_LOG_NAMESPACE)
@@ -208,7 +208,7 @@ class ReplyFactory(Factory[ReplyProtocol]):
         close_notify were sent, to close; C{0} for no limit.
     @ivar accessLog: where the one line per connection goes: an
         L{tlsreply.logs.access.AccessLog} (cheap: a buffered write), or
-        L{None} for a structured L{twisted.logger} event (what an embedding
+        C{None} for a structured C{twisted.logger} event (what an embedding
         application's observers expect; it costs about a tenth of a
         millisecond per connection under twistd's text observer).
     @ivar recorders: called with a L{ConnectionRecord} as each connection
@@ -217,10 +217,10 @@ class ReplyFactory(Factory[ReplyProtocol]):
         the client sends after the handshake is kept (up to
         L{RECEIVED_LIMIT} bytes); without one, neither is.
     @ivar metrics: counts every connection for Prometheus
-        (L{tlsreply.metrics.counting.ConnectionMetrics}), or L{None}: then the
+        (L{tlsreply.metrics.counting.ConnectionMetrics}), or C{None}: then the
         only cost is checking this attribute, once per connection.
     @cvar serverFactoryType: the server factory that carries this factory's
-        protocols over TLS (L{tlsreply.transport.tlsmemory.wrapWithTLS}); L{None} for
+        protocols over TLS (L{tlsreply.transport.tlsmemory.wrapWithTLS}); C{None} for
         tlsreply's own, L{TLSReplyServerFactory}. A test scenario whose
         server misbehaves below the reply (L{tlsreply.scenarios.misbehaving})
         names its own.
@@ -261,7 +261,7 @@ class ReplyFactory(Factory[ReplyProtocol]):
 
     def buildProtocol(self, addr: IAddress | None) -> ReplyProtocol:
         """
-        A new L{ReplyProtocol}. C{addr} is L{None} on tlsreply's own ports,
+        A new L{ReplyProtocol}. C{addr} is C{None} on tlsreply's own ports,
         which make no address object before one is asked for: the
         transport's C{getPeer()} gives it.
         """
@@ -288,7 +288,7 @@ class ReplyFactory(Factory[ReplyProtocol]):
 
         @param peer: the client's address, formatted (L{formatAddress}).
         @param closed: how the connection ended.
-        @param handshake: what was negotiated, or L{None} if the handshake
+        @param handshake: what was negotiated, or C{None} if the handshake
             did not complete.
         @param aborted: whether tlsreply aborted the connection (a timeout,
             the shutdown) rather than the client closing it.

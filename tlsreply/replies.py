@@ -81,7 +81,7 @@ DEFAULT_HEADERS: Final = (
     ("Cache-Control", "no-store"),
 )
 
-#: The reason phrase for a status code that L{http.HTTPStatus} does not
+#: The reason phrase for a status code that C{http.HTTPStatus} does not
 #: know: its class's name (RFC 9110, section 15).
 _CLASS_PHRASES: Final = {
     1: "Informational",

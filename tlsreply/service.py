@@ -165,7 +165,7 @@ class TLSReplyService(Service):
         @param policy: the TLS policy, only to report it at start-up; by
             default the one C{contextFactory} follows (L{FollowsPolicy}),
             else L{TLSPolicy}'s defaults. Give it only for contexts made
-            some other way (a L{CertificateOptions}, for instance).
+            some other way (a C{twisted.internet.ssl.CertificateOptions}, for instance).
         @param shutdownGrace: seconds that connections in progress get to
             finish when the service stops.
         @param maxConnections: connections in progress (from accept to
@@ -214,7 +214,7 @@ class TLSReplyService(Service):
 
         @param socketTLS: serve C{tcp:}, C{unix:} and C{systemd:} addresses
             on tlsreply's own ports, with TLS on the socket
-            (L{tlsreply.transport.listening}); L{False} for Twisted's ports and TLS
+            (L{tlsreply.transport.listening}); C{False} for Twisted's ports and TLS
             over memory BIOs on every address, as C{haproxy:} always has.
         @raise ConfigurationError: for an address that cannot be parsed.
         """

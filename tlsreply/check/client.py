@@ -135,7 +135,7 @@ class ConnectionFacts:
     @ivar address: the IP address connected to.
     @ivar tlsVersion: e.g. C{"TLSv1.3"}.
     @ivar cipher: OpenSSL's name of the cipher suite.
-    @ivar group: the key-exchange group, or L{None} where OpenSSL reports
+    @ivar group: the key-exchange group, or C{None} where OpenSSL reports
         none (a resumed TLS 1.2 session).
     @ivar alpnProtocol: the negotiated ALPN protocol, if any.
     @ivar resumed: whether the server resumed the session offered.
@@ -209,7 +209,7 @@ class _Channel:
         """
         Hand OpenSSL the next bytes from the socket.
 
-        @return: L{False} when the server has closed TCP.
+        @return: C{False} when the server has closed TCP.
         @raise TimeoutError: when the deadline passes first.
         """
         remaining = deadline - time.monotonic()
@@ -238,7 +238,7 @@ def connectOnce(
     OpenSSL as an error, which would make the session unresumable.
 
     @param session: a session from an earlier connection to offer.
-    @param readReply: L{False} to close right after the handshake (and
+    @param readReply: C{False} to close right after the handshake (and
         C{--send}), reading nothing (closing C{"not-read"}).
     @raise CheckConnectionError: if no handshake completed.
     """

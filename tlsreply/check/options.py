@@ -46,7 +46,7 @@ class Target:
 
     @ivar host: a host name, or an IP address without brackets.
     @ivar port: the TCP port.
-    @ivar address: the parsed IP address if C{host} is one, else L{None};
+    @ivar address: the parsed IP address if C{host} is one, else C{None};
         an address gets no SNI by default (RFC 6066 allows only names
         there) and is checked against the certificate's IP addresses.
     """
@@ -139,9 +139,9 @@ class CheckOptions:
     What the command line asked for.
 
     @ivar target: where to connect.
-    @ivar caPath: trust only these PEM CAs; L{None} for the system store.
+    @ivar caPath: trust only these PEM CAs; C{None} for the system store.
     @ivar serverName: the name sent as SNI and checked against the
-        certificate; L{None} for none (the target is an IP address).
+        certificate; C{None} for none (the target is an IP address).
     @ivar alpnProtocols: ALPN protocols to offer, none by default (offering
         protocols a server does not speak can make it refuse the handshake).
     @ivar json: print the facts as one JSON object.

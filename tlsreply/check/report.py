@@ -44,7 +44,7 @@ class CheckResult:
     @ivar options: what was checked, and how.
     @ivar first: the first connection.
     @ivar second: the connection that offered the first one's session, or
-        L{None} if it failed.
+        C{None} if it failed.
     @ivar secondError: why it failed.
     """
 

@@ -43,7 +43,7 @@ class OfferedCodes:
     @ivar compressionMethods: the compression methods (one byte each).
     @ivar extensions: the extension types, every one sent, in order.
     @ivar supportedVersions: the supported_versions extension's values, or
-        L{None} if the client sent no such extension.
+        C{None} if the client sent no such extension.
     @ivar supportedGroups: the supported_groups extension's values.
     @ivar signatureAlgorithms: the signature_algorithms extension's values.
     @ivar keyShareGroups: the group of each key_share entry.

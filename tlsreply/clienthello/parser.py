@@ -145,7 +145,7 @@ def parseScannedClientHello(data: bytes | bytearray, length: int) -> ClientHello
     """
     Every field of the ClientHello that L{scanClientHello} found whole in
     the first C{length} bytes of C{data}, for a caller that wants more than
-    the two facts it reads; L{None} if they do not parse after all.
+    the two facts it reads; C{None} if they do not parse after all.
     """
     try:
         return ClientHelloParser().feed(bytes(data[:length]))
@@ -226,7 +226,7 @@ class ClientHelloParser:
         """
         Add bytes.
 
-        @return: the parsed hello once it is complete, or L{None} if more
+        @return: the parsed hello once it is complete, or C{None} if more
             bytes are needed.
         @raise NotAClientHello: if the bytes cannot be the start of a
             ClientHello, or it would exceed L{MAXIMUM_HELLO_SIZE}.

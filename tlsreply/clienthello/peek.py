@@ -38,7 +38,7 @@ class HelloPeek:
     hello trickled in tiny records costs linear time to parse.
 
     @ivar serverName: the server name asked for, once L{look} says TLS can
-        start (L{None} if none, or if the bytes are no ClientHello).
+        start (C{None} if none, or if the bytes are no ClientHello).
     @ivar earlyDataOffered: whether the hello offered 0-RTT data.
     @ivar clientHello: every field of the hello, when the connection's
         records want them (C{wantHello}).

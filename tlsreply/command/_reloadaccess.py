@@ -24,7 +24,7 @@ from tlsreply.tls.devcert import CERTIFICATE_NAME, PRIVATE_KEY_NAME
 _log = Logger(namespace="tlsreply")
 
 #: What a certificate folder's files may be named (see
-#: L{tlsreply.tls.credentials.loadCertificateDirectory}).
+#: L{tlsreply.tls.certificatedirectory.loadCertificateDirectory}).
 _FOLDER_SUFFIXES = (".pem", ".crt", ".cer", ".key", ".ocsp")
 
 

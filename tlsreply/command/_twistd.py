@@ -8,10 +8,10 @@ failed, and which user the process will be once twistd has dropped root
 Without C{-n}, twistd forks and its first process waits on a pipe, the
 I{status pipe}, for the daemon to write C{b"0"} (started) or C{b"1 "} and
 a reason (failed); it prints the reason and exits 1
-(L{twisted.scripts._twistd_unix.UnixApplicationRunner}). twistd writes the
-failure itself only for an L{Exception} raised while the application
+(C{twisted.scripts._twistd_unix.UnixApplicationRunner}). twistd writes the
+failure itself only for an C{Exception} raised while the application
 starts, with the exception's qualified class name and a traceback on the
-daemon's closed stderr; tlsreply ends a failed start with L{SystemExit}
+daemon's closed stderr; tlsreply ends a failed start with C{SystemExit}
 (one log line, no traceback), which twistd lets through, and the first
 process then waited forever. L{TwistdRunner.reportStartFailure} writes the
 failure as twistd would, and removes the pidfile as twistd would.
@@ -59,7 +59,7 @@ class TwistdRunner:
 
     def __init__(self, options: Mapping[str, Any] | None) -> None:
         """
-        @param options: twistd's C{ServerOptions}, or L{None} when the
+        @param options: twistd's C{ServerOptions}, or C{None} when the
             program is not twistd.
         """
         self._options: Any = options if options is not None and "nodaemon" in options else None
@@ -86,7 +86,7 @@ class TwistdRunner:
         Tell twistd's waiting first process that the start failed, with
         C{reason} (cut to what it reads), and remove the daemon's pidfile:
         what twistd does for an exception, for a start that ends with
-        L{SystemExit}. Nothing happens when twistd did not daemonize or
+        C{SystemExit}. Nothing happens when twistd did not daemonize or
         was told already.
         """
         options = self._options
@@ -118,7 +118,7 @@ class TwistdRunner:
     def runAs(self) -> RunAs | None:
         """
         Who the process will be once twistd has dropped root for
-        C{--uid}/C{--gid} (with C{initgroups}, as twistd does), or L{None}
+        C{--uid}/C{--gid} (with C{initgroups}, as twistd does), or C{None}
         if it stays who it is: no C{--uid}, not root, or root again.
         """
         options = self._options

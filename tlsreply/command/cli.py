@@ -1,13 +1,13 @@
 # -*- test-case-name: tests.test_cli -*-
 """
-The C{tlsreply} command: one command line for everything tlsreply does.
+The C{tlsreply} command: one command line for everything tlsreply does::
 
     tlsreply serve [server options]       the server, in the foreground
     tlsreply check HOST[:PORT] [options]  the TLS facts of any server
     tlsreply scenarios [--json]           the local badssl's scenarios
     tlsreply show-config [server options] the server's effective settings
 
-Every subcommand is a Twisted L{usage.Options}, the server's the very
+Every subcommand is a Twisted C{usage.Options}, the server's the very
 L{tlsreply.command.tap.Options} that C{twistd tlsreply} and C{twist tlsreply}
 parse, so C{tlsreply --help} (every subcommand with all its options) is
 generated from the parsers themselves and cannot drift from them.

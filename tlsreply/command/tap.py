@@ -367,7 +367,7 @@ class Options(VersionOption, usage.Options):
         """
         Parse, and turn a usage error into one line and exit status 1.
 
-        twistd answers a L{usage.UsageError} by printing its whole help
+        twistd answers a C{twisted.python.usage.UsageError} by printing its whole help
         before the message; one line naming the problem is what an operator
         (or a deployment script's log) needs. C{--show-config} and
         C{--list-scenarios} print and exit here, once every option is
@@ -555,10 +555,10 @@ def makeService(options: Options, reactor: Any = None, socketTLS: bool = True) -
     L{tlsreply.command._twistd}); with C{twistd --uid}, a warning names each
     file a reload could not open as that user (L{ReloadAccessCheck}).
 
-    @param reactor: for tests; the global reactor when L{None}.
+    @param reactor: for tests; the global reactor when C{None}.
     @param socketTLS: serve C{tcp:}, C{unix:} and C{systemd:} addresses on
         tlsreply's own ports; the tests also run the command line's servers
-        with L{False}.
+        with C{False}.
     """
     config = options.config
     if config.accessLog == "auto":

@@ -7,7 +7,7 @@ close timeout, so the deadlines of one kind fall in the order the
 connections reached the point they count from. Keeping them in that order
 (a dict remembers insertion order) lets one reactor timer, set for the
 earliest deadline, serve them all: adding or removing a connection is a
-dict operation, with no L{IDelayedCall} made and cancelled for each one, as
+dict operation, with no C{IDelayedCall} made and cancelled for each one, as
 a timer per connection would need (two timers each, at thousands of
 handshakes a second).
 """

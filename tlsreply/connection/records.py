@@ -27,7 +27,7 @@ class HandshakeInfo:
 
     @ivar tlsVersion: e.g. C{"TLSv1.3"}.
     @ivar cipher: the OpenSSL name of the cipher suite.
-    @ivar group: the key-exchange group (e.g. C{"x25519"}), or L{None} if
+    @ivar group: the key-exchange group (e.g. C{"x25519"}), or C{None} if
         OpenSSL does not report one (a resumed TLS 1.2 session).
     @ivar resumed: whether an earlier session was resumed.
     @ivar serverName: the SNI name the client asked for, if any.
@@ -39,7 +39,7 @@ class HandshakeInfo:
     @ivar clientCertificate: the subject of the client's certificate, if it
         sent one.
     @ivar clientVerification: C{"ok"}, or why the client's certificate did
-        not verify; L{None} without a client certificate.
+        not verify; C{None} without a client certificate.
     @ivar certificate: which certificate was served: its key type
         (C{"ECDSA-P-256"}), after its first name when the server has
         several (C{"a.test/RSA-2048"}).
@@ -70,12 +70,12 @@ class ConnectionRecord:
     One connection as a test (or a metrics exporter) wants it: what the
     client offered, what was negotiated, or why the handshake failed.
 
-    Negotiated fields are L{None} when the handshake failed.
+    Negotiated fields are C{None} when the handshake failed.
 
     @ivar peer: the client's address, e.g. C{127.0.0.1:50123}.
     @ivar outcome: C{"replied"} or C{"handshake-failed"}.
     @ivar failureReason: why the handshake failed (OpenSSL's reason, a
-        timeout, the client closing), or L{None}.
+        timeout, the client closing), or C{None}.
     @ivar closed: how the connection ended.
     @ivar requestedServerName: the SNI name in the ClientHello, if any.
     @ivar offeredALPN: the ALPN protocols the client offered.
@@ -92,9 +92,9 @@ class ConnectionRecord:
     @ivar offeredExtensions: every extension sent, in order.
     @ivar offeredKeyShares: the group of each key share sent (TLS 1.3).
     @ivar offeredCompressionMethods: the compression methods (C{NULL}).
-    @ivar ja4: the JA4 fingerprint (L{tlsreply.clienthello.fingerprint}), or L{None}
+    @ivar ja4: the JA4 fingerprint (L{tlsreply.clienthello.fingerprint}), or C{None}
         without a ClientHello that parsed.
-    @ivar ja3: the JA3 fingerprint, or L{None} likewise.
+    @ivar ja3: the JA3 fingerprint, or C{None} likewise.
     @ivar received: the application data the client sent after the
         handshake, up to L{RECEIVED_LIMIT} bytes (an HTTP client's
         request); the reply never depends on it.

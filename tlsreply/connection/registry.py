@@ -50,7 +50,7 @@ class AcceptedConnection(Protocol):
     @ivar abortReason: why tlsreply aborted the connection, if it did (a
         timeout, the shutdown), for its log event.
     @ivar acknowledged: bytes the peer had acknowledged when the close
-        timeout last looked, or L{None}.
+        timeout last looked, or C{None}.
     @ivar overTCP: whether the connection is TCP (else a Unix socket).
     """
 
@@ -88,7 +88,7 @@ class AcceptedConnection(Protocol):
     def tcpSocket(self) -> socket.socket | None:
         """
         The connection's TCP socket, to ask the kernel how far the reply
-        has been delivered; L{None} if it is not a TCP socket.
+        has been delivered; C{None} if it is not a TCP socket.
         """
 
 
@@ -215,7 +215,7 @@ class ServerConnections:
 
     def whenIdle(self) -> Deferred[None]:
         """
-        @return: a L{Deferred} that fires once no connection is in progress.
+        @return: a C{Deferred} that fires once no connection is in progress.
         """
         if not self._open:
             return succeed(None)

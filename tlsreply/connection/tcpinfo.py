@@ -11,7 +11,7 @@ last look: a client that is still reading keeps its connection, one that
 has stopped (a zero receive window) does not.
 
 Linux only (C{TIOCOUTQ}, C{TCP_INFO}); elsewhere, and for sockets that are
-not TCP, both answers are L{None} and the timeout simply applies.
+not TCP, both answers are C{None} and the timeout simply applies.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ _BYTES_ACKED_OFFSET = 120
 def unsentBytes(sock: socket.socket) -> int | None:
     """
     Bytes written to C{sock} that the peer has not acknowledged yet, or
-    L{None} if the kernel does not say.
+    C{None} if the kernel does not say.
     """
     if _OUTQ is None:
         return None
@@ -49,7 +49,7 @@ def unsentBytes(sock: socket.socket) -> int | None:
 def bytesAcknowledged(sock: socket.socket) -> int | None:
     """
     How many bytes the peer has acknowledged over the connection's life, or
-    L{None} if the kernel does not say.
+    C{None} if the kernel does not say.
     """
     tcpInfo = getattr(socket, "TCP_INFO", None)
     if tcpInfo is None or sock.family not in (socket.AF_INET, socket.AF_INET6):

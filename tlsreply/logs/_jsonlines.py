@@ -95,7 +95,7 @@ def jsonLine(
 
 def eventAsJSONLine(event: LogEvent) -> str:
     """
-    A L{twisted.logger} event as one line: its fields are the keys that do
+    A C{twisted.logger} event as one line: its fields are the keys that do
     not start with C{log_}; a failure adds C{error} and C{traceback}.
     """
     level = event.get("log_level")

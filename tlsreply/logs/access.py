@@ -2,7 +2,7 @@
 """
 The connection log: one line per connection, cheaply.
 
-A line through L{twisted.logger} under twistd's text observer costs about a
+A line through C{twisted.logger} under twistd's text observer costs about a
 tenth of a millisecond (a dictionary per event, the format string parsed
 and a time zone computed for every line, a flush per line): as much as a
 tenth of a TLS handshake. L{AccessLog} writes the same line, in the same
@@ -238,7 +238,7 @@ class AccessLog:
 
     To a pipe, a terminal or a socket, which several workers may share,
     the buffer is written in pieces of whole lines small enough to land
-    whole (L{ATOMIC_WRITE}), so that no worker's line is cut by another's;
+    whole (C{ATOMIC_WRITE}), so that no worker's line is cut by another's;
     to a file, in one write.
 
     @ivar flushInterval: the longest a line waits in the buffer, seconds.

@@ -141,8 +141,8 @@ class MetricsRequest(Request):
 
     def gotLength(self, length: int | None) -> None:
         """
-        Called by L{http.HTTPChannel} once the headers are in, with the
-        length they announce (L{None} for chunked): where twisted.web
+        Called by C{twisted.web.http.HTTPChannel} once the headers are in, with the
+        length they announce (C{None} for chunked): where twisted.web
         would make the body's buffer, refuse any body.
         """
         if length == 0:

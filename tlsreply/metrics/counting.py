@@ -181,7 +181,7 @@ class ConnectionMetrics:
         Count one connection, as it ends.
 
         @param closed: how it ended, as its log line says.
-        @param handshake: what the handshake negotiated, or L{None} if it
+        @param handshake: what the handshake negotiated, or C{None} if it
             did not complete.
         @param aborted: whether tlsreply aborted it (a timeout, the
             shutdown) rather than the client closing it.

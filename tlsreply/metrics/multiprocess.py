@@ -13,7 +13,7 @@ there: every value is written to a memory-mapped file of the worker's own
 (C{counter_PID.db}, ...) as it is published (every second, see
 L{tlsreply.instrumentation}), so a worker killed with SIGKILL loses at most
 its last second. The parent serves C{/metrics} from a
-L{MultiProcessCollector} over the folder, which adds the workers'
+C{MultiProcessCollector} over the folder, which adds the workers'
 counters and histograms up, those of workers that have exited included (a
 counter must never go backwards); the connections-in-progress gauge is
 C{livesum}, the sum over live workers.
@@ -86,10 +86,10 @@ class MultiprocessFiles(MultiService):
     calls C{startService}. The folder then belongs to the user the parent,
     and the workers it forks, run as.
 
-    @ivar path: the folder, private to this server; L{None} until the
+    @ivar path: the folder, private to this server; C{None} until the
         service starts.
     @ivar directory: where the folder is made: the system's temporary
-        folder (C{TMPDIR}, else C{/tmp}) when L{None}.
+        folder (C{TMPDIR}, else C{/tmp}) when C{None}.
     """
 
     def __init__(self, directory: Path | None = None) -> None:

@@ -17,7 +17,7 @@ C{twisted.web} site of its own, apart from the TLS listeners.
 
 Anyone who can reach the port can talk to it, so it takes only what these
 need: GET and HEAD without a request body (a body is refused before any of
-it is read; twisted.web's own L{Request} would store it whole first, up to
+it is read; twisted.web's own C{Request} would store it whole first, up to
 gigabytes in a temporary file), one request at a time on each connection,
 each whole within a deadline, in turns, from at most
 L{MAX_METRICS_CONNECTIONS} connections at once: L{tlsreply.metrics._http}
@@ -290,7 +290,7 @@ class MetricsService(Service):
         """
         @param reactor: what the connections' deadlines, their turns and
             C{/metrics}' renderings are timed on; the global reactor when
-            L{None}.
+            C{None}.
         @param maxConnections: see L{MAX_METRICS_CONNECTIONS}.
         @param idleTimeout: see L{METRICS_IDLE_TIMEOUT}.
         @param requestTimeout: see L{METRICS_REQUEST_TIMEOUT}.

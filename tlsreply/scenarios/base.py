@@ -168,11 +168,11 @@ class CatalogueEntry:
     One scenario of the catalogue: what it is, and how it is built.
 
     @ivar unavailable: for a scenario that cannot be served everywhere, a
-        function that says why it cannot be served here (L{None} if it
-        can); L{None} for one that can.
+        function that says why it cannot be served here (C{None} if it
+        can); C{None} for one that can.
     @ivar misbehaviour: for a hostile scenario, what its server does
         beyond its certificates and policy
-        (L{tlsreply.scenarios.misbehaving.Misbehaviour}); L{None} for a server
+        (L{tlsreply.scenarios.misbehaving.Misbehaviour}); C{None} for a server
         that replies as tlsreply does.
     """
 

@@ -7,9 +7,9 @@ clients: the servers of the hostile scenarios
 Each scenario names one L{Misbehaviour}. Its connections run on the
 memory-BIO path (L{tlsreply.transport.tlsmemory}) whatever the listening address,
 because every misbehaviour needs a layer that tlsreply's own socket path
-does not have:
+does not have::
 
-    TCP -> L{HostileConnection} -> L{HostileTLSProtocol} -> L{HostileReplyProtocol}
+    TCP -> HostileConnection -> HostileTLSProtocol -> HostileReplyProtocol
 
   - L{HostileConnection}, below TLS, holds the TCP connection: it can stop
     after the ClientHello (never answering it, or closing), count the
@@ -147,7 +147,7 @@ class HostileConnection(ClientHelloFirst):
     One connection of a hostile server, below TLS.
 
     @ivar did: what the server did that it should not have, for the log
-        line and record; L{None} until it has.
+        line and record; C{None} until it has.
     @ivar holding: the server stopped at the ClientHello (TLS never
         started): the connection is reported from here.
     @ivar clientHellos: the ClientHellos the client sent, where counted
@@ -320,7 +320,7 @@ class HostileConnection(ClientHelloFirst):
 class HostileTLSProtocol(ReplyTLSProtocol):
     """
     Twisted's TLS for a hostile connection: every write its own record
-    (Twisted's L{BufferingTLSTransport} joins the writes of one reactor
+    (Twisted's C{BufferingTLSTransport} joins the writes of one reactor
     turn into one), and the reply protocol told of every TLS record read
     (to follow a renegotiation).
     """

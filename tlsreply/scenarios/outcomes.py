@@ -99,12 +99,12 @@ class ExpectedOutcome:
         exactly (OpenSSL's verification message for a refused certificate,
         the exception's C{verify_message}; Python's own for a hostname
         mismatch; OpenSSL's reason for a TLS alert, C{"tlsv1 alert protocol
-        version"}); each also appears in C{str(error)}. L{None} when the
+        version"}); each also appears in C{str(error)}. C{None} when the
         client accepts, or when it cannot check what the scenario is about
         (C{revoked}: Python's C{ssl} does not check OCSP).
     @ivar requires: what a client must do beyond its defaults to see this
         outcome, in words (checking CRLs, not falling back to the common
-        name); L{None} when the default client sees it as it is.
+        name); C{None} when the default client sees it as it is.
     """
 
     accepted: bool

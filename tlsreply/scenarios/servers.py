@@ -213,7 +213,7 @@ def _lookUp(name: str) -> CatalogueEntry:
 
 def unavailableReason(name: str) -> str | None:
     """
-    Why a scenario cannot be served here, or L{None} if it can.
+    Why a scenario cannot be served here, or C{None} if it can.
 
     The catalogue entry says (L{CatalogueEntry.unavailable}); today only
     C{sha1-signature} can be unavailable: it depends on the OpenSSL that
@@ -284,7 +284,7 @@ def scenarioReplyFactory(
     --scenario} all serve.
 
     @param hostile: how long a hostile server stalls, how slowly it
-        replies; the defaults (L{HostileSettings}) when L{None}.
+        replies; the defaults (L{HostileSettings}) when C{None}.
     @raise ConfigurationError: for an unknown scenario, and for
         C{hostile} settings given with a scenario that is not hostile.
     """
@@ -325,7 +325,7 @@ class ScenarioDescription(TypedDict):
         C{"boringssl"}), and under C{"correct"} the strictly correct
         client's (L{expectedOutcome}).
     @ivar unavailable: why it cannot be served here (L{unavailableReason}),
-        or L{None} when C{available}.
+        or C{None} when C{available}.
     """
 
     name: str

@@ -27,7 +27,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 _PUBLIC = {
-    "ExpectedOutcome": "tlsreply.scenarios.base",
+    "ExpectedOutcome": "tlsreply.scenarios.outcomes",
     "IssuedCertificate": "tlsreply.testing.issuing",
     "IssuingCA": "tlsreply.testing.issuing",
     "SCENARIOS": "tlsreply.scenarios.servers",
@@ -68,8 +68,8 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from tlsreply.scenarios.base import ExpectedOutcome
     from tlsreply.scenarios.ca import TestCA
+    from tlsreply.scenarios.outcomes import ExpectedOutcome
     from tlsreply.scenarios.servers import SCENARIOS
     from tlsreply.testing.issuing import IssuedCertificate, IssuingCA
     from tlsreply.testing.server import TestServer, startTLSReplyServer

@@ -55,7 +55,7 @@ def handshakeInMemory(
     @return: the client's side, whose C{session} can be offered again.
     @raise ssl.SSLError: if either side fails it (a client that does not
         trust the server's certificate raises
-        L{ssl.SSLCertVerificationError}).
+        C{ssl.SSLCertVerificationError}).
     """
     toServer, toClient = ssl.MemoryBIO(), ssl.MemoryBIO()
     client = clientContext.wrap_bio(

@@ -65,7 +65,7 @@ class ReactorThread:
     def call(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """
         Run C{function} in the reactor thread and wait for its result
-        (waiting for a L{Deferred} result too).
+        (waiting for a C{Deferred} result too).
         """
         from twisted.internet.threads import blockingCallFromThread
 

@@ -142,7 +142,7 @@ class TestServer:
 
     def whenRecorded(self, count: int) -> Deferred[list[ConnectionRecord]]:
         """
-        @return: a L{Deferred} that fires once at least C{count}
+        @return: a C{Deferred} that fires once at least C{count}
             connections have ended, with the first C{count} records (so
             that C{first, second = await server.whenRecorded(2)} always
             unpacks; L{records} has all of them).

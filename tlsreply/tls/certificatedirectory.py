@@ -96,7 +96,7 @@ def readRegularFile(path: Path, what: str) -> bytes | None:
     regular files are how rotated certificates are published.
 
     @param what: what the file is, for messages (C{"certificate"}).
-    @return: L{None} for a folder (not read: a certificate folder's
+    @return: C{None} for a folder (not read: a certificate folder's
         sub-folders are ignored).
     @raise ConfigurationError: for anything else that is not a regular
         file, a broken symbolic link, or a file that cannot be read.

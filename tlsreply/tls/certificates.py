@@ -127,8 +127,8 @@ def certificateBuilder(
 
     @param names: the subjectAltName entries (DNS names, IP addresses);
         none means no subjectAltName extension.
-    @param issuer: the issuer's name; L{None} for a self-signed certificate.
-    @param issuerPublicKey: for the authority key identifier; L{None} for
+    @param issuer: the issuer's name; C{None} for a self-signed certificate.
+    @param issuerPublicKey: for the authority key identifier; C{None} for
         none on a self-signed server certificate (a self-signed CA names its
         own key).
     """

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_wire,tests.test_negotiation,tests.test_certificate_selection,tests.test_sessions,tests.test_servername_ack -*-
 """
-The server's TLS contexts: Twisted's L{CertificateOptions}, finished with
+The server's TLS contexts: Twisted's C{CertificateOptions}, finished with
 the seed's defaults where they differ from Twisted's and with a
 L{tlsreply.tls.policy.TLSPolicy}, one per server name.
 
@@ -392,7 +392,7 @@ def buildServerContexts(
 
     @param credentials: one certificate, or several (the first is the
         fallback).
-    @param policy: protocol choices; the seed's defaults when L{None}.
+    @param policy: protocol choices; the seed's defaults when C{None}.
     @raise ConfigurationError: for a setting OpenSSL refuses (an unknown
         group, a cipher string that selects nothing, an unreadable client CA
         or key-log file).

@@ -163,7 +163,7 @@ def _cannotCreate(directory: Path, error: OSError) -> ConfigurationError:
 def _reusable(directory: Path, now: datetime.datetime) -> DevelopmentCertificate | None:
     """
     The certificate and key in C{directory}, if they load, match and stay
-    valid for more than 14 days; else L{None} (ours and unusable: a new one
+    valid for more than 14 days; else C{None} (ours and unusable: a new one
     replaces them).
     """
     certificatePath = directory / CERTIFICATE_NAME

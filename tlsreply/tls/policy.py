@@ -88,9 +88,9 @@ class TLSPolicy:
     @ivar tls12Ciphers: OpenSSL cipher string for TLS 1.2 and below, in the
         server's preference order.
     @ivar tls13Ciphersuites: OpenSSL TLS 1.3 ciphersuites string, or
-        L{None} for OpenSSL's default.
+        C{None} for OpenSSL's default.
     @ivar groups: key-exchange groups in preference order (C{"X25519:P-256"}),
-        or L{None} for OpenSSL's automatic choice.
+        or C{None} for OpenSSL's automatic choice.
     @ivar sessionCache: keep a server-side session cache (resumption by
         session ID in TLS 1.2; Twisted's default is off).
     @ivar sessionTimeout: seconds a session (or ticket) can be resumed, up
@@ -295,7 +295,7 @@ def _probe() -> SSL.Context:
 def _openSSLRefusal(name: str, value: str) -> str | None:
     """
     What OpenSSL would refuse of a cipher string, TLS 1.3 ciphersuites or
-    groups, or L{None}: asked of one context made for the purpose (the
+    groups, or C{None}: asked of one context made for the purpose (the
     first costs about 80 µs), and remembered per value, as a program may
     make many policies with the same strings. A policy with all three
     strings set costs about 0.12 ms the first time in a process, 25 µs

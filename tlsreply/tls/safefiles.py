@@ -21,7 +21,7 @@ either planted there or is a mistake, and the operator should know. The
 folder a file is in may be a link: it is the operator's (or the test's)
 choice; only the file's own name is never followed.
 
-Failures are L{OSError}s (with the path in C{filename}), so that each
+Failures are C{OSError}s (with the path in C{filename}), so that each
 caller words them as it words any other failure to write its file.
 """
 
@@ -61,7 +61,7 @@ class UnsafeFileError(OSError):
 
 def describe(error: OSError) -> str:
     """
-    An L{OSError} in one line for an operator: C{"PATH: REASON"} when it
+    An C{OSError} in one line for an operator: C{"PATH: REASON"} when it
     names a file, else the reason alone.
     """
     reason = error.strerror or str(error)
@@ -91,7 +91,7 @@ def writeFile(path: Path | str, data: bytes, mode: int | None = None) -> None:
     a link at C{path}.
 
     @param mode: the file's mode (L{SECRET_MODE} for a key), set on the new
-        file before anything is written to it; L{None} for a new file's
+        file before anything is written to it; C{None} for a new file's
         usual mode (0666 less the umask).
     @raise UnsafeFileError: if C{path} is a symbolic link.
     @raise OSError: if it cannot be written (nothing is left behind).

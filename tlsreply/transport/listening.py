@@ -11,7 +11,7 @@ Nagle's algorithm and delayed acknowledgements), and hands each socket to
 a L{TLSSocketConnection}.
 
 Endpoint descriptions stay Twisted's: L{ListeningReactor} is the reactor
-that L{twisted.internet.endpoints.serverFromString} is given, so that the
+that C{twisted.internet.endpoints.serverFromString} is given, so that the
 C{tcp:}, C{tcp6:}, C{unix:} and C{systemd:} endpoints it parses create
 these ports for a tlsreply server. C{haproxy:} endpoints (which must read
 the PROXY header first) get Twisted's port and the memory-BIO path
@@ -327,7 +327,7 @@ class ListeningReactor:
     def __init__(self, reactor: Any, socketTLS: bool = True) -> None:
         """
         @param socketTLS: whether a tlsreply server factory is served with
-            TLS on the socket; L{False} for TLS over memory BIOs everywhere.
+            TLS on the socket; C{False} for TLS over memory BIOs everywhere.
         """
         self._reactor = reactor
         self._socketTLS = socketTLS
@@ -340,7 +340,7 @@ class ListeningReactor:
     ) -> type[T] | None:
         """
         Which port class listens for C{factory}: tlsreply's own, Twisted's
-        serving its queue before it closes, or (L{None}) the reactor's own,
+        serving its queue before it closes, or (C{None}) the reactor's own,
         on a reactor that is not one of file descriptors (a test's).
         """
         if not isinstance(self._reactor, PosixReactorBase):

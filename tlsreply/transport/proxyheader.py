@@ -7,7 +7,7 @@ A C{haproxy:} port takes the client's address from the header that a load
 balancer sends first (the PROXY protocol, v1 text or v2 binary, HAProxy's
 C{doc/proxy-protocol.txt}). Whoever reaches the port can send one: a
 stranger, a misconfigured proxy. Twisted's parser
-(L{twisted.protocols.haproxy}) takes the header on trust: an address that
+(C{twisted.protocols.haproxy}) takes the header on trust: an address that
 is no address (C{not-an-ip!!}, one with a line feed in it), a port of
 99999 or C{-5}, a port that is not a number (a traceback, "Unhandled
 Error"); and it closes a connection whose first read is shorter than the
@@ -28,7 +28,7 @@ connection's own addresses, as the spec says.
 
 Twisted's parsers are kept where they are right: the buffering of a v1
 line up to its CRLF, the layout of a v2 header, their constants and
-L{ProxyInfo}, and the wrapper's C{getPeer} and C{getHost}. This module is
+C{ProxyInfo}, and the wrapper's C{getPeer} and C{getHost}. This module is
 the one door to Twisted's private C{twisted.protocols.haproxy} modules.
 """
 
@@ -260,7 +260,7 @@ class V2HeaderParser(V2Parser):
 def headerParser(start: bytes) -> V1HeaderParser | V2HeaderParser | None:
     """
     The parser for a connection that starts with C{start}: v2's or v1's by
-    their signatures, once enough has arrived to tell; L{None} while
+    their signatures, once enough has arrived to tell; C{None} while
     C{start} is still the beginning of either.
 
     @raise ProxyHeaderError: if C{start} begins neither.

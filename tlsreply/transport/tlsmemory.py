@@ -1,8 +1,8 @@
 # -*- test-case-name: tests.test_protocol,tests.test_wire,tests.test_failedhandshakes -*-
 """
-The connection path for any Twisted stream endpoint: TLS over memory BIOs.
+The connection path for any Twisted stream endpoint: TLS over memory BIOs::
 
-    endpoint -> L{ClientHelloFirst} -> L{ReplyTLSProtocol} -> ReplyProtocol
+    endpoint -> ClientHelloFirst -> ReplyTLSProtocol -> ReplyProtocol
 
 This path carries tlsreply over whatever an endpoint delivers, also where
 the bytes are not a plain socket's (C{haproxy:}, which strips the PROXY
@@ -96,7 +96,7 @@ class _ByServerName:
 
 class ReplyTLSFactory(TLSMemoryBIOFactory):
     """
-    A L{TLSMemoryBIOFactory} that makes L{ReplyTLSProtocol}s.
+    A C{twisted.protocols.tls.TLSMemoryBIOFactory} that makes L{ReplyTLSProtocol}s.
     """
 
     protocol = ReplyTLSProtocol
@@ -133,7 +133,7 @@ class ClientHelloFirst(ProtocolWrapper):
 
     def makeConnection(self, transport: ITransport) -> None:
         """
-        Like L{ProtocolWrapper.makeConnection}, but leave the TLS protocol
+        Like C{ProtocolWrapper.makeConnection}, but leave the TLS protocol
         unconnected until the ClientHello is in.
         """
         directlyProvides(self, providedBy(transport))
@@ -289,7 +289,7 @@ class TLSReplyServerFactory(WrappingFactory):
     @ivar connections: every connection in progress, whichever path
         accepted it.
     @ivar handshakeContexts: the contexts, when they can be chosen by
-        server name (then tlsreply's own ports can serve them); L{None}
+        server name (then tlsreply's own ports can serve them); C{None}
         for another kind of connection creator.
     @cvar socketTLS: whether tlsreply's own ports may serve this factory's
         connections with TLS on the socket (L{tlsreply.transport.tlssocket}), which
@@ -347,7 +347,7 @@ def wrapWithTLS(
     for the name the client asked for.
 
     @param contextFactory: usually from L{buildServerContexts}; any
-        L{IOpenSSLServerConnectionCreator} (a L{CertificateOptions}) works.
+        C{IOpenSSLServerConnectionCreator} (a Twisted C{CertificateOptions}) works.
     @param connections: the registry of the server's connections; a new
         one, with the factory's timeouts and no cap, by default.
     @return: a L{TLSReplyServerFactory}, or the subclass the reply factory

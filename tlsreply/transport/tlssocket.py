@@ -66,7 +66,7 @@ class AcceptingPort(Protocol):
     def getHost(self) -> Any: ...
 
 
-#: Twisted's shared L{Failure} for a clean close: no traceback is captured.
+#: Twisted's shared C{Failure} for a clean close: no traceback is captured.
 _DONE = Failure(CONNECTION_DONE)
 
 #: How much the first peek can see: a whole ClientHello at its largest.
@@ -285,8 +285,8 @@ class TLSSocketConnection:
 
     def getPeer(self) -> Any:
         """
-        The client's address: an L{IPv4Address}, L{IPv6Address} or
-        L{UNIXAddress}.
+        The client's address: an C{IPv4Address}, C{IPv6Address} or
+        C{UNIXAddress}.
         """
         if self._peer is None:
             self._peer = peerAddress(self._family, self._address)
@@ -324,7 +324,7 @@ class TLSSocketConnection:
     def getHandle(self) -> SSL.Connection | None:
         """
         The OpenSSL connection (as Twisted's TLS transport gives it), or
-        L{None} before the ClientHello has arrived.
+        C{None} before the ClientHello has arrived.
         """
         return self._tls
 
@@ -395,7 +395,7 @@ class TLSSocketConnection:
         Make the OpenSSL connection, on the socket, from the context for
         C{serverName}.
 
-        @return: L{True}: TLS has started.
+        @return: C{True}: TLS has started.
         """
         if self._peeked:
             self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)

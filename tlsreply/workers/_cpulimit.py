@@ -25,7 +25,7 @@ def quotaCPUs(cpuMax: str) -> int | None:
     throttled for part of every period.
 
     @param cpuMax: the file's text, C{"QUOTA PERIOD"} in microseconds.
-    @return: L{None} for no quota (C{"max ..."}) or text that is not one.
+    @return: C{None} for no quota (C{"max ..."}) or text that is not one.
     """
     fields = cpuMax.split()
     if len(fields) != 2 or not all(f.isdigit() for f in fields):
@@ -46,7 +46,7 @@ def cgroupCPULimit(
     In a container with its own cgroup namespace the cgroup is C{/}, and
     its C{cpu.max} is at the root of the mount.
 
-    @return: L{None} without cgroup v2, or without a quota.
+    @return: C{None} without cgroup v2, or without a quota.
     """
     try:
         with open(membership) as lines:

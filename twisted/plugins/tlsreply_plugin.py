@@ -1,7 +1,7 @@
 """
 The twistd/twist plugin for tlsreply.
 
-Deliberately one lazy L{ServiceMaker}: nothing from C{tlsreply} (and so no
+Deliberately one lazy C{ServiceMaker}: nothing from C{tlsreply} (and so no
 reactor) is imported until twistd asks for the options, so that
 C{twistd --reactor=...} still chooses the reactor.
 """
