@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 4433
 
-.PHONY: run test test-all lint typecheck check clean bench fuzz interop interop-ci
+.PHONY: run test test-all lint typecheck check clean bench fuzz interop interop-ci docs
 
 # setuptools prints a boxed note on every editable install, that a folder
 # named like the package in the current folder may take precedence over the
@@ -49,6 +49,13 @@ lint: $(BIN)/.installed
 
 check: lint test
 
+# The API reference (scripts/apidocs.py): pydoctor, from the docstrings, into
+# docs/api/ (not committed); any warning fails it. The supported public API
+# is public there, the other modules private, the underscore ones hidden.
+docs: $(BIN)/.installed
+	rm -rf docs/api
+	$(BIN)/python scripts/apidocs.py docs/api
+
 # A long random campaign against the ClientHello readers: the properties of
 # tests/test_clienthelloproperties.py (which the suite runs on 200 fixed
 # examples each), FUZZ_EXAMPLES examples each; it says how many cases ran.
@@ -83,4 +90,4 @@ interop-ci: $(BIN)/.interop-installed
 	$(BIN)/python -m scripts.interop
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info _trial_temp* .mypy_cache .ruff_cache bench/.cache scripts/interop/.cache
+	rm -rf $(VENV) build dist docs/api *.egg-info _trial_temp* .mypy_cache .ruff_cache bench/.cache scripts/interop/.cache
