@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from tlsreply import values
 from tlsreply.connection.limits import DEFAULT_MAX_CONNECTIONS
 from tlsreply.errors import ConfigurationError
 from tlsreply.protocol import (
@@ -33,7 +34,8 @@ DEFAULT_LISTEN: Final = "tcp:4433"
 DEVELOPMENT_CERTIFICATE_DIRECTORY: Final = Path("certs")
 
 #: Where the connection log can go (L{ServerConfig.accessLog}), besides a
-#: file path.
+#: file path: the one list of them, which the command line and
+#: L{tlsreply.daemon} read.
 ACCESS_LOG_DESTINATIONS: Final = ("auto", "stdout", "log", "off")
 
 #: The server log's formats (C{--log-format}).
@@ -146,29 +148,18 @@ class ServerConfig:
                 "ServerConfig.httpStatus and httpHeaders shape an HTTP reply: set http=True"
             )
         for name in ("handshakeTimeout", "closeTimeout", "shutdownGrace", "drainDelay"):
-            value = getattr(self, name)
-            if (
-                not isinstance(value, (int, float))
-                or isinstance(value, bool)
-                or not 0 <= value < float("inf")
-            ):
-                raise ConfigurationError(
-                    f"ServerConfig.{name}: expected seconds (a number >= 0), got {value!r}"
-                )
+            values.seconds(getattr(self, name), f"ServerConfig.{name}")
         for name in ("maxConnections", "workers"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigurationError(
-                    f"ServerConfig.{name}: expected a whole number >= 1, got {value!r}"
-                )
+            values.wholeNumber(getattr(self, name), f"ServerConfig.{name}")
         if self.logFormat not in LOG_FORMATS:
             raise ConfigurationError(
                 f"ServerConfig.logFormat: expected 'text' or 'json', got {self.logFormat!r}"
             )
         if not isinstance(self.accessLog, str) or not self.accessLog:
             raise ConfigurationError(
-                "ServerConfig.accessLog: expected auto, stdout, log, off or a file's "
-                f"path, got {self.accessLog!r}"
+                "ServerConfig.accessLog: expected "
+                + ", ".join(ACCESS_LOG_DESTINATIONS)
+                + f" or a file's path, got {self.accessLog!r}"
             )
         if self.scenario is not None and (self.certificates or self.certificateDirectory):
             raise ConfigurationError(

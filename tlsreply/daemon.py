@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_tap,tests.test_lifecycle -*-
+# -*- test-case-name: tests.test_tap,tests.test_lifecycle,tests.test_assembly -*-
 """
 The server the command line runs, built from a L{ServerConfig}: its TLS
 contexts (from certificate files, the development certificate, or a test
@@ -13,14 +13,19 @@ from __future__ import annotations
 
 import datetime
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from twisted.application.service import Service
 from twisted.logger import Logger, LogLevel
 
-from tlsreply.config import DEVELOPMENT_CERTIFICATE_DIRECTORY, ServerConfig
+from tlsreply.config import (
+    ACCESS_LOG_DESTINATIONS,
+    DEVELOPMENT_CERTIFICATE_DIRECTORY,
+    ServerConfig,
+)
 from tlsreply.errors import ConfigurationError
-from tlsreply.lifecycle import ServerLifecycle, raiseDescriptorLimit
+from tlsreply.lifecycle import ServerLifecycle, raiseDescriptorLimit, serverControls
 from tlsreply.logs.access import ACCESS_SYSTEM, AccessLog, ConnectionLog, NoAccessLog
 from tlsreply.protocol import ReplyFactory
 from tlsreply.service import TLSReplyService, parseListenAddress
@@ -40,10 +45,14 @@ from tlsreply.tls.devcert import (
     saveDevelopmentCertificate,
 )
 from tlsreply.tls.reload import ReloadableContexts
+from tlsreply.transport.listening import ListeningReactor
 from tlsreply.workers.supervisor import WorkerPool
 
 if TYPE_CHECKING:
+    from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
+
     from tlsreply.metrics.multiprocess import MultiprocessFiles
+    from tlsreply.metrics.web import MetricsService
 
 _log = Logger(namespace="tlsreply")
 
@@ -85,39 +94,22 @@ def _serverLifecycle(
     """
     if config.workers != 1:
         return _workers(config, contexts, reactor)
-    server = TLSReplyService.fromDescriptions(
-        reactor,
-        config.listen,
-        contexts,
-        replyFactory(
-            config, reactor, openAccessLog(config.accessLog, reactor, json=_json(config))
-        ),
-        shutdownGrace=config.shutdownGrace,
-        maxConnections=config.maxConnections,
-        socketTLS=socketTLS,
-    )
+    server = buildServer(config, contexts, reactor, ListeningReactor(reactor, socketTLS))
     metrics = None
     if config.metrics is not None:
         from tlsreply.instrumentation import singleProcessMetrics
 
         metrics = singleProcessMetrics(reactor, config.metrics, server, contexts)
-    lifecycle = ServerLifecycle.forServer(
-        reactor,
-        server,
-        contexts,
-        config.drainDelay,
-        metrics.startDraining if metrics is not None else None,
-    )
-    if metrics is not None:
-        metrics.setServiceParent(lifecycle)
-    return lifecycle
+    reload, abort = serverControls(server, contexts)
+    return _underLifecycle(config, reactor, reload, abort, server, metrics)
 
 
 def _workers(config: ServerConfig, contexts: ReloadableContexts, reactor: Any) -> ServerLifecycle:
     """
-    A parent that binds and supervises C{config.workers} workers.
+    A parent that binds and supervises C{config.workers} workers, each
+    serving what L{buildServer} builds.
     """
-    if config.accessLog not in ("stdout", "log", "off", "auto"):
+    if config.accessLog not in ACCESS_LOG_DESTINATIONS:
         # Checked now, in the parent: each worker opens it for itself.
         openAccessLog(config.accessLog, reactor, json=_json(config))
     metricsFiles: MultiprocessFiles | None = None
@@ -131,17 +123,7 @@ def _workers(config: ServerConfig, contexts: ReloadableContexts, reactor: Any) -
     def serviceForWorker(
         workerReactor: Any, workerContexts: ServerContexts, listener: Any, number: int
     ) -> TLSReplyService:
-        accessLog = openAccessLog(
-            config.accessLog, workerReactor, f"{ACCESS_SYSTEM}.worker{number}", _json(config)
-        )
-        service = TLSReplyService(
-            [(d, parseListenAddress(listener, d)) for d in config.listen],
-            workerContexts,
-            replyFactory(config, workerReactor, accessLog),
-            shutdownGrace=config.shutdownGrace,
-            maxConnections=config.maxConnections,
-            label=f"tlsreply worker {number}",
-        )
+        service = buildServer(config, workerContexts, workerReactor, listener, worker=number)
         if metricsFiles is not None:
             from tlsreply.instrumentation import instrumentWorker
 
@@ -161,25 +143,76 @@ def _workers(config: ServerConfig, contexts: ReloadableContexts, reactor: Any) -
     def abort(name: str) -> str:
         return f"{pool.abortAll()} worker(s) abort their connections"
 
-    metrics = None
-    if config.metrics is not None:
-        from tlsreply.instrumentation import parentMetrics
+    if metricsFiles is None:
+        return _underLifecycle(config, reactor, pool.reload, abort, pool, None)
+    from tlsreply.instrumentation import parentMetrics
 
-        assert metricsFiles is not None
-        metrics = parentMetrics(reactor, config.metrics, pool, contexts, metricsFiles)
+    assert config.metrics is not None
+    metrics = parentMetrics(reactor, config.metrics, pool, contexts, metricsFiles)
+    # The folder exists for as long as the workers run.
+    pool.setServiceParent(metricsFiles)
+    return _underLifecycle(config, reactor, pool.reload, abort, metricsFiles, metrics)
+
+
+def buildServer(
+    config: ServerConfig,
+    contexts: IOpenSSLServerConnectionCreator,
+    reactor: Any,
+    listener: Any,
+    worker: int | None = None,
+) -> TLSReplyService:
+    """
+    The listening service of C{config}, for the process itself or for one
+    of its workers: the one place the command line's server is made, so
+    that a setting serves the same with C{--workers} as without.
+
+    @param contexts: the TLS contexts (in a worker, the parent's, as the
+        fork left them).
+    @param reactor: the clock of its timeouts and the reactor of its
+        access log.
+    @param listener: the reactor its addresses listen on
+        (L{parseListenAddress}): a L{ListeningReactor}, or in a worker the
+        one that adopts the parent's sockets.
+    @param worker: the worker's number (its log lines and access-log lines
+        say which), or L{None} for a single process.
+    @raise ConfigurationError: for an access log or an address that cannot
+        be used.
+    """
+    system, label = ACCESS_SYSTEM, "tlsreply"
+    if worker is not None:
+        system, label = f"{ACCESS_SYSTEM}.worker{worker}", f"tlsreply worker {worker}"
+    accessLog = openAccessLog(config.accessLog, reactor, system, _json(config))
+    return TLSReplyService(
+        [(d, parseListenAddress(listener, d)) for d in config.listen],
+        contexts,
+        replyFactory(config, reactor, accessLog),
+        shutdownGrace=config.shutdownGrace,
+        maxConnections=config.maxConnections,
+        label=label,
+    )
+
+
+def _underLifecycle(
+    config: ServerConfig,
+    reactor: Any,
+    reload: Callable[[], object],
+    abort: Callable[[str], str],
+    server: Service,
+    metrics: MetricsService | None,
+) -> ServerLifecycle:
+    """
+    The process's lifecycle above C{server} (the listening service, or
+    what runs the workers) and the metrics service: the one place either
+    is put under a L{ServerLifecycle}.
+    """
     lifecycle = ServerLifecycle(
         reactor,
-        pool.reload,
+        reload,
         abort,
         config.drainDelay,
         metrics.startDraining if metrics is not None else None,
     )
-    if metricsFiles is not None:
-        # The folder exists for as long as the workers run.
-        metricsFiles.setServiceParent(lifecycle)
-        pool.setServiceParent(metricsFiles)
-    else:
-        pool.setServiceParent(lifecycle)
+    server.setServiceParent(lifecycle)
     if metrics is not None:
         metrics.setServiceParent(lifecycle)
     return lifecycle
@@ -227,14 +260,14 @@ def openAccessLog(
     @param json: write JSON lines (C{--log-format json}).
     @raise ConfigurationError: for a file that cannot be opened.
     """
-    if where in ("log", "auto"):
-        return None
     if where == "off":
         return NoAccessLog()
     if where == "stdout":
         return AccessLog(
             os.fdopen(os.dup(1), "wb", buffering=0), reactor, system=system, json=json
         )
+    if where in ACCESS_LOG_DESTINATIONS:  # "log", "auto"
+        return None
     try:
         return AccessLog.toFile(where, reactor, system=system, json=json)
     except OSError as e:

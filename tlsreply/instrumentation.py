@@ -42,15 +42,8 @@ def singleProcessMetrics(
     Count C{server}'s connections and serve its metrics at C{description};
     the plain numbers are sampled as each scrape asks.
     """
-    metrics = ConnectionMetrics(len(server.replyFactory.reply))
-    server.replyFactory.metrics = metrics
-    sampler = ServerSampler(metrics, server.connections, server.limit)
-    registry = metrics.registry
-    registry.register(ServerStateCollector(contexts))
-    addProcessCollector(registry)
-    service = MetricsService(
-        parseMetricsAddress(reactor, description), description, registry, reactor=reactor
-    )
+    sampler = countConnections(server)
+    service = _serveMetrics(reactor, description, sampler.metrics.registry, contexts)
     service.metricsResource.beforeScrape.append(sampler.sample)
     return service
 
@@ -71,8 +64,7 @@ def parentMetrics(
     """
     registry = CollectorRegistry()
     files.addCollector(registry)
-    registry.register(ServerStateCollector(contexts))
-    addProcessCollector(registry)
+    service = _serveMetrics(reactor, description, registry, contexts)
     registry.register(
         WorkerProcessCollector(
             lambda: {pid: w.slot + 1 for pid, w in pool.workers.items() if not w.retired}
@@ -83,9 +75,7 @@ def parentMetrics(
         files.processDied(worker.pid)
 
     pool.exitObservers.append(exited)
-    return MetricsService(
-        parseMetricsAddress(reactor, description), description, registry, reactor=reactor
-    )
+    return service
 
 
 def instrumentWorker(service: TLSReplyService, reactor: Any, files: MultiprocessFiles) -> None:
@@ -101,10 +91,35 @@ def instrumentWorker(service: TLSReplyService, reactor: Any, files: Multiprocess
     if files.path is None:
         raise RuntimeError("the workers' metrics folder was not made before the fork")
     useMultiprocessFiles(files.path)
-    metrics = ConnectionMetrics(len(service.replyFactory.reply), multiprocess=True)
-    service.replyFactory.metrics = metrics
-    sampler = ServerSampler(metrics, service.connections, service.limit)
+    sampler = countConnections(service, multiprocess=True)
     loop = LoopingCall(sampler.sample)
     loop.clock = reactor
     reactor.callWhenRunning(loop.start, WORKER_SAMPLE_INTERVAL)
     reactor.addSystemEventTrigger("before", "shutdown", sampler.sample)
+
+
+def countConnections(service: TLSReplyService, multiprocess: bool = False) -> ServerSampler:
+    """
+    Count C{service}'s connections (into the multiprocess files a worker
+    writes, if C{multiprocess}): the one place a server gets its
+    L{ConnectionMetrics}, in one process or in a worker.
+
+    @return: the sampler of the numbers the server keeps as plain ones.
+    """
+    metrics = ConnectionMetrics(len(service.replyFactory.reply), multiprocess=multiprocess)
+    service.replyFactory.metrics = metrics
+    return ServerSampler(metrics, service.connections, service.limit)
+
+
+def _serveMetrics(
+    reactor: Any, description: str, registry: CollectorRegistry, contexts: ReloadableContexts
+) -> MetricsService:
+    """
+    Serve C{registry} at C{description}, with the certificates and reloads
+    of C{contexts} and this process's own metrics added.
+    """
+    registry.register(ServerStateCollector(contexts))
+    addProcessCollector(registry)
+    return MetricsService(
+        parseMetricsAddress(reactor, description), description, registry, reactor=reactor
+    )

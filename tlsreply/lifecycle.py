@@ -103,6 +103,31 @@ def ignoreStopSignals() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def serverControls(
+    server: TLSReplyService, contexts: ReloadableContexts | None = None
+) -> tuple[Callable[[], None], Callable[[str], str]]:
+    """
+    What the signals do to one L{TLSReplyService}, as L{ServerLifecycle}
+    takes them: SIGHUP reloads C{contexts} (if given) and reopens a file
+    access log; a stop signal during the stop aborts its connections.
+
+    @return: the C{reload} and the C{abort} of a L{ServerLifecycle}.
+    """
+
+    def reload() -> None:
+        if contexts is not None:
+            contexts.reload()
+        accessLog = server.replyFactory.accessLog
+        if isinstance(accessLog, AccessLog):
+            accessLog.reopen()
+
+    def abort(name: str) -> str:
+        aborted = server.connections.abortAll(f"aborted on a second {name}")
+        return f"aborted {aborted} connection(s)"
+
+    return reload, abort
+
+
 class ServerLifecycle(MultiService):
     """
     The top service of a tlsreply process.
@@ -177,20 +202,10 @@ class ServerLifecycle(MultiService):
         The lifecycle of one L{TLSReplyService}, added as its child: SIGHUP
         reloads C{contexts} (if given) and reopens a file access log; a
         stop signal drains for C{drainDelay} seconds (calling C{drain}),
-        then stops; one during the stop aborts the server's connections.
+        then stops; one during the stop aborts the server's connections
+        (L{serverControls}).
         """
-
-        def reload() -> None:
-            if contexts is not None:
-                contexts.reload()
-            accessLog = server.replyFactory.accessLog
-            if isinstance(accessLog, AccessLog):
-                accessLog.reopen()
-
-        def abort(name: str) -> str:
-            aborted = server.connections.abortAll(f"aborted on a second {name}")
-            return f"aborted {aborted} connection(s)"
-
+        reload, abort = serverControls(server, contexts)
         lifecycle = cls(reactor, reload, abort, drainDelay, drain)
         server.setServiceParent(lifecycle)
         return lifecycle

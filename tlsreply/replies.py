@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Final
 
+from tlsreply import values
 from tlsreply.errors import ConfigurationError
 
 _SIMPLE_ESCAPES = {
@@ -111,16 +112,9 @@ def reasonPhrase(status: int) -> str:
     C{"Success"}).
 
     @raise ConfigurationError: if C{status} is not a whole number from 100
-        to 599.
+        to 599 (L{tlsreply.values.httpStatus}).
     """
-    if (
-        not isinstance(status, int)
-        or isinstance(status, bool)
-        or not 100 <= status <= 599
-    ):
-        raise ConfigurationError(
-            f"HTTP status: expected a whole number from 100 to 599, got {status!r}"
-        )
+    values.httpStatus(status)
     try:
         return HTTPStatus(status).phrase
     except ValueError:

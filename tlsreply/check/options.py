@@ -15,6 +15,7 @@ from typing import Any, Final
 import idna
 from twisted.python import usage
 
+from tlsreply import values
 from tlsreply._version import VersionOption
 from tlsreply.errors import ConfigurationError
 from tlsreply.replies import decodeReplyText
@@ -163,9 +164,10 @@ def _positiveSeconds(text: str) -> float:
         seconds = float(text)
     except ValueError:
         seconds = float("nan")
-    if not 0 < seconds < float("inf"):
-        raise ValueError(f"--timeout: expected a positive number of seconds, got {text!r}")
-    return seconds
+    try:
+        return values.seconds(seconds, "--timeout", positive=True, text=text)
+    except ConfigurationError as e:
+        raise ValueError(str(e)) from None
 
 
 class CheckCommand(VersionOption, usage.Options):

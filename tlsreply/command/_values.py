@@ -15,6 +15,8 @@ import re
 from collections.abc import Callable
 from typing import Any, Final
 
+from tlsreply import values
+from tlsreply.errors import ConfigurationError
 from tlsreply.workers.supervisor import workerCount
 
 #: Twisted's prefix for an option whose value its coercer refused; every
@@ -66,19 +68,26 @@ def documentValues(parameters: list[list[Any]]) -> list[list[Any]]:
     return documented
 
 
+def _refused(error: ConfigurationError) -> ValueError:
+    # Twisted's usage.Options reports a coercer's ValueError, naming it.
+    return ValueError(str(error))
+
+
 def seconds(option: str) -> Coercer:
     """
-    A number of seconds, 0 or more (C{--handshake-timeout 2.5}).
+    A number of seconds, 0 or more (C{--handshake-timeout 2.5}), checked
+    as L{ServerConfig} checks it (L{tlsreply.values.seconds}).
     """
 
     def coerce(value: str) -> float:
         try:
             number = float(value)
         except ValueError:
-            number = -1.0
-        if not 0 <= number < float("inf"):
-            raise ValueError(f"--{option}: expected seconds (a number >= 0), got {value!r}")
-        return number
+            number = float("nan")
+        try:
+            return values.seconds(number, f"--{option}", text=value)
+        except ConfigurationError as e:
+            raise _refused(e) from None
 
     # Undocumented: the option's own help begins with "Seconds".
     return coerce
@@ -87,17 +96,16 @@ def seconds(option: str) -> Coercer:
 def wholeNumber(option: str, maximum: int | None = None, why: str = "") -> Coercer:
     """
     A whole number from 1 (to C{maximum}, with C{why} as its reason), in
-    ASCII digits.
+    ASCII digits, checked by L{tlsreply.values.wholeNumber}.
     """
     bound = f"from 1 to {maximum}" if maximum is not None else ">= 1"
 
     def coerce(value: str) -> int:
         number = int(value) if re.fullmatch("[0-9]+", value) else 0
-        tooLarge = maximum is not None and number > maximum
-        if number < 1 or tooLarge:
-            message = f"--{option}: expected a whole number {bound}, got {value!r}"
-            raise ValueError(f"{message} ({why})" if why and tooLarge else message)
-        return number
+        try:
+            return values.wholeNumber(number, f"--{option}", maximum, why, text=value)
+        except ConfigurationError as e:
+            raise _refused(e) from None
 
     return _documented(coerce, f"A whole number {bound}.")
 
@@ -140,11 +148,14 @@ def nonEmpty(option: str) -> Coercer:
 
 def httpStatus(value: str) -> int:
     """
-    An HTTP status code, 100 to 599.
+    An HTTP status code, 100 to 599, in three ASCII digits, checked by
+    L{tlsreply.values.httpStatus}.
     """
-    if not re.fullmatch("[0-9]{3}", value) or not 100 <= int(value) <= 599:
-        raise ValueError(f"--http-status: expected a status code from 100 to 599, got {value!r}")
-    return int(value)
+    number = int(value) if re.fullmatch("[0-9]{3}", value) else None
+    try:
+        return values.httpStatus(number, "--http-status", text=value)
+    except ConfigurationError as e:
+        raise _refused(e) from None
 
 
 def workers(value: str) -> int:
