@@ -347,7 +347,10 @@ class TLSReplyService(Service):
                 f"aborted at shutdown after the {self.shutdownGrace:g}s grace"
             )
 
-        return stopped.addCallback(drain)
+        # A trim waiting for its turn is not run once all has stopped.
+        return stopped.addCallback(drain).addCallback(
+            lambda _: connections.heapTrim.stop()
+        )
 
     def _flushAccessLog(self) -> None:
         """

@@ -8,8 +8,9 @@ as operators write them), L{tlsreply.connection.peertext} (text a peer
 chose, made safe for a log line), L{tlsreply.connection.records} (what a
 completed handshake negotiated), L{tlsreply.connection.registry} (every
 connection of one server, from accept to close, with its deadlines,
-L{tlsreply.connection._deadlines}, and how far its bytes got,
-L{tlsreply.connection.tcpinfo}) and L{tlsreply.connection.limits} (the cap
+L{tlsreply.connection._deadlines}, how far its bytes got,
+L{tlsreply.connection.tcpinfo}, and the heap given back after a burst of
+handshakes, L{tlsreply.connection._heaptrim}) and L{tlsreply.connection.limits} (the cap
 on connections in progress). The transports (L{tlsreply.transport}), the
 logs and the metrics count on these; they import none of them.
 """

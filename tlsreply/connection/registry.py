@@ -11,7 +11,9 @@ any Twisted endpoint, L{tlsreply.transport.tlsmemory}). It is the one place that
   - holds their deadlines, the handshake timeout (from accept to a
     completed handshake) and the close timeout (from the reply and
     close_notify, or from the alert of a failed handshake, to the client
-    closing), each on one timer for all connections (L{Deadlines}).
+    closing), each on one timer for all connections (L{Deadlines});
+  - knows when a burst of handshakes has ended, to give the memory they
+    freed back to the system (L{HeapTrim}).
 
 The connections themselves provide L{AcceptedConnection}: the state of one
 connection, handed from layer to layer by that name.
@@ -26,6 +28,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 
 from tlsreply.connection._deadlines import Deadlines
+from tlsreply.connection._heaptrim import HeapTrim, glibcHeap
 from tlsreply.connection.limits import AcceptLimit
 from tlsreply.connection.tcpinfo import bytesAcknowledged, unsentBytes
 
@@ -108,6 +111,8 @@ class ServerConnections:
         handshake timeout expired (for metrics, L{tlsreply.metrics.counting}).
     @ivar closeTimeouts: connections aborted so far because their close
         timeout expired.
+    @ivar heapTrim: told of every handshake's start and end, to give the
+        heap back to the system after a burst.
     """
 
     def __init__(
@@ -116,6 +121,7 @@ class ServerConnections:
         handshakeTimeout: float,
         closeTimeout: float,
         limit: AcceptLimit | None = None,
+        heapTrim: HeapTrim | None = None,
     ) -> None:
         """
         @param handshakeTimeout: seconds from accept to a completed
@@ -123,8 +129,11 @@ class ServerConnections:
         @param closeTimeout: seconds from the end of the handshake (when
             the reply and close_notify are written) for the client to
             close; C{0} for no limit.
+        @param heapTrim: by default one that trims glibc's heap (if the
+            C library is glibc) on C{clock}.
         """
         self.clock = clock
+        self.heapTrim = heapTrim or HeapTrim(clock, glibcHeap())
         self.limit = limit
         self.handshakeDeadlines: Deadlines[AcceptedConnection] = Deadlines(
             clock, handshakeTimeout, self._handshakeExpired
@@ -162,6 +171,7 @@ class ServerConnections:
         """
         self._open[connection] = None
         self.handshakeDeadlines.add(connection)
+        self.heapTrim.handshakeStarted(connection)
         if self.limit is not None:
             self.limit.connectionsChanged(len(self._open))
 
@@ -171,6 +181,7 @@ class ServerConnections:
         way: the client now has the close timeout to close.
         """
         self.handshakeDeadlines.discard(connection)
+        self.heapTrim.handshakeEnded(connection)
         self.closeDeadlines.add(connection)
 
     def handshakeFailed(self, connection: AcceptedConnection) -> None:
@@ -183,6 +194,7 @@ class ServerConnections:
         reset, which destroys the alert before the client has read it.
         """
         self.handshakeDeadlines.discard(connection)
+        self.heapTrim.handshakeEnded(connection)
         self.lingerDeadlines.add(connection)
 
     def exempt(self, connection: AcceptedConnection) -> None:
@@ -203,6 +215,7 @@ class ServerConnections:
         self.handshakeDeadlines.discard(connection)
         self.closeDeadlines.discard(connection)
         self.lingerDeadlines.discard(connection)
+        self.heapTrim.handshakeEnded(connection)
         if connection not in self._open:
             return
         del self._open[connection]
