@@ -174,7 +174,7 @@ def buildServer(
         (L{parseListenAddress}): a L{ListeningReactor}, or in a worker the
         one that adopts the parent's sockets.
     @param worker: the worker's number (its log lines and access-log lines
-        say which), or L{None} for a single process.
+        say which), or C{None} for a single process.
     @raise ConfigurationError: for an access log or an address that cannot
         be used.
     """
