@@ -48,6 +48,8 @@ if TYPE_CHECKING:
 
 #: How a completed connection ended, as its log line says.
 CLOSED = "the client closed after close_notify"
+#: Its kind, as the metrics count it (L{tlsreply.connection.ending}).
+CLOSED_KIND = "client_closed"
 PEER = "127.0.0.1:50123"
 
 
@@ -165,7 +167,7 @@ def metricsConnection(number: int) -> Run:
     from tlsreply.metrics.counting import ConnectionMetrics
 
     metrics = ConnectionMetrics(5)
-    return loop(number, metrics.connectionEnded, CLOSED, handshakeInfo(), False)
+    return loop(number, metrics.connectionEnded, CLOSED_KIND, handshakeInfo(), False)
 
 
 def metricsConnectionWorker(number: int) -> Run:
@@ -176,7 +178,7 @@ def metricsConnectionWorker(number: int) -> Run:
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     useMultiprocessFiles(Path(folder))
     metrics = ConnectionMetrics(5, multiprocess=True)
-    return loop(number, metrics.connectionEnded, CLOSED, handshakeInfo(), False)
+    return loop(number, metrics.connectionEnded, CLOSED_KIND, handshakeInfo(), False)
 
 
 def histogramObserve(number: int) -> Run:
@@ -275,6 +277,29 @@ def protocolLifecycle(number: int) -> Run:
         protocol.transport = transport
         protocol.handshake = handshake
         protocol.connectionLost(connectionDone)
+
+    return loop(number, one)
+
+
+def protocolLifecycleFailed(number: int) -> Run:
+    from OpenSSL import SSL
+    from twisted.internet.task import Clock
+    from twisted.python.failure import Failure
+
+    from tlsreply.logs.access import NoAccessLog
+    from tlsreply.metrics.counting import ConnectionMetrics
+    from tlsreply.protocol import ReplyFactory
+
+    factory = ReplyFactory(clock=Clock(), accessLog=NoAccessLog())
+    factory.metrics = ConnectionMetrics(5)
+    transport = _Transport()
+    reason = Failure(SSL.Error([("SSL routines", "", "no shared cipher")]))
+    build = factory.buildProtocol
+
+    def one() -> None:
+        protocol = build(None)
+        protocol.transport = transport
+        protocol.connectionLost(reason)
 
     return loop(number, one)
 
@@ -420,6 +445,9 @@ CASES = [
          "0.042 µs", 1_000_000, protocolData),
     Case("protocol-lifecycle", "a ReplyProtocol made and its connectionLost (the report, "
          "a no-op access log)", "0.35 µs", 1_000_000, protocolLifecycle),
+    Case("protocol-lifecycle-failed", "the same for a failed handshake (OpenSSL's "
+         "reason classified, counted in the metrics)", "2.4 µs", 1_000_000,
+         protocolLifecycleFailed),
     Case("hello-peek-scan", "the peek at a ClientHello (recv MSG_PEEK) and its scan for "
          "the server name", "2.5 µs", 200_000, helloPeekScan),
     Case("hello-parse", "parsing Python ssl's ClientHello in full", "11.8 µs", 20_000,

@@ -26,6 +26,15 @@ from zope.interface import implementer
 
 from tlsreply.clienthello.offered import ClientHello
 from tlsreply.connection.addresses import formatAddress
+from tlsreply.connection.ending import (
+    CONNECTION_ABORTED,
+    OTHER,
+    PEER_CLOSED,
+    PEER_LOST_TCP,
+    PEER_LOST_UNIX,
+    Ending,
+    openSSLEnding,
+)
 from tlsreply.connection.peertext import escapeText
 from tlsreply.connection.records import (
     RECEIVED_LIMIT,
@@ -50,36 +59,46 @@ DEFAULT_HANDSHAKE_TIMEOUT = 10.0
 DEFAULT_CLOSE_TIMEOUT = 3.0
 
 
-def describeFailure(reason: Failure, tcp: bool = True) -> str:
+def endingFromFailure(reason: Failure, tcp: bool = True) -> Ending:
     """
-    One line saying why a connection ended, with OpenSSL's own reason
-    strings for TLS errors (C{"no shared cipher"}, C{"wrong version
-    number"}, ...).
+    How a connection ended, from the failure Twisted's C{connectionLost}
+    gave: OpenSSL's errors in its own reason strings (C{"no shared
+    cipher"}, C{"wrong version number"}, ...), classified once, here
+    (L{openSSLKind}).
 
     @param tcp: whether the connection is TCP (else a Unix socket, which
         has no reset), for the wording.
     """
     error = reason.value
     if isinstance(error, SSL.Error):
-        return openSSLReasons(error) or f"TLS error: {error}"
+        reasons = openSSLReasons(error)
+        if reasons:
+            return openSSLEnding(reasons)
+        return Ending(OTHER, f"TLS error: {error}")
     if isinstance(error, ConnectionDone):
-        return "peer closed the connection"
+        return PEER_CLOSED
     if isinstance(error, ConnectionAborted):
-        return "connection aborted"
+        return CONNECTION_ABORTED
     if isinstance(error, ConnectionLost):
         # Twisted's TLS layer reports a TCP close without close_notify as
         # ConnectionLost too, so this covers both.
-        if not tcp:
-            return "peer closed the connection without close_notify"
-        return "peer closed TCP without close_notify, or reset it"
-    return f"{type(error).__name__}: {error}"
+        return PEER_LOST_TCP if tcp else PEER_LOST_UNIX
+    return Ending(OTHER, f"{type(error).__name__}: {error}")
+
+
+def describeFailure(reason: Failure, tcp: bool = True) -> str:
+    """
+    One line saying why a connection ended: the text of
+    L{endingFromFailure}.
+    """
+    return endingFromFailure(reason, tcp).text
 
 
 def lostWithoutCloseNotify() -> Failure:
     """
     A C{Failure} for a TCP connection that ended without close_notify (at
     EOF, or by a reset: OpenSSL does not tell them apart here), as
-    Twisted's TLS transport reports it, so that L{describeFailure} words it
+    Twisted's TLS transport reports it, so that L{endingFromFailure} words it
     the same on tlsreply's own socket path (L{tlsreply.transport.tlssocket}).
     """
     return Failure(ConnectionLost())
@@ -180,7 +199,7 @@ class ReplyProtocol(Protocol):
         # is known once the PROXY header has arrived, after connectionMade.
         self.factory.report(
             connection.peerText(),
-            abortReason or describeFailure(reason, connection.overTCP),
+            abortReason or endingFromFailure(reason, connection.overTCP),
             self.handshake,
             connection.clientHello,
             abortReason is not None,
@@ -272,7 +291,7 @@ class ReplyFactory(Factory[ReplyProtocol]):
     def report(
         self,
         peer: str,
-        closed: str,
+        ending: Ending,
         handshake: HandshakeInfo | None,
         clientHello: ClientHello | None = None,
         aborted: bool = False,
@@ -287,7 +306,8 @@ class ReplyFactory(Factory[ReplyProtocol]):
         by the layer below: no TLS state is made for those).
 
         @param peer: the client's address, formatted (L{formatAddress}).
-        @param closed: how the connection ended.
+        @param ending: how the connection ended: the log line gives its
+            text, the metrics count its kind, the record has both.
         @param handshake: what was negotiated, or C{None} if the handshake
             did not complete.
         @param aborted: whether tlsreply aborted the connection (a timeout,
@@ -299,7 +319,7 @@ class ReplyFactory(Factory[ReplyProtocol]):
         # header's bytes): every line and record of a connection starts
         # here, so this is where they are made printable, once.
         peer = escapeText(peer)
-        closed = escapeText(closed)
+        closed = escapeText(ending.text)
         accessLog = self.accessLog
         if accessLog is not None:
             accessLog.connectionEnded(peer, closed, handshake)
@@ -317,10 +337,12 @@ class ReplyFactory(Factory[ReplyProtocol]):
             )
         metrics = self.metrics
         if metrics is not None:
-            metrics.connectionEnded(closed, handshake, aborted)
+            metrics.connectionEnded(ending.kind, handshake, aborted)
         if not self.recorders:
             return
-        record = ConnectionRecord.build(peer, closed, handshake, clientHello, received)
+        record = ConnectionRecord.build(
+            peer, closed, handshake, clientHello, received, ending.kind
+        )
         for recorder in self.recorders:
             try:
                 recorder(record)
@@ -329,10 +351,12 @@ class ReplyFactory(Factory[ReplyProtocol]):
                     "connection recorder {recorder!r} failed", recorder=recorder
                 )
 
-    def reportSilent(self, peer: IAddress, reason: Failure, why: str | None) -> None:
+    def reportSilent(self, peer: IAddress, reason: Failure, why: Ending | None) -> None:
         """
         Report a connection that ended before the client sent a byte.
+
+        @param why: why tlsreply aborted it, if it did.
         """
         self.report(
-            formatAddress(peer), why or describeFailure(reason), None, None, why is not None
+            formatAddress(peer), why or endingFromFailure(reason), None, None, why is not None
         )

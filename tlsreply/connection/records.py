@@ -13,6 +13,7 @@ from OpenSSL import SSL
 
 from tlsreply import _openssl
 from tlsreply.clienthello.offered import ClientHello, printableASCII
+from tlsreply.connection.ending import EndingKind
 
 #: How many bytes of what a client sends after the handshake a record
 #: keeps (L{ConnectionRecord.received}).
@@ -76,7 +77,7 @@ class ConnectionRecord:
     @ivar outcome: C{"replied"} or C{"handshake-failed"}.
     @ivar failureReason: why the handshake failed (OpenSSL's reason, a
         timeout, the client closing), or C{None}.
-    @ivar closed: how the connection ended.
+    @ivar closed: how the connection ended, as its log line says.
     @ivar requestedServerName: the SNI name in the ClientHello, if any.
     @ivar offeredALPN: the ALPN protocols the client offered.
     @ivar offeredVersions: the TLS versions the client offered.
@@ -100,6 +101,9 @@ class ConnectionRecord:
         request); the reply never depends on it.
     @ivar receivedTruncated: the client sent more than L{RECEIVED_LIMIT}
         bytes; C{received} holds the first ones.
+    @ivar ending: the kind of C{closed}, as the metrics count it
+        (L{tlsreply.connection.ending.EndingKind}), or L{None} in a record
+        made without one.
     """
 
     peer: str
@@ -131,6 +135,7 @@ class ConnectionRecord:
     ja3: str | None = None
     received: bytes = b""
     receivedTruncated: bool = False
+    ending: EndingKind | None = None
 
     @property
     def handshakeFailed(self) -> bool:
@@ -144,6 +149,7 @@ class ConnectionRecord:
         handshake: HandshakeInfo | None,
         clientHello: ClientHello | None,
         received: bytes | bytearray | None = None,
+        ending: EndingKind | None = None,
     ) -> ConnectionRecord:
         """
         Put together what is known when a connection ends.
@@ -155,10 +161,11 @@ class ConnectionRecord:
         @param received: the application data received, as collected by
             L{ReplyProtocol.dataReceived}: up to one byte more than
             L{RECEIVED_LIMIT}, which marks it truncated.
+        @param ending: the kind of how it ended (L{tlsreply.connection.ending.Ending.kind}).
         """
-        offered: dict[str, Any] = {}
+        offered: dict[str, Any] = {"ending": ending}
         if clientHello is not None:
-            offered = {
+            offered |= {
                 "requestedServerName": clientHello.serverName,
                 "offeredALPN": clientHello.alpnProtocols,
                 "offeredVersions": clientHello.versions,

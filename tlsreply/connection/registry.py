@@ -29,6 +29,7 @@ from twisted.internet.interfaces import IReactorTime
 
 from tlsreply.connection._deadlines import Deadlines
 from tlsreply.connection._heaptrim import HeapTrim, glibcHeap
+from tlsreply.connection.ending import ABORTED, TIMEOUT, Ending
 from tlsreply.connection.limits import AcceptLimit
 from tlsreply.connection.tcpinfo import bytesAcknowledged, unsentBytes
 
@@ -51,7 +52,7 @@ class AcceptedConnection(Protocol):
     @ivar clientHello: everything the ClientHello offered, parsed only when
         something consumes it (a recorder, see L{ReplyFactory.recorders}).
     @ivar abortReason: why tlsreply aborted the connection, if it did (a
-        timeout, the shutdown), for its log event.
+        timeout, the shutdown), for its log line and its metrics.
     @ivar acknowledged: bytes the peer had acknowledged when the close
         timeout last looked, or C{None}.
     @ivar overTCP: whether the connection is TCP (else a Unix socket).
@@ -60,7 +61,7 @@ class AcceptedConnection(Protocol):
     acceptedAt: float
     earlyDataOffered: bool
     clientHello: ClientHello | None
-    abortReason: str | None
+    abortReason: Ending | None
     acknowledged: int | None
     overTCP: bool
 
@@ -70,10 +71,10 @@ class AcceptedConnection(Protocol):
         close_notify are on their way, and the close timeout starts.
         """
 
-    def abort(self, why: str) -> None:
+    def abort(self, why: Ending) -> None:
         """
         Close the connection now, without waiting for anything; C{why} is
-        what its log event gives as the reason.
+        how it ended, for its log line and its metrics.
         """
 
     def peerText(self) -> str:
@@ -238,25 +239,30 @@ class ServerConnections:
 
     def abortAll(self, why: str) -> int:
         """
-        Abort every connection in progress.
+        Abort every connection in progress (their ending's kind is
+        L{ABORTED}).
 
-        @param why: the reason each connection's log event gives.
+        @param why: the reason each connection's log line gives.
         @return: how many were aborted.
         """
+        ending = Ending(ABORTED, why)
         connections = list(self._open)
         for connection in connections:
-            connection.abort(why)
+            connection.abort(ending)
         return len(connections)
 
     def _handshakeExpired(self, connection: AcceptedConnection) -> None:
         self.handshakeTimeouts += 1
         connection.abort(
-            f"handshake not completed within {self.handshakeDeadlines.delay:g}s"
+            Ending(TIMEOUT, f"handshake not completed within {self.handshakeDeadlines.delay:g}s")
         )
 
     def _lingerExpired(self, connection: AcceptedConnection) -> None:
         connection.abort(
-            f"peer did not close within {self.lingerDeadlines.delay:g}s of the alert"
+            Ending(
+                TIMEOUT,
+                f"peer did not close within {self.lingerDeadlines.delay:g}s of the alert",
+            )
         )
 
     def _closeExpired(self, connection: AcceptedConnection) -> None:
@@ -272,7 +278,10 @@ class ServerConnections:
         if not unsent:
             self.closeTimeouts += 1
             connection.abort(
-                f"peer did not close within {closeTimeout:g}s of the reply and close_notify"
+                Ending(
+                    TIMEOUT,
+                    f"peer did not close within {closeTimeout:g}s of the reply and close_notify",
+                )
             )
             return
         assert sock is not None
@@ -282,4 +291,4 @@ class ServerConnections:
             self.closeDeadlines.add(connection)
             return
         self.closeTimeouts += 1
-        connection.abort(f"peer stopped reading the reply for {closeTimeout:g}s")
+        connection.abort(Ending(TIMEOUT, f"peer stopped reading the reply for {closeTimeout:g}s"))

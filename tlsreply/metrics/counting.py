@@ -35,9 +35,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
-from tlsreply.metrics._reasons import FAILURE_REASONS, failureReason
+from tlsreply.metrics._reasons import FAILURE_REASONS
 
 if TYPE_CHECKING:
+    from tlsreply.connection.ending import EndingKind
     from tlsreply.connection.limits import AcceptLimit
     from tlsreply.connection.records import HandshakeInfo
     from tlsreply.connection.registry import ServerConnections
@@ -169,26 +170,26 @@ class ConnectionMetrics:
         self._timeoutChildren = {kind: self.timeouts.labels(kind) for kind in TIMEOUT_KINDS}
         # What connections added since the last publish().
         self._handshakeCounts: dict[_HandshakeKey, int] = {}
-        self._failureCounts: dict[str, int] = {}
+        self._failureCounts: dict[EndingKind, int] = {}
         self._replyCount = 0
         # Looked up once: this is the per-connection path.
         self._observeDuration = self.duration.observe
 
     def connectionEnded(
-        self, closed: str, handshake: HandshakeInfo | None, aborted: bool
+        self, kind: EndingKind, handshake: HandshakeInfo | None, aborted: bool
     ) -> None:
         """
         Count one connection, as it ends.
 
-        @param closed: how it ended, as its log line says.
+        @param kind: how it ended (L{tlsreply.connection.ending.Ending.kind}):
+            a failed handshake's label, as it is.
         @param handshake: what the handshake negotiated, or C{None} if it
             did not complete.
         @param aborted: whether tlsreply aborted it (a timeout, the
             shutdown) rather than the client closing it.
         """
         if handshake is None:
-            reason = failureReason(closed)
-            self._failureCounts[reason] = self._failureCounts.get(reason, 0) + 1
+            self._failureCounts[kind] = self._failureCounts.get(kind, 0) + 1
             return
         key = (handshake.tlsVersion, handshake.cipher, handshake.group, handshake.resumed)
         counts = self._handshakeCounts

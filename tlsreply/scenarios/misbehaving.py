@@ -37,6 +37,7 @@ from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 
 from tlsreply.clienthello.offered import ClientHello
+from tlsreply.connection.ending import Ending
 from tlsreply.connection.records import describeHandshake
 from tlsreply.connection.tcpinfo import bytesAcknowledged
 from tlsreply.errors import openSSLReasons
@@ -46,7 +47,7 @@ from tlsreply.protocol import (
     DEFAULT_HANDSHAKE_TIMEOUT,
     ReplyFactory,
     ReplyProtocol,
-    describeFailure,
+    endingFromFailure,
 )
 from tlsreply.scenarios._tlsrecords import (
     APPLICATION_DATA,
@@ -216,7 +217,7 @@ class HostileConnection(ClientHelloFirst):
         try:
             self.factory.replyFactory.report(
                 self.peerText(),
-                f"{self.did}; {self.abortReason or describeFailure(reason, self.overTCP)}",
+                (self.abortReason or endingFromFailure(reason, self.overTCP)).after(str(self.did)),
                 None,
                 self.clientHello,
                 self.abortReason is not None,
@@ -224,7 +225,7 @@ class HostileConnection(ClientHelloFirst):
         finally:
             self.connections.closed(self)
 
-    def abort(self, why: str) -> None:
+    def abort(self, why: Ending) -> None:
         if self.holding:
             self.abortReason = why
             self.transport.abortConnection()  # type: ignore[union-attr]
@@ -536,10 +537,10 @@ class HostileReplyProtocol(ReplyProtocol):
             super().connectionLost(reason)
             return
         abortReason = connection.abortReason
-        closed = abortReason or describeFailure(reason, connection.overTCP)
+        ending = abortReason or endingFromFailure(reason, connection.overTCP)
         self.factory.report(
             connection.peerText(),
-            f"{did}; {closed}",
+            ending.after(did),
             self.handshake,
             connection.clientHello,
             abortReason is not None,

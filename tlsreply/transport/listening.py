@@ -45,6 +45,7 @@ from twisted.internet.posixbase import PosixReactorBase
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from tlsreply.connection.ending import INTERNAL_ERROR
 from tlsreply.transport._poller import readinessFor
 from tlsreply.transport.tlsmemory import HandshakeContexts, TLSReplyServerFactory
 from tlsreply.transport.tlssocket import PEEK_SIZE, TLSSocketConnection
@@ -226,7 +227,7 @@ class SocketTLSPort(tcp.Port):
             except Exception:
                 # A fault in one connection must not close the port.
                 self._log.failure("unexpected error starting a connection")
-                connection.abort("internal error")
+                connection.abort(INTERNAL_ERROR)
 
     def _pauseAccepting(self, error: OSError) -> None:
         """

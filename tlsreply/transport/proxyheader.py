@@ -58,6 +58,7 @@ from twisted.protocols.haproxy._wrapper import (
 from zope.interface import implementer
 
 from tlsreply.connection.addresses import formatAddress
+from tlsreply.connection.ending import PROXY_HEADER, Ending
 from tlsreply.connection.peertext import escapeBytes
 
 _log = Logger(namespace="tlsreply")
@@ -279,7 +280,7 @@ class Abortable(Protocol):
     (L{tlsreply.transport.tlsmemory.ClientHelloFirst}).
     """
 
-    def abort(self, why: str) -> None: ...
+    def abort(self, why: Ending) -> None: ...
 
 
 class ProxyHeaderProtocol(HAProxyProtocolWrapper):
@@ -330,7 +331,7 @@ class ProxyHeaderProtocol(HAProxyProtocolWrapper):
         self._pending = b""
         wrapped = self.wrappedProtocol
         if isinstance(wrapped, Abortable):
-            wrapped.abort(why)
+            wrapped.abort(Ending(PROXY_HEADER, why))
             return
         _log.info(
             "closed the connection from {peer}: {why}",

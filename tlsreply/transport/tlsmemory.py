@@ -43,6 +43,7 @@ from zope.interface import directlyProvides, implementer, providedBy
 from tlsreply.clienthello.offered import ClientHello
 from tlsreply.clienthello.parser import ClientHelloParser, NotAClientHello
 from tlsreply.connection.addresses import formatAddress
+from tlsreply.connection.ending import Ending
 from tlsreply.connection.registry import ServerConnections
 from tlsreply.protocol import ReplyFactory
 
@@ -125,7 +126,7 @@ class ClientHelloFirst(ProtocolWrapper):
     _started = False
     earlyDataOffered = False
     clientHello: ClientHello | None = None
-    abortReason: str | None = None
+    abortReason: Ending | None = None
     acknowledged: int | None = None
     _handshakeDone = False
     _lingering = False
@@ -221,9 +222,9 @@ class ClientHelloFirst(ProtocolWrapper):
         # given here.
         tls.connectionLost(Failure(ConnectionDone()))
 
-    def abort(self, why: str) -> None:
+    def abort(self, why: Ending) -> None:
         """
-        Abort the connection, with C{why} as the reason the log gives.
+        Abort the connection, with C{why} as how it ended.
         """
         if self._lingering:
             self.transport.abortConnection()  # type: ignore[union-attr]

@@ -40,6 +40,7 @@ from tlsreply.clienthello.offered import ClientHello
 from tlsreply.clienthello.parser import MAXIMUM_HELLO_SIZE
 from tlsreply.clienthello.peek import HelloPeek
 from tlsreply.connection.addresses import formatPeer, peerAddress
+from tlsreply.connection.ending import ABORT_REQUESTED, Ending
 from tlsreply.protocol import failureFromOpenSSL, lostWithoutCloseNotify
 from tlsreply.transport._lingering import LingeringSocket, drainSocket
 
@@ -143,7 +144,7 @@ class TLSSocketConnection:
         self.acceptedAt = acceptedAt
         self.earlyDataOffered = False
         self.clientHello: ClientHello | None = None
-        self.abortReason: str | None = None
+        self.abortReason: Ending | None = None
         self.acknowledged: int | None = None
         self._port = port
         self._socket = sock
@@ -229,7 +230,7 @@ class TLSSocketConnection:
         """
         self._port.connections.handshakeCompleted(self)
 
-    def abort(self, why: str) -> None:
+    def abort(self, why: Ending) -> None:
         if not self._closed:
             self.abortReason = why
             self._close(Failure(ConnectionAborted()), drain=True)
@@ -281,7 +282,7 @@ class TLSSocketConnection:
             self._shutdown()
 
     def abortConnection(self) -> None:
-        self.abort("aborted")
+        self.abort(ABORT_REQUESTED)
 
     def getPeer(self) -> Any:
         """
