@@ -97,13 +97,13 @@ class Ending(NamedTuple):
         return Ending(self.kind, f"{did}; {self.text}")
 
 
-#: The client closed cleanly (Twisted's L{ConnectionDone}).
+#: The client closed cleanly (Twisted's C{ConnectionDone}).
 PEER_CLOSED: Final = Ending(CLIENT_CLOSED, "peer closed the connection")
 #: A TCP connection ended without close_notify, at its end or by a reset.
 PEER_LOST_TCP: Final = Ending(CLIENT_CLOSED, "peer closed TCP without close_notify, or reset it")
 #: A Unix socket connection ended without close_notify.
 PEER_LOST_UNIX: Final = Ending(CLIENT_CLOSED, "peer closed the connection without close_notify")
-#: Twisted aborted the connection (L{ConnectionAborted}).
+#: Twisted aborted the connection (C{ConnectionAborted}).
 CONNECTION_ABORTED: Final = Ending(ABORTED, "connection aborted")
 #: Something asked the transport to abort (its C{abortConnection}).
 ABORT_REQUESTED: Final = Ending(ABORTED, "aborted")

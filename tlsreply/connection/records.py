@@ -102,7 +102,7 @@ class ConnectionRecord:
     @ivar receivedTruncated: the client sent more than L{RECEIVED_LIMIT}
         bytes; C{received} holds the first ones.
     @ivar ending: the kind of C{closed}, as the metrics count it
-        (L{tlsreply.connection.ending.EndingKind}), or L{None} in a record
+        (L{tlsreply.connection.ending.EndingKind}), or C{None} in a record
         made without one.
     """
 
