@@ -60,7 +60,7 @@ class _MallInfo2(ctypes.Structure):
 
 def _glibc() -> ctypes.CDLL | None:
     """
-    The C library, if it is glibc (it has C{malloc_trim}); else L{None}.
+    The C library, if it is glibc (it has C{malloc_trim}); else C{None}.
     """
     name = ctypes.util.find_library("c")
     if name is None:
@@ -92,7 +92,7 @@ class GlibcHeap:
     def freeBytes(self) -> int | None:
         """
         Bytes free in the heap but kept by the process (C{fordblks}), or
-        L{None} if this glibc cannot say.
+        C{None} if this glibc cannot say.
         """
         if self._mallinfo2 is None:
             return None
@@ -108,7 +108,7 @@ class GlibcHeap:
 def residentBytes() -> int | None:
     """
     This process's resident memory (Linux's C{/proc/self/statm}), or
-    L{None} where there is none to read.
+    C{None} where there is none to read.
     """
     try:
         with open("/proc/self/statm", "rb") as statm:
@@ -121,7 +121,7 @@ def residentBytes() -> int | None:
 @cache
 def glibcHeap() -> GlibcHeap | None:
     """
-    @return: this process's heap if its C library is glibc, else L{None}
+    @return: this process's heap if its C library is glibc, else C{None}
         (musl, macOS: nothing to trim).
     """
     libc = _glibc()
@@ -134,7 +134,7 @@ class HeapTrim:
     once they have fallen to none after a burst.
 
     @ivar trims: how many times the heap was trimmed.
-    @ivar heap: what is trimmed; L{None} (not glibc) makes every method a
+    @ivar heap: what is trimmed; C{None} (not glibc) makes every method a
         no-op beyond counting.
     """
 
@@ -151,7 +151,7 @@ class HeapTrim:
         """
         @param clock: the reactor that runs the trim, in a turn of its own,
             and whose seconds space the trims.
-        @param heap: the heap to trim (L{glibcHeap}), or L{None}.
+        @param heap: the heap to trim (L{glibcHeap}), or C{None}.
         @param burst: handshakes in progress at once that make a burst.
         @param interval: seconds at least between two trims.
         @param timer: times the trim for its log event.
