@@ -100,11 +100,14 @@ class BenchSmokeTests(SynchronousTestCase):
             # server was, e.g. "4,037 (97%)" or "4,037 (71%) †", or KiB per
             # connection, e.g. "43.7"
             self.assertRegex(absolute, r"^([\d,]+ \(\d+%\)( [†‡§])?|\d+\.\d)$", report)
-            # tlsreply: a ratio to nginx, e.g. "0.48 (95%)", or "1.10"
-            match = re.match(r"^(\d+\.\d\d)( \(\d+%\))?( [†‡§])?$", ratio)
+            # tlsreply: a ratio to nginx, e.g. "0.48 (95%)", or "1.10"; a
+            # memory ratio may be below zero in a smoke run (a burst of 100
+            # is enough for the heap trim to return more than it took)
+            match = re.match(r"^(-?\d+\.\d\d)( \(\d+%\))?( [†‡§])?$", ratio)
             self.assertIsNotNone(match, report)
             assert match is not None
-            self.assertGreater(float(match.group(1)), 0.0)
+            if "(" in absolute:
+                self.assertGreater(float(match.group(1)), 0.0)
 
         figures = json.loads(results.read_text())
         self.assertEqual(figures["errors"], 0)

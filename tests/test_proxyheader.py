@@ -25,6 +25,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests import hypothesisprofiles  # noqa: F401  (the settings profile)
 from tlsreply.connection.addresses import formatAddress
+from tlsreply.connection.ending import Ending
 from tlsreply.connection.peertext import escapeBytes, escapeText
 from tlsreply.transport.proxyheader import (
     ProxyHeaderError,
@@ -57,9 +58,15 @@ class Recorder(Protocol):
     def dataReceived(self, data: bytes) -> None:
         self.received += data
 
-    def abort(self, why: str) -> None:
-        self.refusals.append(why)
+    def abort(self, why: Ending) -> None:
+        self.assertKind(why)
+        self.refusals.append(why.text)
         self.transport.abortConnection()  # type: ignore[union-attr]
+
+    @staticmethod
+    def assertKind(why: Ending) -> None:
+        # A refused header is counted as such, whatever its text says.
+        assert why.kind == "proxy_header", why
 
 
 def connect() -> tuple[ProxyHeaderProtocol, Recorder, StringTransport]:
