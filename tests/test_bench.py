@@ -129,9 +129,13 @@ class BenchSmokeTests(SynchronousTestCase):
             self.assertEqual(burst["connections"], 100)
             self.assertEqual(burst["loadgen"]["mode"], "burst")
             self.assertEqual(burst["loadgen"]["placed"], 100)
-            self.assertGreater(burst["kibPerConnection"], 0)
+            # The burst took memory at its peak; what stays may be less
+            # than before it for tlsreply, whose heap trim returns the
+            # holes the handshakes left (100 at once are enough for it).
+            self.assertGreater(burst["kibPeakPerConnection"], 0)
             self.assertGreaterEqual(burst["rssPeakKiB"], burst["rssAfterKiB"])
-        self.assertGreater(figures["ratios"]["tlsreply"]["burst"], 0)
+        self.assertGreater(figures["raw"]["nginx"]["burst"][0]["kibPerConnection"], 0)
+        self.assertIn("burst", figures["ratios"]["tlsreply"])
 
 
 class ScalingSmokeTests(SynchronousTestCase):
