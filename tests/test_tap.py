@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime
 import os
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.support import captureLogEvents, makeCertificates, temporaryDirectory
+from tests.test_certificatedirectory import UnblockFIFO
 from tlsreply.command.tap import Options, makeService
 from tlsreply.config import CertificateFiles, ServerConfig
 from tlsreply.daemon import DevelopmentCertificateSaver
@@ -520,9 +522,36 @@ class MakeServiceTests(SynchronousTestCase):
         """
         empty = self.directory / "empty"
         empty.write_bytes(b"")
-        self.assertExits(f"--reply-file: cannot read {self.directory}/missing",
+        self.assertExits(f"--reply-file: reply file not found: {self.directory}/missing",
                          "--reply-file", str(self.directory / "missing"))
         self.assertExits(f"--reply-file: {empty} is empty", "--reply-file", str(empty))
+        self.assertExits(f"--reply-file: reply path is a directory: {self.directory}",
+                         "--reply-file", str(self.directory))
+
+    def test_fifoNamedAsAnInputFile(self) -> None:
+        """
+        A FIFO given as any file tlsreply reads (a certificate, a key, a
+        chain, an OCSP response, a client CA, a reply) is refused at once
+        with one line naming it, never opened: opening it would block the
+        start until a writer came. (L{UnblockFIFO} ends a blocked open after
+        5 s, so that the test fails rather than hangs.)
+        """
+        for option in ("--cert", "--key", "--chain", "--ocsp-response", "--client-ca",
+                       "--reply-file"):
+            fifo = self.directory / f"fifo{option}"
+            os.mkfifo(fifo)
+            UnblockFIFO(self, fifo)
+            arguments = [option, str(fifo)]
+            if option == "--client-ca":
+                arguments += ["--verify-client", "optional"]
+            if option == "--cert":
+                arguments += ["--key", str(self.certificates.keyPath)]
+            if option == "--key":
+                arguments = ["--cert", str(self.certificates.certificatePath), *arguments]
+            started = time.monotonic()
+            self.assertExits(f"{fifo} is a FIFO, not a regular file", *arguments,
+                             withCertificate=option not in ("--cert", "--key"))
+            self.assertLess(time.monotonic() - started, 4, option)
 
     def test_replyFile(self) -> None:
         """

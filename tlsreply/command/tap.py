@@ -55,6 +55,7 @@ from tlsreply.protocol import (
 )
 from tlsreply.replies import decodeReplyText, parseHeaderLine
 from tlsreply.service import DEFAULT_SHUTDOWN_GRACE, parseListenAddress
+from tlsreply.tls.inputfiles import readNamedFile
 from tlsreply.tls.policy import (
     DEFAULT_SESSION_TIMEOUT,
     MAXIMUM_SESSION_TIMEOUT,
@@ -490,11 +491,9 @@ class Options(VersionOption, usage.Options):
             return DEFAULT_REPLY
         path = Path(self["reply-file"])
         try:
-            data = path.read_bytes()
-        except OSError as e:
-            raise ConfigurationError(
-                f"--reply-file: cannot read {path}: {e.strerror or e}"
-            ) from None
+            data = readNamedFile(path, "reply")
+        except ConfigurationError as e:
+            raise ConfigurationError(f"--reply-file: {e}") from None
         if not data and not http:
             raise ConfigurationError(f"--reply-file: {path} is empty")
         return data

@@ -11,6 +11,7 @@ certificates), L{tlsreply.tls.devcert} (the development certificate),
 L{tlsreply.tls.contexts} (OpenSSL contexts from a policy and credentials,
 one per server name), L{tlsreply.tls.reload} (swapping them in a running
 server) and L{tlsreply.tls.safefiles} (the one way tlsreply writes a file,
-a key above all). pyOpenSSL's private binding is fenced in
+a key above all), L{tlsreply.tls.inputfiles} (the one way it reads a file an
+operator names: regular files only, never a FIFO). pyOpenSSL's private binding is fenced in
 L{tlsreply._openssl}.
 """

@@ -11,16 +11,13 @@ and a reload keeps the previous certificates. Every other name is ignored,
 by a rule simple enough to document: a README or an editor's backup
 beside the certificates is no mistake.
 
-Only regular files are opened (or symbolic links to them, as in Let's
-Encrypt's C{live/} folder and Kubernetes' Secret volumes): a FIFO would
-block the reactor in C{open} or C{read}, and a device may never end
-(C{/dev/zero}), or act on being opened.
+Only regular files are opened, or symbolic links to them
+(L{tlsreply.tls.inputfiles}); a sub-folder is not read.
 """
 
 from __future__ import annotations
 
 import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +30,7 @@ from tlsreply.tls.credentials import (
     parseOCSPResponse,
     parsePrivateKey,
 )
+from tlsreply.tls.inputfiles import readRegularFile
 
 #: A certificate (its chain may follow), and its key if no C{NAME.key}.
 CERTIFICATE_EXTENSIONS = (".pem", ".crt", ".cer")
@@ -66,83 +64,6 @@ def isIgnored(name: str) -> bool:
     and every backup suffix (C{~}, C{.bak}, C{.orig}, C{.dpkg-old}).
     """
     return name.startswith(".") or os.path.splitext(name)[1].lower() not in _READ
-
-
-_KINDS = {
-    stat.S_IFIFO: "a FIFO",
-    stat.S_IFCHR: "a character device",
-    stat.S_IFBLK: "a block device",
-    stat.S_IFSOCK: "a socket",
-}
-
-
-def _notRegular(path: Path, mode: int, link: bool) -> ConfigurationError:
-    kind = _KINDS.get(stat.S_IFMT(mode), "an unknown kind of file")
-    what = f"a symbolic link to {kind}" if link else kind
-    return ConfigurationError(
-        f"{path} is {what}, not a regular file; tlsreply does not open it"
-    )
-
-
-def readRegularFile(path: Path, what: str) -> bytes | None:
-    """
-    The bytes of C{path} if it is a regular file or a symbolic link to
-    one, without ever opening anything else.
-
-    The file is checked before it is opened (C{stat}), opened so that
-    nothing can block (C{O_NONBLOCK}: a FIFO put in its place meanwhile
-    opens at once) and checked again once open (C{fstat}), which is the
-    check that counts. C{O_NOFOLLOW} is not used: symbolic links to
-    regular files are how rotated certificates are published.
-
-    @param what: what the file is, for messages (C{"certificate"}).
-    @return: C{None} for a folder (not read: a certificate folder's
-        sub-folders are ignored).
-    @raise ConfigurationError: for anything else that is not a regular
-        file, a broken symbolic link, or a file that cannot be read.
-    """
-
-    def cannot(e: OSError) -> ConfigurationError:
-        return ConfigurationError(f"cannot read {what} file {path}: {e.strerror or e}")
-
-    try:
-        link = stat.S_ISLNK(os.lstat(path).st_mode)
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        raise _missing(path, what) from None
-    except OSError as e:
-        raise cannot(e) from None
-    if stat.S_ISDIR(mode):
-        return None
-    if not stat.S_ISREG(mode):
-        raise _notRegular(path, mode, link)
-    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
-    try:
-        descriptor = os.open(path, flags)
-    except OSError as e:
-        raise cannot(e) from None
-    with open(descriptor, "rb", closefd=True) as opened:
-        mode = os.fstat(descriptor).st_mode
-        if not stat.S_ISREG(mode):
-            raise _notRegular(path, mode, link)
-        try:
-            return opened.read()
-        except OSError as e:
-            raise cannot(e) from None
-
-
-def _missing(path: Path, what: str) -> ConfigurationError:
-    """
-    The error for a name listed in the folder that C{stat} cannot find: a
-    symbolic link to nothing, or a file removed while the folder is read.
-    """
-    try:
-        target = os.readlink(path)
-    except OSError:
-        return ConfigurationError(f"{what} file {path} was removed while it was read")
-    return ConfigurationError(
-        f"{path} is a symbolic link to {target}, which does not exist"
-    )
 
 
 @dataclass

@@ -24,6 +24,7 @@ from cryptography.x509 import ocsp
 
 from tlsreply.errors import ConfigurationError
 from tlsreply.tls.certificates import sha256Fingerprint
+from tlsreply.tls.inputfiles import readNamedFile
 
 ServerPrivateKey = (
     rsa.RSAPrivateKey
@@ -109,19 +110,6 @@ _PRIVATE_KEY_PEM = re.compile(
 _PRIVATE_KEY_BEGIN = re.compile(rb"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----")
 
 
-def _readFile(path: Path, what: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigurationError(f"{what} file not found: {path}") from None
-    except IsADirectoryError:
-        raise ConfigurationError(f"{what} path is a directory: {path}") from None
-    except OSError as e:
-        raise ConfigurationError(
-            f"cannot read {what} file {path}: {e.strerror or e}"
-        ) from None
-
-
 def loadCertificates(path: Path, what: str = "certificate") -> list[x509.Certificate]:
     """
     Read every PEM certificate in a file, in file order.
@@ -129,7 +117,7 @@ def loadCertificates(path: Path, what: str = "certificate") -> list[x509.Certifi
     @raise ConfigurationError: if the file cannot be read or holds no PEM
         certificate.
     """
-    return parseCertificates(_readFile(path, what), path, what)
+    return parseCertificates(readNamedFile(path, what), path, what)
 
 
 def parseCertificates(
@@ -170,7 +158,7 @@ def loadPrivateKey(path: Path) -> ServerPrivateKey:
     @raise ConfigurationError: if the file cannot be read, holds no PEM
         private key, or holds an encrypted one.
     """
-    return parsePrivateKey(_readFile(path, "private key"), path)
+    return parsePrivateKey(readNamedFile(path, "private key"), path)
 
 
 def holdsPrivateKey(data: bytes) -> bool:
@@ -293,7 +281,7 @@ def loadCredentials(
     if ocspResponsePath is not None:
         ocspResponsePath = Path(ocspResponsePath)
         ocspResponse = parseOCSPResponse(
-            _readFile(ocspResponsePath, "OCSP response"), ocspResponsePath
+            readNamedFile(ocspResponsePath, "OCSP response"), ocspResponsePath
         )
     return pairCredentials(certificates, certificatePath, key, keyPath, ocspResponse)
 
