@@ -163,7 +163,7 @@ class SessionTests(WireTestCase):
         sessions = {}
         for kind, configure in CLIENT_KINDS.items():
             context = clientContext(server.caPath, configure)
-            for attempt in range(3):
+            for _ in range(3):
                 started = time.monotonic()
                 first = await fetch(server, context)
                 again = await fetch(server, context, session=first.session)
