@@ -10,6 +10,7 @@ import shutil
 import signal
 import socket
 import ssl
+import sys
 import time
 from pathlib import Path
 
@@ -373,6 +374,41 @@ class SignalTests(SynchronousTestCase):
                          b"test\n")
         self.assertEqual(daemon.stop(), 0)
         self.assertIn("received SIGTERM: stopping gracefully", "".join(daemon.output))
+
+    def test_sigtermBeforeTheReactorRuns(self) -> None:
+        """
+        A SIGTERM in the moment between twistd starting the application
+        (the port is bound, "listening on" may be logged already) and the
+        reactor running is a graceful stop too, not death by the signal:
+        an init system that stops a service just after starting it gets
+        exit status 0. The launcher runs the real twistd and sends the
+        signal exactly there.
+        """
+        workdir = temporaryDirectory(self)
+        certificates = makeCertificates(workdir)
+        launcher = (
+            "import os, signal, sys\n"
+            "from twisted.application import app\n"
+            "from twisted.scripts import twistd\n"
+            "started = app.startApplication\n"
+            "def startThenSignal(application, save):\n"
+            "    started(application, save)\n"
+            "    print('SIGTERM before the reactor runs', flush=True)\n"
+            "    os.kill(os.getpid(), signal.SIGTERM)\n"
+            "app.startApplication = startThenSignal\n"
+            "sys.argv[0] = 'twistd'\n"
+            "twistd.run()\n"
+        )
+        daemon = Daemon(
+            [sys.executable, "-c", launcher, "-n", "--pidfile=", "tlsreply",
+             "--port", "tcp:0:interface=127.0.0.1",
+             "--cert", str(certificates.certificatePath), "--key", str(certificates.keyPath)],
+            workdir,
+        )
+        self.addCleanup(lambda: daemon.process.poll() is None and daemon.process.kill())
+        daemon.waitFor("SIGTERM before the reactor runs")
+        daemon.waitFor("received SIGTERM: stopping gracefully")
+        self.assertEqual(daemon.process.wait(20), 0)
 
     def test_secondSigtermAbortsAndStillExitsZero(self) -> None:
         """

@@ -223,7 +223,11 @@ class ServerLifecycle(MultiService):
             self.privilegedStartService()
         with exitOnListenFailure(self.onStartFailure):
             super().startService()
-        # After the reactor's own handlers, which it installs as it starts.
+        # Now, for a signal that comes before the reactor runs (twistd
+        # starts the application, then the reactor: a SIGTERM between the
+        # two would otherwise end the process by its default action), and
+        # again once it runs, over the reactor's own, installed as it starts.
+        self._installSignalHandlers()
         self._reactor.callWhenRunning(self._installSignalHandlers)
 
     def stopService(self) -> Any:
@@ -259,7 +263,11 @@ class ServerLifecycle(MultiService):
             signal.SIGHUP: self._reloadOnSignal,
         }
         for number, handler in handlers.items():
-            self._previousHandlers[number] = signal.signal(number, handler)
+            previous = signal.signal(number, handler)
+            # Installed twice (see startService): what is given back on
+            # stopping is the last handler that was not ours (the reactor's).
+            if previous != handler:
+                self._previousHandlers[number] = previous
 
     def _stopOnSignal(self, number: int, frame: Any) -> None:
         self._reactor.callFromThread(self.requestStop, signal.Signals(number).name)
