@@ -15,6 +15,7 @@ import signal
 import socket
 import ssl
 import stat
+import sys
 import threading
 import time
 from pathlib import Path
@@ -254,6 +255,46 @@ class WorkersTests(SynchronousTestCase):
         self.assertNotEqual(fingerprint(fetchWithSSL(port, context)), before)
         self.served(daemon, 1)
         self.resumeOnBothWorkers(daemon, port, context)
+        self.assertEqual(daemon.stop(), 0)
+
+    def test_sigtermAtAWorkersBirthIsNotLost(self) -> None:
+        """
+        A SIGTERM that reaches a worker at the instant it is forked (the
+        parent stopping just after a reload or a replacement started it) is
+        kept until the worker's own handlers are in place, which then stop
+        it gracefully: it is never handled by the parent's handlers copied
+        into the child (whose reactor never runs there), which would lose
+        it and leave the worker serving until the parent killed it after
+        the grace. The launcher runs the real twistd, and the first worker
+        signals itself as C{fork} returns.
+        """
+        certificates = makeCertificates(temporaryDirectory(self))
+        launcher = (
+            "import os, signal, sys\n"
+            "from twisted.scripts import twistd\n"
+            "fork = os.fork\n"
+            "forked = []\n"
+            "def forkThenSignal():\n"
+            "    pid = fork()\n"
+            "    if pid == 0 and not forked:\n"
+            "        os.kill(os.getpid(), signal.SIGTERM)\n"
+            "    forked.append(pid)\n"
+            "    return pid\n"
+            "os.fork = forkThenSignal\n"
+            "sys.argv[0] = 'twistd'\n"
+            "twistd.run()\n"
+        )
+        daemon = Daemon(
+            [sys.executable, "-c", launcher, "-n", "--pidfile=", "tlsreply",
+             "--port", "tcp:0:interface=127.0.0.1", "--workers", "2",
+             "--cert", str(certificates.certificatePath),
+             "--key", str(certificates.keyPath)],
+            certificates.caPath.parent,
+        )
+        self.addCleanup(lambda: daemon.process.poll() is None and daemon.stop())
+        self.killWorkersAtEnd(daemon)
+        daemon.waitFor(r"worker 1 \(pid \d+\) exited with status 0 after", timeout=10)
+        daemon.waitFor(r"started worker 1 \(pid \d+\)")
         self.assertEqual(daemon.stop(), 0)
 
     def test_stopEndsEveryWorker(self) -> None:

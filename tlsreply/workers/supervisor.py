@@ -70,6 +70,10 @@ MAXIMUM_PAUSE = 30.0
 #: exit before it kills them.
 KILL_AFTER_GRACE = 5.0
 
+#: The signals a worker handles itself (SIGHUP: by ignoring it), blocked
+#: from its C{fork} until its handlers are installed.
+_WORKER_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+
 #: Seconds between a worker's checks that its parent is still there.
 PARENT_CHECK_INTERVAL = 1.0
 
@@ -238,9 +242,20 @@ class WorkerPool(Service):
         assert self.sockets is not None
         contexts = self.contexts.current
         parent = os.getpid()
-        pid = os.fork()
-        if pid == 0:
-            _runWorker(slot, self.sockets, contexts, self.serviceForWorker, self._reactor, parent)
+        # Blocked across the fork: one sent to the new worker before its
+        # own handlers are in place waits for them (see _runWorker) instead
+        # of reaching the parent's, copied into the child, which would lose
+        # it (they hand it to the parent's reactor, which never runs there).
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _WORKER_SIGNALS)
+        try:
+            pid = os.fork()
+            if pid == 0:
+                _runWorker(
+                    slot, self.sockets, contexts, self.serviceForWorker, self._reactor,
+                    parent, mask,
+                )
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         worker = Worker(slot, pid, self._now())
         self.workers[pid] = worker
         _log.info("started worker {number} (pid {pid})", number=slot + 1, pid=pid)
@@ -419,6 +434,7 @@ def _runWorker(
     serviceForWorker: WorkerServiceFactory,
     parentReactor: Any,
     parent: int,
+    mask: set[signal.Signals],
 ) -> None:
     """
     The life of a worker process, right after C{fork}: never returns.
@@ -426,10 +442,12 @@ def _runWorker(
     @param parentReactor: the parent's, copied by C{fork}, never run here.
     @param parent: the parent's pid, taken before the C{fork}, so that a
         parent that died at once is noticed too.
+    @param mask: the signal mask to restore once the worker's own handlers
+        are installed (the stop signals are blocked until then).
     """
     code = 1
     try:
-        for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        for number in _WORKER_SIGNALS:
             signal.signal(number, signal.SIG_DFL)
         _closeInherited(parentReactor)
         mine = sockets.slots[slot]
@@ -439,6 +457,7 @@ def _runWorker(
         service = serviceForWorker(reactor, contexts, AdoptingReactor(reactor, mine), slot + 1)
         signals = _WorkerSignals(reactor, service)
         signals.install()
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         _ParentWatch(reactor, parent, slot + 1, signals.stopGracefully).start()
         service.startService()
         reactor.run(installSignalHandlers=False)
