@@ -405,7 +405,7 @@ class SignalTests(SynchronousTestCase):
              "--cert", str(certificates.certificatePath), "--key", str(certificates.keyPath)],
             workdir,
         )
-        self.addCleanup(lambda: daemon.process.poll() is None and daemon.process.kill())
+        self.addCleanup(lambda: daemon.process.poll() is None and daemon.stop())
         daemon.waitFor("SIGTERM before the reactor runs")
         daemon.waitFor("received SIGTERM: stopping gracefully")
         self.assertEqual(daemon.process.wait(20), 0)

@@ -434,7 +434,7 @@ def _runWorker(
     serviceForWorker: WorkerServiceFactory,
     parentReactor: Any,
     parent: int,
-    mask: set[signal.Signals],
+    mask: set[int | signal.Signals],
 ) -> None:
     """
     The life of a worker process, right after C{fork}: never returns.
