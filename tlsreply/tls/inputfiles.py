@@ -9,7 +9,9 @@ rotated certificates are published: Let's Encrypt's C{live/} folder,
 Kubernetes' Secret volumes). A FIFO would block the start (or a reload, in
 the reactor) in C{open} or C{read} until a writer came, a device may never
 end (C{/dev/zero}) or act on being opened: each is refused with one line
-naming it, at once.
+naming it, at once. So is a pipe from a shell's process substitution
+(C{--cert <(...)}): it could be read once, but a reload (SIGHUP) reads every
+file again.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ def _notRegular(path: Path, mode: int, link: bool) -> ConfigurationError:
     kind = _KINDS.get(stat.S_IFMT(mode), "an unknown kind of file")
     what = f"a symbolic link to {kind}" if link else kind
     return ConfigurationError(
-        f"{path} is {what}, not a regular file; tlsreply does not open it"
+        f"{path} is {what}, not a regular file; tlsreply does not open it "
+        "(a reload must read it again: write it to a file)"
     )
 
 
