@@ -30,6 +30,7 @@ from tlsreply.scenarios._tlsrecords import (
     encryptedAlert,
 )
 from tlsreply.scenarios.ca import TestCA
+from tlsreply.scenarios.hostile import TIMING_USERS
 from tlsreply.scenarios.misbehaving import (
     HostileReplyFactory,
     HostileServerFactory,
@@ -574,3 +575,22 @@ class CatalogueTests(SynchronousTestCase):
         for name in HOSTILE:
             self.assertEqual(len(SCENARIOS[name].outcomes), 6)
             self.assertIn("RFC ", SCENARIOS[name].description, name)
+
+    def test_timingsNamed(self) -> None:
+        """
+        The scenarios that use a timing (L{TIMING_USERS}, which the command
+        line and L{ServerConfig} go by to refuse a timing that would do
+        nothing) are hostile, and are the ones whose description names its
+        setting and option; every timing is a L{HostileSettings} field.
+        """
+        options = {"stallLimit": "--scenario-stall-limit", "byteDelay": "--scenario-byte-delay"}
+        self.assertEqual(set(TIMING_USERS), set(vars(HostileSettings())))
+        self.assertEqual(set(TIMING_USERS), set(options))
+        for timing, users in TIMING_USERS.items():
+            self.assertTrue(set(users) <= set(HOSTILE), users)
+            naming = tuple(
+                name
+                for name in HOSTILE
+                if f"{timing}=, {options[timing]}" in SCENARIOS[name].description
+            )
+            self.assertEqual(naming, users)

@@ -89,6 +89,33 @@ class ShowConfigTests(SynchronousTestCase):
         self.assertIn("a development certificate, made at start in", settings["certificates"])
         self.assertEqual(list(directory.iterdir()), [])
 
+    def test_showConfigScenarioTimings(self) -> None:
+        """
+        For a hostile scenario, C{--show-config} gives the timings it will
+        serve with, given or default; a timing the scenario does not use
+        is C{null}.
+        """
+        directory = temporaryDirectory(self)
+        previous = Path.cwd()
+        os.chdir(directory)
+        self.addCleanup(os.chdir, previous)
+        for arguments, expected in (
+            (["--scenario", "slow-reply", "--scenario-byte-delay", "0.5"], (None, 0.5)),
+            (["--scenario", "stall-handshake"], (60.0, None)),
+            (["--scenario", "renegotiation-request", "--scenario-stall-limit", "3"], (3.0, None)),
+            (["--scenario", "expired"], (None, None)),
+        ):
+            stdout = io.StringIO()
+            self.patch(sys, "stdout", stdout)
+            with self.assertRaises(SystemExit) as caught:
+                Options().parseOptions([*arguments, "--show-config"])
+            self.assertEqual(caught.exception.code, 0)
+            settings = json.loads(stdout.getvalue())
+            self.assertEqual(
+                (settings["scenarioStallLimit"], settings["scenarioByteDelay"]), expected, arguments
+            )
+        self.assertEqual(list(directory.iterdir()), [])
+
 
 class InvalidValueTests(SynchronousTestCase):
     """

@@ -10,6 +10,7 @@ import gc
 import json
 import os
 import ssl
+import time
 import urllib.error
 import warnings
 from pathlib import Path
@@ -27,7 +28,7 @@ from tests.support import (
     runCommand,
     temporaryDirectory,
 )
-from tests.test_plugin import SCRIPTS, Daemon, runToExit
+from tests.test_plugin import SCRIPTS, Daemon, runToExit, startDaemon
 from tests.test_revocation import httpGet
 from tests.test_scenarios import errorText, withoutProxies
 from tlsreply.config import ServerConfig
@@ -186,6 +187,84 @@ class ServedScenarioTests(SynchronousTestCase):
             "itself: drop --ciphers",
             "\n".join(lines),
         )
+
+
+class ScenarioTimingTests(SynchronousTestCase):
+    """
+    The hostile scenarios' timings from the command line
+    (C{--scenario-byte-delay}, C{--scenario-stall-limit}), on the wire.
+    """
+
+    def twistd(self, *arguments: str) -> tuple[Daemon, int, ssl.SSLContext]:
+        """
+        Run C{twistd -n tlsreply} with these arguments in a new folder;
+        return it with its port and a client context trusting its test CA.
+        """
+        workdir = temporaryDirectory(self)
+        daemon, port = startDaemon(
+            self, [str(SCRIPTS / "twistd"), "-n", "--pidfile=", "tlsreply", *arguments], workdir
+        )
+        return daemon, port, clientContext(str(workdir / "certs" / "scenario" / "ca.pem"))
+
+    def test_byteDelay(self) -> None:
+        """
+        C{slow-reply} spaces the reply's bytes by C{--scenario-byte-delay}:
+        at 0.5 s the five bytes of C{test\\n} take at least 2 s (1.5 s is
+        asserted, loosely); at 0.01 s they come at once (within 3 s, loosely).
+        """
+        daemon, port, context = self.twistd(
+            "--scenario", "slow-reply", "--scenario-byte-delay", "0.5"
+        )
+        started = time.monotonic()
+        self.assertEqual(fetchWithSSL(port, context).data, b"test\n")
+        self.assertGreaterEqual(time.monotonic() - started, 1.5)
+        daemon.waitFor(r"replied to 127\.0\.0\.1:\d+: .*slow: the reply one byte a record, 0\.5s apart")
+        self.assertEqual(daemon.stop(), 0)
+        daemon, port, context = self.twistd(
+            "--scenario", "slow-reply", "--scenario-byte-delay", "0.01"
+        )
+        started = time.monotonic()
+        self.assertEqual(fetchWithSSL(port, context).data, b"test\n")
+        self.assertLess(time.monotonic() - started, 3)
+        daemon.waitFor(r"slow: the reply one byte a record, 0\.01s apart")
+        self.assertEqual(daemon.stop(), 0)
+
+    def test_stallLimit(self) -> None:
+        """
+        C{stall-handshake} with C{--scenario-stall-limit 1}: the server
+        closes the stalled handshake after about a second (not the default
+        60 s), well before the client's own 10 s timeout.
+        """
+        daemon, port, context = self.twistd(
+            "--scenario", "stall-handshake", "--scenario-stall-limit", "1"
+        )
+        started = time.monotonic()
+        with self.assertRaises(ssl.SSLError):
+            fetchWithSSL(port, context, timeout=10)
+        elapsed = time.monotonic() - started
+        self.assertGreaterEqual(elapsed, 0.5)
+        self.assertLess(elapsed, 9)
+        daemon.waitFor(r"closed by the server at the 1s stall limit")
+        self.assertEqual(daemon.stop(), 0)
+
+    def test_timingWithoutItsScenario(self) -> None:
+        """
+        A timing the scenario does not use ends the real command at once
+        with one line naming it, exit status 1, no traceback.
+        """
+        for command in (
+            [str(SCRIPTS / "twistd"), "-n", "--pidfile=", "tlsreply"],
+            [str(SCRIPTS / "tlsreply"), "serve"],
+        ):
+            status, lines = runToExit(
+                [*command, "--scenario", "expired", "--scenario-byte-delay", "1"],
+                temporaryDirectory(self),
+            )
+            self.assertEqual(
+                (status, lines),
+                (1, ["tlsreply: --scenario-byte-delay does nothing for --scenario expired "
+                     "(it is for slow-reply): drop it (see --help)"]),
+            )
 
 
 class CommandPolicyTests(SynchronousTestCase):

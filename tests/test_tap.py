@@ -27,7 +27,7 @@ from tests.support import captureLogEvents, makeCertificates, temporaryDirectory
 from tests.test_certificatedirectory import UnblockFIFO
 from tlsreply.command.tap import Options, makeService
 from tlsreply.config import CertificateFiles, ServerConfig
-from tlsreply.daemon import DevelopmentCertificateSaver
+from tlsreply.daemon import DevelopmentCertificateSaver, replyFactory
 from tlsreply.errors import ConfigurationError
 from tlsreply.metrics.web import MetricsService
 from tlsreply.protocol import ReplyFactory
@@ -90,6 +90,8 @@ class OptionsTests(SynchronousTestCase):
                 "logFormat": "text",
                 "metrics": None,
                 "drainDelay": 0.0,
+                "scenarioStallLimit": None,
+                "scenarioByteDelay": None,
             },
         )
 
@@ -182,6 +184,64 @@ class OptionsTests(SynchronousTestCase):
             "--log-format: expected text or json, got 'yaml'", "--log-format", "yaml"
         )
 
+    def test_scenarioTimings(self) -> None:
+        """
+        C{--scenario-stall-limit} and C{--scenario-byte-delay} are seconds
+        for the hostile scenarios that use them; unset (the scenario's
+        defaults) without them.
+        """
+        config = parse().config
+        self.assertEqual((config.scenarioStallLimit, config.scenarioByteDelay), (None, None))
+        config = parse("--scenario", "slow-reply", "--scenario-byte-delay", "0.5").config
+        self.assertEqual((config.scenarioStallLimit, config.scenarioByteDelay), (None, 0.5))
+        self.assertEqual(
+            parse("--scenario", "slow-reply", "--scenario-byte-delay", "0").config.scenarioByteDelay,
+            0.0,
+        )
+        for scenario in ("stall-handshake", "stall-after-handshake", "renegotiation-request"):
+            config = parse("--scenario", scenario, "--scenario-stall-limit", "1.5").config
+            self.assertEqual(config.scenarioStallLimit, 1.5)
+
+    def test_badScenarioTimings(self) -> None:
+        """
+        A timing that is not seconds, a stall limit of 0, and a timing
+        given without a scenario that uses it are one line naming the
+        option, not a silently ignored setting.
+        """
+        self.assertUsageError(
+            "--scenario-byte-delay: expected seconds (a number >= 0), got '-1'",
+            "--scenario", "slow-reply", "--scenario-byte-delay", "-1",
+        )
+        self.assertUsageError(
+            "--scenario-byte-delay: expected seconds (a number >= 0), got 'slow'",
+            "--scenario", "slow-reply", "--scenario-byte-delay", "slow",
+        )
+        for bad in ("0", "-2", "nan", "inf", "soon"):
+            self.assertUsageError(
+                f"--scenario-stall-limit: expected a positive number of seconds, got '{bad}'",
+                "--scenario", "stall-handshake", "--scenario-stall-limit", bad,
+            )
+        self.assertUsageError(
+            "--scenario-byte-delay needs --scenario slow-reply",
+            "--scenario-byte-delay", "0.5",
+        )
+        self.assertUsageError(
+            "--scenario-stall-limit needs --scenario stall-handshake, stall-after-handshake "
+            "or renegotiation-request",
+            "--scenario-stall-limit", "1",
+        )
+        self.assertUsageError(
+            "--scenario-byte-delay does nothing for --scenario expired "
+            "(it is for slow-reply): drop it",
+            "--scenario", "expired", "--scenario-byte-delay", "0.5",
+        )
+        self.assertUsageError(
+            "--scenario-stall-limit does nothing for --scenario slow-reply (it is for "
+            "stall-handshake, stall-after-handshake and renegotiation-request): drop it",
+            "--scenario", "slow-reply", "--scenario-byte-delay", "0.5",
+            "--scenario-stall-limit", "1",
+        )
+
     def test_unknownOption(self) -> None:
         """
         An unknown option is one line too, not the whole help text.
@@ -241,6 +301,24 @@ class ServerConfigTests(SynchronousTestCase):
             self.assertRefused(f"ServerConfig.{name}: expected a whole number", **{name: 0})
         self.assertRefused("ServerConfig.logFormat: expected 'text' or 'json'", logFormat="xml")
         self.assertRefused("ServerConfig.accessLog: expected auto", accessLog="")
+        self.assertRefused(
+            "ServerConfig.scenarioStallLimit: expected a positive number of seconds, got 0",
+            scenario="stall-handshake", scenarioStallLimit=0,
+        )
+        for value in (-1, float("nan"), True, "0.5"):
+            self.assertRefused(
+                "ServerConfig.scenarioByteDelay: expected seconds",
+                scenario="slow-reply", scenarioByteDelay=value,
+            )
+        self.assertRefused(
+            "ServerConfig.scenarioByteDelay: only slow-reply uses it, not scenario None",
+            scenarioByteDelay=0.5,
+        )
+        self.assertRefused(
+            "ServerConfig.scenarioStallLimit: only stall-handshake, stall-after-handshake "
+            "and renegotiation-request use it, not scenario 'expired'",
+            scenario="expired", scenarioStallLimit=1,
+        )
 
     def test_goodFields(self) -> None:
         """
@@ -254,6 +332,24 @@ class ServerConfigTests(SynchronousTestCase):
             accessLog="/var/log/tlsreply.log",
         )
         self.assertEqual(config.drainDelay, 2)
+        timed = ServerConfig(scenario="stall-after-handshake", scenarioStallLimit=1)
+        self.assertEqual(timed.describe()["scenarioStallLimit"], 1)
+
+    def test_scenarioTimingsReachTheServer(self) -> None:
+        """
+        The scenario's timings are its hostile server's settings; the one
+        not given keeps its default.
+        """
+        from tlsreply.scenarios.misbehaving import HostileReplyFactory, HostileSettings
+
+        for config, expected in (
+            (ServerConfig(scenario="slow-reply", scenarioByteDelay=0.5), HostileSettings(60, 0.5)),
+            (ServerConfig(scenario="stall-handshake", scenarioStallLimit=2), HostileSettings(2, 0.2)),
+            (ServerConfig(scenario="stall-handshake"), HostileSettings()),
+        ):
+            factory = replyFactory(config, MemoryReactor(), None)
+            assert isinstance(factory, HostileReplyFactory)
+            self.assertEqual(factory.settings, expected)
 
 
 class MakeServiceTests(SynchronousTestCase):

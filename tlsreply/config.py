@@ -97,6 +97,15 @@ class ServerConfig:
         readiness check failing, before the listeners close.
     @ivar logFormat: C{"text"} or C{"json"} (one JSON object per line, see
         L{tlsreply.logs._jsonlines}).
+    @ivar scenarioStallLimit: for a hostile C{scenario} that stalls, the
+        seconds (more than 0) after which its server closes a stalled
+        connection; C{None} for the default
+        (L{tlsreply.scenarios.misbehaving.HostileSettings}).
+    @ivar scenarioByteDelay: for C{slow-reply}, the seconds between the
+        reply's bytes; C{None} for the default. Either timing is refused
+        for a scenario that does not use it
+        (L{tlsreply.scenarios.hostile.TIMING_USERS}), as it would do
+        nothing.
     """
 
     listen: tuple[str, ...] = (DEFAULT_LISTEN,)
@@ -117,6 +126,8 @@ class ServerConfig:
     metrics: str | None = None
     drainDelay: float = 0.0
     logFormat: str = "text"
+    scenarioStallLimit: float | None = None
+    scenarioByteDelay: float | None = None
 
     def __post_init__(self) -> None:
         """
@@ -165,6 +176,34 @@ class ServerConfig:
             raise ConfigurationError(
                 "a scenario brings its own certificates: give no certificate with it"
             )
+        self._checkScenarioTimings()
+
+    def _checkScenarioTimings(self) -> None:
+        """
+        A hostile scenario's timing is seconds, and is for a scenario that
+        uses it: given for any other, it would do nothing.
+        """
+        given = [
+            (name, timing, value)
+            for name, timing, value in (
+                ("scenarioStallLimit", "stallLimit", self.scenarioStallLimit),
+                ("scenarioByteDelay", "byteDelay", self.scenarioByteDelay),
+            )
+            if value is not None
+        ]
+        if not given:
+            return
+        from tlsreply.scenarios.hostile import TIMING_USERS, timingUsers
+
+        for name, timing, value in given:
+            values.seconds(value, f"ServerConfig.{name}", positive=timing == "stallLimit")
+            users = TIMING_USERS[timing]
+            if self.scenario not in users:
+                use = "uses" if len(users) == 1 else "use"
+                raise ConfigurationError(
+                    f"ServerConfig.{name}: only {timingUsers(timing)} {use} it, "
+                    f"not scenario {self.scenario!r}"
+                )
 
     @property
     def reply(self) -> bytes:
@@ -204,4 +243,6 @@ class ServerConfig:
             "logFormat": self.logFormat,
             "metrics": self.metrics,
             "drainDelay": self.drainDelay,
+            "scenarioStallLimit": self.scenarioStallLimit,
+            "scenarioByteDelay": self.scenarioByteDelay,
         }

@@ -226,10 +226,11 @@ def replyFactory(config: ServerConfig, reactor: Any, accessLog: ConnectionLog | 
     """
     The reply factory of C{config}, on C{reactor}'s clock: for a hostile
     test scenario, one whose server misbehaves as the scenario says
-    (L{tlsreply.scenarios.servers.scenarioReplyFactory}).
+    (L{tlsreply.scenarios.servers.scenarioReplyFactory}), with the
+    scenario's timings.
     """
     if config.scenario is not None:
-        from tlsreply.scenarios.servers import scenarioReplyFactory
+        from tlsreply.scenarios.servers import hostileSettings, scenarioReplyFactory
 
         return scenarioReplyFactory(
             config.scenario,
@@ -238,6 +239,7 @@ def replyFactory(config: ServerConfig, reactor: Any, accessLog: ConnectionLog | 
             config.handshakeTimeout,
             config.closeTimeout,
             accessLog,
+            hostileSettings(config.scenarioStallLimit, config.scenarioByteDelay),
         )
     return ReplyFactory(
         config.reply,
@@ -471,6 +473,7 @@ def describeServer(config: ServerConfig) -> dict[str, Any]:
     checkPolicy(config.policy)
     if config.scenario is not None:
         settings["certificates"] = f"made at start for scenario {config.scenario}"
+        settings.update(_scenarioTimings(config))
         return settings
     found = configuredCredentials(config)
     if found:
@@ -488,3 +491,21 @@ def describeServer(config: ServerConfig) -> dict[str, Any]:
     return settings
 
 
+def _scenarioTimings(config: ServerConfig) -> dict[str, float | None]:
+    """
+    The timings the scenario's server will use, given or default, for
+    C{--show-config}; C{None} for a timing the scenario does not use.
+    """
+    from tlsreply.scenarios.hostile import TIMING_USERS
+    from tlsreply.scenarios.misbehaving import HostileSettings
+    from tlsreply.scenarios.servers import hostileSettings
+
+    used = hostileSettings(config.scenarioStallLimit, config.scenarioByteDelay)
+    used = used or HostileSettings()
+    return {
+        name: getattr(used, timing) if config.scenario in TIMING_USERS[timing] else None
+        for name, timing in (
+            ("scenarioStallLimit", "stallLimit"),
+            ("scenarioByteDelay", "byteDelay"),
+        )
+    }

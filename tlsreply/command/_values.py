@@ -73,10 +73,11 @@ def _refused(error: ConfigurationError) -> ValueError:
     return ValueError(str(error))
 
 
-def seconds(option: str) -> Coercer:
+def seconds(option: str, positive: bool = False) -> Coercer:
     """
-    A number of seconds, 0 or more (C{--handshake-timeout 2.5}), checked
-    as L{ServerConfig} checks it (L{tlsreply.values.seconds}).
+    A number of seconds, 0 or more (more than 0 if C{positive}):
+    C{--handshake-timeout 2.5}, checked as L{ServerConfig} checks it
+    (L{tlsreply.values.seconds}).
     """
 
     def coerce(value: str) -> float:
@@ -85,7 +86,7 @@ def seconds(option: str) -> Coercer:
         except ValueError:
             number = float("nan")
         try:
-            return values.seconds(number, f"--{option}", text=value)
+            return values.seconds(number, f"--{option}", positive, text=value)
         except ConfigurationError as e:
             raise _refused(e) from None
 

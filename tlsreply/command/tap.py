@@ -23,6 +23,7 @@ from twisted.python import usage
 
 from tlsreply._version import VersionOption
 from tlsreply.command._reloadaccess import ReloadAccessCheck
+from tlsreply.command._scenario import checkScenario
 from tlsreply.command._twistd import TwistdRunner
 from tlsreply.command._values import (
     COERCION_PREFIX,
@@ -125,6 +126,23 @@ class Options(VersionOption, usage.Options):
             "Serve a deliberately broken or unusual test server (expired, "
             "wrong-host, tls1.2-only, ...; see --list-scenarios) from a fresh "
             "test CA written to ./certs/scenario/ca.pem.",
+        ],
+        [
+            "scenario-stall-limit",
+            None,
+            None,
+            "Seconds a hostile scenario's server holds a stalled connection "
+            "(stall-handshake, stall-after-handshake, an unanswered "
+            "renegotiation-request) before it closes it; more than 0. "
+            "[default: 60]",
+            seconds("scenario-stall-limit", positive=True),
+        ],
+        [
+            "scenario-byte-delay",
+            None,
+            None,
+            "Seconds between the reply's bytes in the slow-reply scenario. [default: 0.2]",
+            seconds("scenario-byte-delay"),
         ],
         [
             "reply",
@@ -414,9 +432,7 @@ class Options(VersionOption, usage.Options):
             # before anything (a development certificate) is made.
             parseListenAddress(object(), description)
         policy = self._policy()
-        scenario = self["scenario"]
-        if scenario is not None:
-            self._checkScenario(scenario, policy)
+        checkScenario(self, policy)
         if self["access-log"] not in ACCESS_LOG_DESTINATIONS and not self["access-log"]:
             raise ConfigurationError("--access-log needs a destination")
         if self["metrics"] is not None:
@@ -436,7 +452,7 @@ class Options(VersionOption, usage.Options):
                 for entry in self["certificates"]
             ),
             certificateDirectory=_path(self["cert-dir"]),
-            scenario=scenario,
+            scenario=self["scenario"],
             replyBody=self._replyBody(http),
             http=http,
             httpStatus=self["http-status"] or 200,
@@ -451,23 +467,9 @@ class Options(VersionOption, usage.Options):
             metrics=self["metrics"],
             drainDelay=self["drain-delay"],
             logFormat=self["log-format"],
+            scenarioStallLimit=self["scenario-stall-limit"],
+            scenarioByteDelay=self["scenario-byte-delay"],
         )
-
-    def _checkScenario(self, scenario: str, policy: TLSPolicy) -> None:
-        from tlsreply.scenarios.servers import SCENARIOS, decidedByScenario
-
-        if scenario not in SCENARIOS:
-            raise ConfigurationError(
-                f"--scenario: unknown scenario {scenario!r} (known: {', '.join(SCENARIOS)})"
-            )
-        if self["certificates"] or self["cert-dir"]:
-            raise ConfigurationError("--scenario brings its own certificates: drop --cert")
-        decided = [POLICY_OPTIONS[name] for name in decidedByScenario(policy)]
-        if decided:
-            them = "it" if len(decided) == 1 else "them"
-            raise ConfigurationError(
-                f"--scenario decides {' and '.join(decided)} itself: drop {them}"
-            )
 
     def _replyBody(self, http: bool) -> bytes:
         """

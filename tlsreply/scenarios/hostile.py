@@ -13,7 +13,10 @@ to the end of the connection, with a timeout.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
+from typing import Final
 
 from twisted.internet.ssl import TLSVersion
 
@@ -31,6 +34,26 @@ from tlsreply.tls.policy import TLSPolicy
 
 ENTRIES: list[CatalogueEntry] = []
 _scenario = registrar(ENTRIES)
+
+#: The scenarios whose server uses each of its timings
+#: (L{HostileSettings <tlsreply.scenarios.misbehaving.HostileSettings>}
+#: fields): a timing given for any other would do nothing, so
+#: L{ServerConfig <tlsreply.config.ServerConfig>} and the command line
+#: (C{--scenario-stall-limit}, C{--scenario-byte-delay}) refuse it.
+TIMING_USERS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType({
+    "stallLimit": ("stall-handshake", "stall-after-handshake", "renegotiation-request"),
+    "byteDelay": ("slow-reply",),
+})
+
+
+def timingUsers(timing: str, conjunction: str = "and") -> str:
+    """
+    The scenarios that use C{timing} (a L{TIMING_USERS} key), for a
+    message: C{"slow-reply"}, C{"stall-handshake, ... and
+    renegotiation-request"}.
+    """
+    *others, last = TIMING_USERS[timing]
+    return f"{', '.join(others)} {conjunction} {last}" if others else last
 
 #: What a client needs to see a stall as the failure it is.
 TIMEOUT_REQUIRED = (
@@ -101,9 +124,9 @@ _scenario(
     TLS bounds the wait (RFC 8446 leaves timeouts to the application): a
     correct client gives up at its own handshake timeout. The server holds
     the connection until the client goes away, or closes it at its stall
-    limit (60 s by default, stallLimit). make interop gives every client
-    a 2 s timeout; openssl s_client and gnutls-cli have none, and wait
-    until they are stopped.""",
+    limit (60 s by default; stallLimit=, --scenario-stall-limit). make
+    interop gives every client a 2 s timeout; openssl s_client and
+    gnutls-cli have none, and wait until they are stopped.""",
     misbehaviour="stall-handshake",
     outcomes={
         # curl: "Connection timed out"; s_client: stopped by the harness.
@@ -123,9 +146,9 @@ _scenario(
     no close_notify. A correct client gives up at its own read timeout
     (RFC 8446 bounds no wait).
     The server holds the connection until the client goes away, or closes
-    it (TCP, without close_notify) at its stall limit (60 s by default,
-    stallLimit). As for stall-handshake, openssl s_client and gnutls-cli
-    wait until they are stopped.""",
+    it (TCP, without close_notify) at its stall limit (60 s by default;
+    stallLimit=, --scenario-stall-limit). As for stall-handshake, openssl
+    s_client and gnutls-cli wait until they are stopped.""",
     misbehaviour="stall-after-handshake",
     outcomes={
         "openssl": refused("timeout", None),
@@ -141,7 +164,8 @@ _scenario(
     "slow-reply",
     ACCEPT,
     """The reply one byte at a time, each in a TLS record of its own, 0.2 s
-    apart (byteDelay), then close_notify: a correct client keeps reading
+    apart (byteDelay=, --scenario-byte-delay), then close_notify: a
+    correct client keeps reading
     until close_notify (RFC 8446 section 6.1), its timeout (if it has one
     for each read) never reached between two bytes.""",
     misbehaviour="slow-reply",
@@ -180,7 +204,8 @@ def _helloRetryRequest(ca: TestCA, directory: Path) -> BuiltScenario:
     ACCEPT,
     """TLS 1.2, and after the handshake the server asks to renegotiate (a
     HelloRequest), then sends the reply; it closes once the client has
-    renegotiated, or at its stall limit. A client may renegotiate (securely,
+    renegotiated, or at its stall limit (60 s by default; stallLimit=,
+    --scenario-stall-limit). A client may renegotiate (securely,
     RFC 5746) or refuse with a no_renegotiation alert (RFC 5246 section
     7.4.1.1), which OpenSSL's server answers with a fatal handshake_failure;
     it must not hang. This scenario lowers the server's security on

@@ -309,6 +309,24 @@ def scenarioReplyFactory(
     )
 
 
+def hostileSettings(
+    stallLimit: float | None = None, byteDelay: float | None = None
+) -> HostileSettings | None:
+    """
+    The hostile servers' settings with these timings, the defaults for
+    those that are C{None}; C{None} (the defaults, and no hostile settings
+    at all for a scenario that is not hostile) when neither is given.
+
+    @raise ValueError: for a timing L{HostileSettings} refuses.
+    """
+    if stallLimit is None and byteDelay is None:
+        return None
+    from tlsreply.scenarios.misbehaving import HostileSettings
+
+    given = {"stallLimit": stallLimit, "byteDelay": byteDelay}
+    return HostileSettings(**{name: value for name, value in given.items() if value is not None})
+
+
 class ScenarioDescription(TypedDict):
     """
     A scenario as plain values, as L{describeScenarios} lists it.

@@ -46,7 +46,7 @@ from tlsreply.protocol import DEFAULT_REPLY
 from tlsreply.replies import httpResponse
 from tlsreply.scenarios.base import ExpectedOutcome
 from tlsreply.scenarios.ca import TestCA
-from tlsreply.scenarios.servers import ScenarioSetup, buildScenario
+from tlsreply.scenarios.servers import ScenarioSetup, buildScenario, hostileSettings
 from tlsreply.service import TLSReplyService
 from tlsreply.testing.issuing import ISSUED_DIRECTORY, IssuingCA
 from tlsreply.tls.policy import TLSPolicy
@@ -248,15 +248,7 @@ def startTLSReplyServer(
         headers = tuple(httpHeaders.items() if isinstance(httpHeaders, Mapping) else httpHeaders)
         if http or httpStatus != 200 or headers:
             reply = httpResponse(reply, httpStatus, headers)
-        hostile = None
-        if stallLimit is not None or byteDelay is not None:
-            from tlsreply.scenarios.misbehaving import HostileSettings
-
-            defaults = HostileSettings()
-            hostile = HostileSettings(
-                defaults.stallLimit if stallLimit is None else stallLimit,
-                defaults.byteDelay if byteDelay is None else byteDelay,
-            )
+        hostile = hostileSettings(stallLimit, byteDelay)
         factory = setup.replyFactory(reply, clock=reactor, hostile=hostile)
         service = TLSReplyService.fromDescriptions(
             reactor,
