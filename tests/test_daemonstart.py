@@ -19,6 +19,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -366,6 +367,45 @@ class DaemonStartTests(DaemonStartTestCase):
         os.kill(pid, signal.SIGTERM)
         self.waitForNoProcess(workdir)
         self.assertFalse((workdir / PIDFILE).exists())
+
+
+    def test_sigtermBeforeTheReactorRuns(self) -> None:
+        """
+        A SIGTERM that reaches the daemon after twistd has started the
+        application but before the reactor runs is a graceful stop: the
+        command reports a start (exit 0), then the daemon stops, says so in
+        its log and removes its pidfile; it is not killed by the signal
+        (which left a pidfile and made the command report a failure). The
+        launcher runs the real twistd and signals the daemon exactly there.
+        """
+        workdir = self.workdir()
+        launcher = (
+            "import os, signal, sys\n"
+            "from twisted.application import app\n"
+            "from twisted.scripts import twistd\n"
+            "started = app.startApplication\n"
+            "def startThenSignal(application, save):\n"
+            "    started(application, save)\n"
+            "    os.kill(os.getpid(), signal.SIGTERM)\n"
+            "app.startApplication = startThenSignal\n"
+            "sys.argv[0] = 'twistd'\n"
+            "twistd.run()\n"
+        )
+        try:
+            result = subprocess.run(
+                [sys.executable, "-c", launcher, f"--pidfile={PIDFILE}",
+                 f"--logfile={LOGFILE}", "tlsreply", "--port", "tcp:0:interface=127.0.0.1"],
+                cwd=workdir, stdin=subprocess.DEVNULL, capture_output=True,
+                timeout=START_DEADLINE,
+            )
+        except subprocess.TimeoutExpired:
+            self.fail(f"twistd did not exit within {START_DEADLINE:g}s")
+        self.assertEqual((result.returncode, result.stderr), (0, b""))
+        self.waitForNoProcess(workdir)
+        self.assertFalse((workdir / PIDFILE).exists())
+        log = (workdir / LOGFILE).read_text()
+        self.assertIn("received SIGTERM: stopping gracefully", log)
+        self.assertIn("Server Shut Down.", log)
 
 
 class LowPortMessageTests(SynchronousTestCase):
