@@ -33,7 +33,7 @@ from tests.support import (
     makeCertificates,
     temporaryDirectory,
 )
-from tests.test_plugin import SCRIPTS, Daemon
+from tests.test_plugin import SCRIPTS, SIGTERM_BEFORE_THE_REACTOR, Daemon
 from tlsreply.command._twistd import (
     RunAs,
     TwistdRunner,
@@ -379,21 +379,9 @@ class DaemonStartTests(DaemonStartTestCase):
         launcher runs the real twistd and signals the daemon exactly there.
         """
         workdir = self.workdir()
-        launcher = (
-            "import os, signal, sys\n"
-            "from twisted.application import app\n"
-            "from twisted.scripts import twistd\n"
-            "started = app.startApplication\n"
-            "def startThenSignal(application, save):\n"
-            "    started(application, save)\n"
-            "    os.kill(os.getpid(), signal.SIGTERM)\n"
-            "app.startApplication = startThenSignal\n"
-            "sys.argv[0] = 'twistd'\n"
-            "twistd.run()\n"
-        )
         try:
             result = subprocess.run(
-                [sys.executable, "-c", launcher, f"--pidfile={PIDFILE}",
+                [sys.executable, "-c", SIGTERM_BEFORE_THE_REACTOR, f"--pidfile={PIDFILE}",
                  f"--logfile={LOGFILE}", "tlsreply", "--port", "tcp:0:interface=127.0.0.1"],
                 cwd=workdir, stdin=subprocess.DEVNULL, capture_output=True,
                 timeout=START_DEADLINE,

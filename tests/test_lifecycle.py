@@ -34,7 +34,7 @@ from tests.support import (
     temporaryDirectory,
     waitUntilAccepted,
 )
-from tests.test_plugin import SCRIPTS, Daemon
+from tests.test_plugin import SCRIPTS, SIGTERM_BEFORE_THE_REACTOR, Daemon
 from tlsreply import buildServerContexts, loadCredentials
 from tlsreply.connection.limits import AcceptLimit
 from tlsreply.errors import ConfigurationError
@@ -386,21 +386,8 @@ class SignalTests(SynchronousTestCase):
         """
         workdir = temporaryDirectory(self)
         certificates = makeCertificates(workdir)
-        launcher = (
-            "import os, signal, sys\n"
-            "from twisted.application import app\n"
-            "from twisted.scripts import twistd\n"
-            "started = app.startApplication\n"
-            "def startThenSignal(application, save):\n"
-            "    started(application, save)\n"
-            "    print('SIGTERM before the reactor runs', flush=True)\n"
-            "    os.kill(os.getpid(), signal.SIGTERM)\n"
-            "app.startApplication = startThenSignal\n"
-            "sys.argv[0] = 'twistd'\n"
-            "twistd.run()\n"
-        )
         daemon = Daemon(
-            [sys.executable, "-c", launcher, "-n", "--pidfile=", "tlsreply",
+            [sys.executable, "-c", SIGTERM_BEFORE_THE_REACTOR, "-n", "--pidfile=", "tlsreply",
              "--port", "tcp:0:interface=127.0.0.1",
              "--cert", str(certificates.certificatePath), "--key", str(certificates.keyPath)],
             workdir,
