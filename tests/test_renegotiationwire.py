@@ -20,9 +20,11 @@ L{tests.test_renegotiation}.
 
 from __future__ import annotations
 
+import fcntl
 import re
 import socket
 import struct
+import termios
 import time
 from dataclasses import dataclass
 
@@ -63,11 +65,33 @@ class Attempt:
     renegotiated: bool
 
 
+def waitUntilStalled(raw: socket.socket, timeout: float = 10.0) -> None:
+    """
+    Read nothing until the server has filled the socket buffers between it
+    and this client: the bytes waiting here stop growing. The server is
+    then blocked in the middle of its reply (its writes would block), so
+    the ClientHello the client sends on its next read reaches a server
+    that goes back to its reactor and reads it. A client that reads as
+    fast as the server writes never blocks it, and a server that never
+    blocks writes the whole reply before it reads anything: the attempt
+    would then prove nothing.
+    """
+    deadline = time.monotonic() + timeout
+    waiting, unchanged = -1, 0
+    while unchanged < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+        now = struct.unpack("i", fcntl.ioctl(raw, termios.FIONREAD, b"\0" * 4))[0]
+        unchanged = unchanged + 1 if now == waiting else 0
+        waiting = now
+
+
 def renegotiate(port: int, caPath: str, proxyHeader: bytes = b"") -> Attempt:
     """
     Complete a TLS 1.2 handshake, read a little of the reply, ask to
-    renegotiate, then read on (which drives the renegotiation, as
-    C{s_client}'s C{R} command does) until the connection ends.
+    renegotiate, wait until the server is blocked writing the rest
+    (L{waitUntilStalled}), then read on (which sends the ClientHello and
+    drives the renegotiation, as C{s_client}'s C{R} command does) until
+    the connection ends.
     """
     context = SSL.Context(SSL.TLS_METHOD)
     context.set_max_proto_version(SSL.TLS1_2_VERSION)
@@ -85,6 +109,7 @@ def renegotiate(port: int, caPath: str, proxyHeader: bytes = b"") -> Attempt:
         assert connection.get_protocol_version_name() == "TLSv1.2"
         received = len(connection.recv(1024))
         connection.renegotiate()
+        waitUntilStalled(raw)
         error = None
         deadline = time.monotonic() + 30
         try:
