@@ -37,6 +37,7 @@ from tests.test_plugin import SCRIPTS, Daemon
 from tests.test_unixpaths import fetchOverUnix
 from tlsreply.workers._cpulimit import cgroupCPULimit, quotaCPUs
 from tlsreply.workers.supervisor import (
+    KILL_AFTER_GRACE,
     MAXIMUM_PAUSE,
     PARENT_CHECK_INTERVAL,
     Worker,
@@ -310,6 +311,30 @@ class WorkersTests(SynchronousTestCase):
         self.assertEqual([pid for pid in pids.values() if not hasExited(pid)], [])
         self.assertIn("stopping 2 workers", "".join(daemon.output))
 
+
+    def test_stopKillsAWorkerThatDoesNotStop(self) -> None:
+        """
+        A worker that does not stop on SIGTERM (here: stopped with SIGSTOP,
+        as a hung one would be) is killed once the shutdown grace and
+        L{KILL_AFTER_GRACE} have passed, and the parent then exits 0: the
+        stop never hangs. (The parent used to wait for ever: the worker's
+        exit tried to cancel the kill timer, which had already run.)
+        """
+        certificates = makeCertificates(temporaryDirectory(self))
+        daemon, port = self.start(certificates, "--shutdown-grace", "1")
+        self.killWorkersAtEnd(daemon)
+        stuck = self.workerPids(daemon)[1]
+        os.kill(stuck, signal.SIGSTOP)
+        started = time.monotonic()
+        self.assertEqual(daemon.stop(), 0)
+        self.assertGreaterEqual(time.monotonic() - started, 1 + KILL_AFTER_GRACE - 0.5)
+        log = "".join(daemon.output)
+        self.assertIn(
+            f"worker 1 (pid {stuck}) still running {1 + KILL_AFTER_GRACE:g}s after SIGTERM: "
+            "killing it", log,
+        )
+        self.assertIn(f"worker 1 (pid {stuck}) stopped with status -9", log)
+        self.assertTrue(hasExited(stuck))
 
     def test_noClientRefusedWhileAWorkerIsReplaced(self) -> None:
         """

@@ -368,7 +368,9 @@ class WorkerPool(Service):
         def exited(code: int, pid: int) -> None:
             remaining.discard(pid)
             if not remaining and not done.called:
-                killer.cancel()
+                # The last exit may be a killed worker's, after the killer ran.
+                if killer.active():
+                    killer.cancel()
                 done.callback(None)
 
         def kill() -> None:
