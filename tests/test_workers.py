@@ -26,12 +26,14 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.support import (
+    LOOPBACK,
     SSLResult,
     TestCertificates,
     clientContext,
     fetchWithSSL,
     makeCertificates,
     temporaryDirectory,
+    waitUntilAccepted,
 )
 from tests.test_plugin import SCRIPTS, Daemon
 from tests.test_unixpaths import fetchOverUnix
@@ -311,6 +313,29 @@ class WorkersTests(SynchronousTestCase):
         self.assertEqual([pid for pid in pids.values() if not hasExited(pid)], [])
         self.assertIn("stopping 2 workers", "".join(daemon.output))
 
+
+    def test_ctrlCIsOneGracefulStop(self) -> None:
+        """
+        Ctrl-C at a terminal sends SIGINT to every process of the
+        foreground group, the workers included: it is one graceful stop
+        (the parent stops each worker with SIGTERM), not a graceful stop
+        followed by the parent's SIGTERM as a second signal, which would
+        abort the connections in progress at once.
+        """
+        certificates = makeCertificates(temporaryDirectory(self))
+        daemon, port = self.start(certificates, "--shutdown-grace", "2")
+        self.killWorkersAtEnd(daemon)
+        idle = [socket.create_connection((LOOPBACK, port)) for _ in range(8)]
+        for client in idle:
+            self.addCleanup(client.close)
+            waitUntilAccepted(client)
+        for pid in (*self.workerPids(daemon).values(), daemon.process.pid):
+            os.kill(pid, signal.SIGINT)
+        rest, _ = daemon.process.communicate(timeout=20)
+        self.assertEqual(daemon.process.returncode, 0)
+        log = "".join(daemon.output) + rest.decode("utf-8", "replace")
+        self.assertIn("stopped listening; waiting up to 2s for", log)
+        self.assertNotIn("aborted on a second", log)
 
     def test_stopKillsAWorkerThatDoesNotStop(self) -> None:
         """

@@ -21,7 +21,8 @@ parent accepts nothing; it:
   - on SIGHUP, builds new contexts (new certificates, new ticket keys
     shared by the new workers), forks a new worker for each slot, and only
     then stops the old one gracefully: nothing is refused meanwhile;
-  - on SIGTERM or SIGINT, stops every worker gracefully and exits 0 once
+  - on SIGTERM or SIGINT, stops every worker gracefully (with SIGTERM:
+    workers ignore a SIGINT, which Ctrl-C sends them too) and exits 0 once
     they have; a second one makes them abort what is left.
 
 A worker closes, right after C{fork}, every socket of the parent's reactor
@@ -487,8 +488,11 @@ def _newReactor() -> Any:
 
 class _WorkerSignals:
     """
-    A worker's signals: SIGTERM or SIGINT stop it gracefully, a second one
-    aborts its connections; SIGHUP is the parent's business.
+    A worker's signals: SIGTERM stops it gracefully, a second one aborts
+    its connections. SIGINT and SIGHUP are the parent's business: Ctrl-C at
+    a terminal reaches every process of its group, and the parent turns it
+    into one SIGTERM for each worker, which a SIGINT of the worker's own
+    would make a second signal (an abort instead of a graceful stop).
     """
 
     def __init__(self, reactor: Any, service: Any) -> None:
@@ -498,7 +502,7 @@ class _WorkerSignals:
 
     def install(self) -> None:
         signal.signal(signal.SIGTERM, self._received)
-        signal.signal(signal.SIGINT, self._received)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
     def _received(self, number: int, frame: Any) -> None:
