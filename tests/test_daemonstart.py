@@ -369,6 +369,35 @@ class DaemonStartTests(DaemonStartTestCase):
         self.assertFalse((workdir / PIDFILE).exists())
 
 
+    def test_workersAsADaemon(self) -> None:
+        """
+        With C{--workers 2} the daemon is a parent and two workers, all in
+        the daemon's folder: the command exits 0, the pidfile names the
+        parent, both workers serve, and SIGTERM to the pidfile's process
+        ends all three and removes the pidfile.
+        """
+        workdir = self.workdir()
+        certificates = makeCertificates(workdir / "tls")
+        run = self.runDaemon(workdir, "--port", "tcp:0:interface=127.0.0.1", "--workers", "2",
+                             "--cert", str(certificates.certificatePath),
+                             "--key", str(certificates.keyPath))
+        self.assertEqual((run.status, run.stderr), (0, ""))
+        parent = int((workdir / PIDFILE).read_text())
+        deadline = time.monotonic() + 10
+        while len(re.findall(r"tlsreply worker \d listening on", run.log)) < 2:
+            self.assertLess(time.monotonic(), deadline, run.log)
+            time.sleep(0.05)
+        self.assertEqual(len(processesIn(workdir)), 3)
+        self.assertIn(parent, processesIn(workdir))
+        port = int(re.findall(r"listening on \['127\.0\.0\.1:(\d+)'\] with 2 workers", run.log)[0])
+        context = clientContext(str(certificates.caPath))
+        for _ in range(4):
+            self.assertEqual(fetchWithSSL(port, context).data, b"test\n")
+        os.kill(parent, signal.SIGTERM)
+        self.waitForNoProcess(workdir)
+        self.assertFalse((workdir / PIDFILE).exists())
+        self.assertIn("Server Shut Down.", run.log)
+
     def test_sigtermBeforeTheReactorRuns(self) -> None:
         """
         A SIGTERM that reaches the daemon after twistd has started the
