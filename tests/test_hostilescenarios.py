@@ -487,7 +487,8 @@ class HostileServerTests(HostileTestCase):
         helper with its other unknown settings' message.
         """
         self.assertEqual(HostileSettings(), HostileSettings(60.0, 0.2))
-        for bad in ({"stallLimit": 0}, {"byteDelay": -1}, {"stallLimit": True}):
+        for bad in ({"stallLimit": 0}, {"byteDelay": -1}, {"stallLimit": True},
+                    {"stallLimit": float("inf")}, {"byteDelay": float("nan")}):
             with self.assertRaises(ValueError):
                 HostileSettings(**bad)
         from tlsreply.errors import ConfigurationError

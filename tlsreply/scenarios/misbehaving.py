@@ -36,11 +36,12 @@ from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
 from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 
+from tlsreply import values
 from tlsreply.clienthello.offered import ClientHello
 from tlsreply.connection.ending import Ending
 from tlsreply.connection.records import describeHandshake
 from tlsreply.connection.tcpinfo import bytesAcknowledged
-from tlsreply.errors import openSSLReasons
+from tlsreply.errors import ConfigurationError, openSSLReasons
 from tlsreply.logs.access import ConnectionLog
 from tlsreply.protocol import (
     DEFAULT_CLOSE_TIMEOUT,
@@ -106,11 +107,10 @@ class HostileSettings:
 
     def __post_init__(self) -> None:
         for name in ("stallLimit", "byteDelay"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"HostileSettings.{name}: expected seconds >= 0, got {value!r}")
-        if self.stallLimit == 0:
-            raise ValueError("HostileSettings.stallLimit: a stall needs a limit above 0")
+            try:  # A stall needs a limit above 0; infinity and NaN are no limit.
+                values.seconds(getattr(self, name), f"HostileSettings.{name}", name == "stallLimit")
+            except ConfigurationError as e:
+                raise ValueError(str(e)) from None
 
 
 class SecretLog:
