@@ -311,7 +311,7 @@ class ServerConfigTests(SynchronousTestCase):
                 scenario="slow-reply", scenarioByteDelay=value,
             )
         self.assertRefused(
-            "ServerConfig.scenarioByteDelay: only slow-reply uses it, not scenario None",
+            "ServerConfig.scenarioByteDelay: only slow-reply uses it, no scenario",
             scenarioByteDelay=0.5,
         )
         self.assertRefused(

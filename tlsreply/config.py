@@ -200,9 +200,9 @@ class ServerConfig:
             users = TIMING_USERS[timing]
             if self.scenario not in users:
                 use = "uses" if len(users) == 1 else "use"
+                which = "no scenario" if self.scenario is None else f"not scenario {self.scenario!r}"
                 raise ConfigurationError(
-                    f"ServerConfig.{name}: only {timingUsers(timing)} {use} it, "
-                    f"not scenario {self.scenario!r}"
+                    f"ServerConfig.{name}: only {timingUsers(timing)} {use} it, {which}"
                 )
 
     @property
