@@ -71,8 +71,9 @@ MAXIMUM_PAUSE = 30.0
 #: exit before it kills them.
 KILL_AFTER_GRACE = 5.0
 
-#: The signals a worker handles itself (SIGHUP: by ignoring it), blocked
-#: from its C{fork} until its handlers are installed.
+#: The signals a process of tlsreply's handles, blocked from a worker's
+#: C{fork} until its own handlers are installed (L{_WorkerSignals}: SIGTERM
+#: stops it, SIGINT and SIGHUP are ignored as the parent's business).
 _WORKER_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
 
 #: Seconds between a worker's checks that its parent is still there.
