@@ -10,6 +10,7 @@ import shutil
 import signal
 import socket
 import ssl
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,7 +21,7 @@ from twisted.internet import reactor
 from twisted.internet.task import deferLater
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import LogLevel
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.support import (
     LOOPBACK,
@@ -489,6 +490,68 @@ class SignalTests(SynchronousTestCase):
 ConnectionLimitTestsOnMemoryBIO = onMemoryBIO(ConnectionLimitTests)
 GracefulStopTestsOnMemoryBIO = onMemoryBIO(GracefulStopTests)
 ReloadTestsOnMemoryBIO = onMemoryBIO(ReloadTests)
+
+
+#: A Python program that starts a L{ServerLifecycle} before its reactor
+#: runs (as twistd and twist do), stops it without a signal once the
+#: reactor runs (as an application embedding it may), then interrupts
+#: itself as Ctrl-C would: the reactor's own SIGINT handling must be back.
+EMBEDDED_STOP_THEN_CTRL_C = """
+import os, signal, sys
+from twisted.internet import reactor
+from tlsreply.lifecycle import ServerLifecycle
+lifecycle = ServerLifecycle(reactor)
+lifecycle.startService()
+def stopThenInterrupt():
+    lifecycle.stopService()
+    print("stopped the lifecycle", flush=True)
+    os.kill(os.getpid(), signal.SIGINT)
+reactor.callWhenRunning(stopThenInterrupt)
+reactor.callLater(10, print, "the reactor was still running 10 s after SIGINT")
+reactor.callLater(10, reactor.stop)
+reactor.run()
+print("the reactor stopped", flush=True)
+"""
+
+
+class EmbeddedSignalTests(TestCase):
+    """
+    A lifecycle stopped without a signal gives back the handlers it found.
+    """
+
+    async def test_handlersGivenBack(self) -> None:
+        """
+        Started and stopped while the reactor runs, the lifecycle leaves
+        SIGTERM, SIGINT and SIGHUP as it found them (it installs its own
+        twice, and must not take the second time's for the original).
+        """
+        await deferLater(reactor, 0, lambda: None)
+        self.assertTrue(reactor.running)
+        before = {n: signal.getsignal(n) for n in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+        lifecycle = ServerLifecycle(reactor)
+        lifecycle.startService()
+        self.assertNotEqual(signal.getsignal(signal.SIGTERM), before[signal.SIGTERM])
+        lifecycle.stopService()
+        self.assertEqual(
+            {n: signal.getsignal(n) for n in before}, before
+        )
+
+    def test_ctrlCAfterAnEmbeddedStop(self) -> None:
+        """
+        Started before the reactor runs and stopped without a signal, the
+        lifecycle gives back the reactor's SIGINT handling: a later Ctrl-C
+        stops the reactor as usual, without a KeyboardInterrupt traceback.
+        """
+        result = subprocess.run(
+            [sys.executable, "-c", EMBEDDED_STOP_THEN_CTRL_C],
+            capture_output=True, timeout=30, stdin=subprocess.DEVNULL,
+        )
+        output = (result.stdout + result.stderr).decode("utf-8", "replace")
+        self.assertEqual(result.returncode, 0, output)
+        self.assertIn("stopped the lifecycle", output)
+        self.assertIn("the reactor stopped", output)
+        self.assertNotIn("still running", output)
+        self.assertNotIn("KeyboardInterrupt", output)
 
 
 class DrainTests(SynchronousTestCase):

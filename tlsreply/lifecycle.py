@@ -223,11 +223,13 @@ class ServerLifecycle(MultiService):
             self.privilegedStartService()
         with exitOnListenFailure(self.onStartFailure):
             super().startService()
-        # Now, for a signal that comes before the reactor runs (twistd
-        # starts the application, then the reactor: a SIGTERM between the
-        # two would otherwise end the process by its default action), and
-        # again once it runs, over the reactor's own, installed as it starts.
-        self._installSignalHandlers()
+        # SIGTERM and SIGHUP now, for one that comes before the reactor
+        # runs (twistd starts the application, then the reactor: their
+        # default action would end the process); then all three once it
+        # runs, over the reactor's own, installed as it starts. Not SIGINT
+        # now: the reactor installs its own only over Python's default, and
+        # that is the one to give back if the lifecycle stops first.
+        self._installSignalHandlers(early=True)
         self._reactor.callWhenRunning(self._installSignalHandlers)
 
     def stopService(self) -> Any:
@@ -250,7 +252,7 @@ class ServerLifecycle(MultiService):
             signal.signal(number, handler)
         self._previousHandlers.clear()
 
-    def _installSignalHandlers(self) -> None:
+    def _installSignalHandlers(self, early: bool = False) -> None:
         from twisted.internet import reactor as globalReactor
 
         if self._reactor is not globalReactor or not self.running:
@@ -262,10 +264,13 @@ class ServerLifecycle(MultiService):
             signal.SIGINT: self._stopOnSignal,
             signal.SIGHUP: self._reloadOnSignal,
         }
+        if early:
+            del handlers[signal.SIGINT]
         for number, handler in handlers.items():
             previous = signal.signal(number, handler)
             # Installed twice (see startService): what is given back on
-            # stopping is the last handler that was not ours (the reactor's).
+            # stopping is the last handler that was not ours (the reactor's
+            # SIGTERM, the original SIGHUP).
             if previous != handler:
                 self._previousHandlers[number] = previous
 
