@@ -68,17 +68,16 @@ class Attempt:
 def waitUntilStalled(raw: socket.socket, timeout: float = 10.0) -> None:
     """
     Read nothing until the server has filled the socket buffers between it
-    and this client: the bytes waiting here stop growing. The server is
-    then blocked in the middle of its reply (its writes would block), so
-    the ClientHello the client sends on its next read reaches a server
-    that goes back to its reactor and reads it. A client that reads as
-    fast as the server writes never blocks it, and a server that never
-    blocks writes the whole reply before it reads anything: the attempt
-    would then prove nothing.
+    and this client: the bytes waiting here stop growing (for half a
+    second), or fail after C{timeout}. The server is then blocked in the
+    middle of its reply: its writes would block, so it is back in its
+    reactor, where a ClientHello in its socket is read at once.
     """
     deadline = time.monotonic() + timeout
     waiting, unchanged = -1, 0
-    while unchanged < 3 and time.monotonic() < deadline:
+    while unchanged < 5:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the server kept writing for {timeout} s")
         time.sleep(0.1)
         now = struct.unpack("i", fcntl.ioctl(raw, termios.FIONREAD, b"\0" * 4))[0]
         unchanged = unchanged + 1 if now == waiting else 0
@@ -88,15 +87,29 @@ def waitUntilStalled(raw: socket.socket, timeout: float = 10.0) -> None:
 def renegotiate(port: int, caPath: str, proxyHeader: bytes = b"") -> Attempt:
     """
     Complete a TLS 1.2 handshake, read a little of the reply, ask to
-    renegotiate, wait until the server is blocked writing the rest
-    (L{waitUntilStalled}), then read on (which sends the ClientHello and
-    drives the renegotiation, as C{s_client}'s C{R} command does) until
-    the connection ends.
+    renegotiate, then read on (which sends the ClientHello and drives the
+    renegotiation, as C{s_client}'s C{R} command does) until the
+    connection ends.
+
+    The ClientHello must reach a server still writing its reply, which it
+    only reads once its writes would block: a client that reads as fast as
+    the server writes never blocks it, and the server writes the whole
+    reply before it reads anything, and the attempt proves nothing. So the
+    client lets the server fill the buffers between them
+    (L{waitUntilStalled}), reads only until the ClientHello is out, and
+    lets them fill again before it reads on.
     """
     context = SSL.Context(SSL.TLS_METHOD)
     context.set_max_proto_version(SSL.TLS1_2_VERSION)
     context.load_verify_locations(caPath)
     context.set_verify(SSL.VERIFY_PEER)
+    started: list[bool] = []
+
+    def info(connection: SSL.Connection, where: int, ret: int) -> None:
+        if where & SSL.SSL_CB_HANDSHAKE_START and connection.total_renegotiations():
+            started.append(True)
+
+    context.set_info_callback(info)
     with socket.create_connection((LOOPBACK, port), timeout=10) as raw:
         raw.sendall(proxyHeader)
         # Blocking, as pyOpenSSL needs, but never for more than 10 s.
@@ -109,6 +122,12 @@ def renegotiate(port: int, caPath: str, proxyHeader: bytes = b"") -> Attempt:
         assert connection.get_protocol_version_name() == "TLSv1.2"
         received = len(connection.recv(1024))
         connection.renegotiate()
+        waitUntilStalled(raw)
+        for _ in range(8):
+            if started:
+                break
+            received += len(connection.recv(65536))
+        assert started, "the client did not send its ClientHello"
         waitUntilStalled(raw)
         error = None
         deadline = time.monotonic() + 30
