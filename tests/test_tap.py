@@ -311,7 +311,7 @@ class ServerConfigTests(SynchronousTestCase):
                 scenario="slow-reply", scenarioByteDelay=value,
             )
         self.assertRefused(
-            "ServerConfig.scenarioByteDelay: only slow-reply uses it, no scenario",
+            "ServerConfig.scenarioByteDelay: only slow-reply uses it, and no scenario is set",
             scenarioByteDelay=0.5,
         )
         self.assertRefused(
@@ -676,10 +676,15 @@ class MakeServiceTests(SynchronousTestCase):
 
     def test_scenarioExcludesCertificates(self) -> None:
         """
-        A scenario brings its own certificates; with C{--cert} too it is an
-        error, and an unknown scenario is one line naming the known ones.
+        A scenario brings its own certificates; with C{--cert} or
+        C{--cert-dir} too it is an error naming the option, and an unknown
+        scenario is one line naming the known ones.
         """
-        self.assertExits("--scenario brings its own certificates", "--scenario", "valid")
+        self.assertExits("--scenario brings its own certificates: drop --cert",
+                         "--scenario", "valid")
+        self.assertExits("--scenario brings its own certificates: drop --cert-dir",
+                         "--scenario", "valid", "--cert-dir", str(self.directory),
+                         withCertificate=False)
         self.assertExits("unknown scenario 'nope'", "--scenario", "nope",
                          withCertificate=False)
 

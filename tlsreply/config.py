@@ -200,7 +200,10 @@ class ServerConfig:
             users = TIMING_USERS[timing]
             if self.scenario not in users:
                 use = "uses" if len(users) == 1 else "use"
-                which = "no scenario" if self.scenario is None else f"not scenario {self.scenario!r}"
+                which = (
+                    "and no scenario is set" if self.scenario is None
+                    else f"not scenario {self.scenario!r}"
+                )
                 raise ConfigurationError(
                     f"ServerConfig.{name}: only {timingUsers(timing)} {use} it, {which}"
                 )

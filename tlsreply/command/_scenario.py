@@ -68,7 +68,8 @@ def _checkKnownScenario(options: Mapping[str, Any], scenario: str, policy: TLSPo
             f"--scenario: unknown scenario {scenario!r} (known: {', '.join(SCENARIOS)})"
         )
     if options["certificates"] or options["cert-dir"]:
-        raise ConfigurationError("--scenario brings its own certificates: drop --cert")
+        given = "--cert" if options["certificates"] else "--cert-dir"
+        raise ConfigurationError(f"--scenario brings its own certificates: drop {given}")
     decided = [POLICY_OPTIONS[name] for name in decidedByScenario(policy)]
     if decided:
         them = "it" if len(decided) == 1 else "them"

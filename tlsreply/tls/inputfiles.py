@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_certificatedirectory, tests.test_tap -*-
+# -*- test-case-name: tests.test_certificatedirectory,tests.test_credentials,tests.test_tap -*-
 """
 The one way tlsreply reads a file an operator names: a certificate, a key,
 a chain, a client CA, an OCSP response, a reply file, every file of a
@@ -10,8 +10,11 @@ Kubernetes' Secret volumes). A FIFO would block the start (or a reload, in
 the reactor) in C{open} or C{read} until a writer came, a device may never
 end (C{/dev/zero}) or act on being opened: each is refused with one line
 naming it, at once. So is a pipe from a shell's process substitution
-(C{--cert <(...)}): it could be read once, but a reload (SIGHUP) reads every
-file again.
+(C{--cert <(...)}): it could be read once, but a reload (SIGHUP) reads the
+certificates, keys and CAs again.
+
+OpenSSL opens the client CA file again by its path once it has been read
+here (C{load_client_ca}, C{load_verify_locations} take paths only).
 """
 
 from __future__ import annotations
@@ -34,8 +37,7 @@ def _notRegular(path: Path, mode: int, link: bool) -> ConfigurationError:
     kind = _KINDS.get(stat.S_IFMT(mode), "an unknown kind of file")
     what = f"a symbolic link to {kind}" if link else kind
     return ConfigurationError(
-        f"{path} is {what}, not a regular file; tlsreply does not open it "
-        "(a reload must read it again: write it to a file)"
+        f"{path} is {what}, not a regular file; tlsreply does not open it"
     )
 
 
