@@ -14,12 +14,15 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
+from dataclasses import fields
 from typing import Any
 
 from twisted.internet import reactor
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.support import inThread, requireCommand, runCommand, temporaryDirectory
+from tlsreply.command.tap import Options
+from tlsreply.config import ServerConfig
 from tlsreply.connection.records import ConnectionRecord
 from tlsreply.protocol import ReplyFactory
 from tlsreply.scenarios._tlsrecords import (
@@ -30,13 +33,13 @@ from tlsreply.scenarios._tlsrecords import (
     encryptedAlert,
 )
 from tlsreply.scenarios.ca import TestCA
-from tlsreply.scenarios.hostile import TIMING_USERS
 from tlsreply.scenarios.misbehaving import (
     HostileReplyFactory,
     HostileServerFactory,
     HostileSettings,
 )
 from tlsreply.scenarios.servers import SCENARIOS, buildScenario, scenarioReplyFactory
+from tlsreply.scenarios.timings import TIMINGS
 from tlsreply.testing import startTLSReplyServer
 from tlsreply.testing.server import TestServer
 from tlsreply.tls.policy import TLSPolicy
@@ -579,19 +582,21 @@ class CatalogueTests(SynchronousTestCase):
 
     def test_timingsNamed(self) -> None:
         """
-        The scenarios that use a timing (L{TIMING_USERS}, which the command
-        line and L{ServerConfig} go by to refuse a timing that would do
-        nothing) are hostile, and are the ones whose description names its
-        setting and option; every timing is a L{HostileSettings} field.
+        The scenarios that use a timing (L{TIMINGS}, which the command line
+        and L{ServerConfig} go by to refuse a timing that would do nothing)
+        are hostile, and are the ones whose description names its setting
+        and option; every timing is a L{HostileSettings} field, a
+        L{ServerConfig} field and an option.
         """
-        options = {"stallLimit": "--scenario-stall-limit", "byteDelay": "--scenario-byte-delay"}
-        self.assertEqual(set(TIMING_USERS), set(vars(HostileSettings())))
-        self.assertEqual(set(TIMING_USERS), set(options))
-        for timing, users in TIMING_USERS.items():
-            self.assertTrue(set(users) <= set(HOSTILE), users)
+        self.assertEqual({t.setting for t in TIMINGS}, set(vars(HostileSettings())))
+        configFields = {f.name for f in fields(ServerConfig)}
+        for timing in TIMINGS:
+            self.assertIn(timing.config, configFields)
+            self.assertIn(timing.option, {o[0] for o in Options.optParameters})
+            self.assertTrue(set(timing.users) <= set(HOSTILE), timing.users)
             naming = tuple(
                 name
                 for name in HOSTILE
-                if f"{timing}=, {options[timing]}" in SCENARIOS[name].description
+                if f"{timing.setting}=, --{timing.option}" in SCENARIOS[name].description
             )
-            self.assertEqual(naming, users)
+            self.assertEqual(naming, timing.users)

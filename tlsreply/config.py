@@ -24,6 +24,7 @@ from tlsreply.protocol import (
     DEFAULT_REPLY,
 )
 from tlsreply.replies import httpResponse
+from tlsreply.scenarios.timings import TIMINGS
 from tlsreply.service import DEFAULT_SHUTDOWN_GRACE
 from tlsreply.tls.policy import TLSPolicy
 
@@ -104,7 +105,7 @@ class ServerConfig:
     @ivar scenarioByteDelay: for C{slow-reply}, the seconds between the
         reply's bytes; C{None} for the default. Either timing is refused
         for a scenario that does not use it
-        (L{tlsreply.scenarios.hostile.TIMING_USERS}), as it would do
+        (L{tlsreply.scenarios.timings.TIMINGS}), as it would do
         nothing.
     """
 
@@ -183,30 +184,19 @@ class ServerConfig:
         A hostile scenario's timing is seconds, and is for a scenario that
         uses it: given for any other, it would do nothing.
         """
-        given = [
-            (name, timing, value)
-            for name, timing, value in (
-                ("scenarioStallLimit", "stallLimit", self.scenarioStallLimit),
-                ("scenarioByteDelay", "byteDelay", self.scenarioByteDelay),
-            )
-            if value is not None
-        ]
-        if not given:
-            return
-        from tlsreply.scenarios.hostile import TIMING_USERS, timingUsers
-
-        for name, timing, value in given:
-            values.seconds(value, f"ServerConfig.{name}", positive=timing == "stallLimit")
-            users = TIMING_USERS[timing]
-            if self.scenario not in users:
-                use = "uses" if len(users) == 1 else "use"
+        for timing in TIMINGS:
+            value = getattr(self, timing.config)
+            if value is None:
+                continue
+            name = f"ServerConfig.{timing.config}"
+            values.seconds(value, name, positive=timing.setting == "stallLimit")
+            if self.scenario not in timing.users:
+                use = "uses" if len(timing.users) == 1 else "use"
                 which = (
                     "and no scenario is set" if self.scenario is None
                     else f"not scenario {self.scenario!r}"
                 )
-                raise ConfigurationError(
-                    f"ServerConfig.{name}: only {timingUsers(timing)} {use} it, {which}"
-                )
+                raise ConfigurationError(f"{name}: only {timing.usersText()} {use} it, {which}")
 
     @property
     def reply(self) -> bytes:

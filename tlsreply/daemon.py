@@ -28,6 +28,7 @@ from tlsreply.errors import ConfigurationError
 from tlsreply.lifecycle import ServerLifecycle, raiseDescriptorLimit, serverControls
 from tlsreply.logs.access import ACCESS_SYSTEM, AccessLog, ConnectionLog, NoAccessLog
 from tlsreply.protocol import ReplyFactory
+from tlsreply.scenarios.timings import TIMINGS
 from tlsreply.service import TLSReplyService, parseListenAddress
 from tlsreply.tls.certificatedirectory import loadCertificateDirectory
 from tlsreply.tls.contexts import ServerContexts, buildServerContexts, checkPolicy
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
 
     from tlsreply.metrics.multiprocess import MultiprocessFiles
     from tlsreply.metrics.web import MetricsService
+    from tlsreply.scenarios.misbehaving import HostileSettings
 
 _log = Logger(namespace="tlsreply")
 
@@ -230,7 +232,7 @@ def replyFactory(config: ServerConfig, reactor: Any, accessLog: ConnectionLog | 
     scenario's timings.
     """
     if config.scenario is not None:
-        from tlsreply.scenarios.servers import hostileSettings, scenarioReplyFactory
+        from tlsreply.scenarios.servers import scenarioReplyFactory
 
         return scenarioReplyFactory(
             config.scenario,
@@ -239,7 +241,7 @@ def replyFactory(config: ServerConfig, reactor: Any, accessLog: ConnectionLog | 
             config.handshakeTimeout,
             config.closeTimeout,
             accessLog,
-            hostileSettings(config.scenarioStallLimit, config.scenarioByteDelay),
+            _hostileSettings(config),
         )
     return ReplyFactory(
         config.reply,
@@ -496,16 +498,20 @@ def _scenarioTimings(config: ServerConfig) -> dict[str, float | None]:
     The timings the scenario's server will use, given or default, for
     C{--show-config}; C{None} for a timing the scenario does not use.
     """
-    from tlsreply.scenarios.hostile import TIMING_USERS
     from tlsreply.scenarios.misbehaving import HostileSettings
+
+    used = _hostileSettings(config) or HostileSettings()
+    return {
+        timing.config: getattr(used, timing.setting) if config.scenario in timing.users else None
+        for timing in TIMINGS
+    }
+
+
+def _hostileSettings(config: ServerConfig) -> HostileSettings | None:
+    """
+    The hostile servers' settings of C{config}'s scenario timings, or
+    C{None} for none given (L{tlsreply.scenarios.servers.hostileSettings}).
+    """
     from tlsreply.scenarios.servers import hostileSettings
 
-    used = hostileSettings(config.scenarioStallLimit, config.scenarioByteDelay)
-    used = used or HostileSettings()
-    return {
-        name: getattr(used, timing) if config.scenario in TIMING_USERS[timing] else None
-        for name, timing in (
-            ("scenarioStallLimit", "stallLimit"),
-            ("scenarioByteDelay", "byteDelay"),
-        )
-    }
+    return hostileSettings(**{t.setting: getattr(config, t.config) for t in TIMINGS})

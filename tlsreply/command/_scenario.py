@@ -15,18 +15,12 @@ rules again for an application, in its own words.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any
 
 from tlsreply.command._values import POLICY_OPTIONS
 from tlsreply.errors import ConfigurationError
+from tlsreply.scenarios.timings import TIMINGS
 from tlsreply.tls.policy import TLSPolicy
-
-#: The option that sets each hostile timing (a L{HostileSettings
-#: <tlsreply.scenarios.misbehaving.HostileSettings>} field).
-TIMING_OPTIONS: Final = {
-    "stallLimit": "scenario-stall-limit",
-    "byteDelay": "scenario-byte-delay",
-}
 
 
 def checkScenario(options: Mapping[str, Any], policy: TLSPolicy) -> None:
@@ -42,21 +36,16 @@ def checkScenario(options: Mapping[str, Any], policy: TLSPolicy) -> None:
     scenario = options["scenario"]
     if scenario is not None:
         _checkKnownScenario(options, scenario, policy)
-    timings = [timing for timing, option in TIMING_OPTIONS.items() if options[option] is not None]
-    if not timings:
-        return
-    from tlsreply.scenarios.hostile import TIMING_USERS, timingUsers
-
-    for timing in timings:
-        option = f"--{TIMING_OPTIONS[timing]}"
+    for timing in TIMINGS:
+        if options[timing.option] is None:
+            continue
+        option = f"--{timing.option}"
         if scenario is None:
-            raise ConfigurationError(
-                f"{option} needs --scenario {timingUsers(timing, 'or')}"
-            )
-        if scenario not in TIMING_USERS[timing]:
+            raise ConfigurationError(f"{option} needs --scenario {timing.usersText('or')}")
+        if scenario not in timing.users:
             raise ConfigurationError(
                 f"{option} does nothing for --scenario {scenario} "
-                f"(it is for {timingUsers(timing)}): drop it"
+                f"(it is for {timing.usersText()}): drop it"
             )
 
 

@@ -13,7 +13,8 @@ L{tlsreply.scenarios.certificate}, L{tlsreply.scenarios.protocol},
 L{tlsreply.scenarios.revocation} and L{tlsreply.scenarios.hostile}, where
 new ones are added; the hostile ones are served by
 L{tlsreply.scenarios.misbehaving}, which writes TLS records itself with
-L{tlsreply.scenarios._tlsrecords}),
+L{tlsreply.scenarios._tlsrecords}, with the timings of
+L{tlsreply.scenarios.timings}),
 L{tlsreply.scenarios.base} (what a scenario is made of),
 L{tlsreply.scenarios.outcomes} (what a client sees, for each TLS stack, with
 L{tlsreply.scenarios.pythonssl} for the Python running),

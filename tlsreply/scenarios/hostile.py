@@ -13,10 +13,7 @@ to the end of the connection, with a timeout.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from types import MappingProxyType
-from typing import Final
 
 from twisted.internet.ssl import TLSVersion
 
@@ -34,26 +31,6 @@ from tlsreply.tls.policy import TLSPolicy
 
 ENTRIES: list[CatalogueEntry] = []
 _scenario = registrar(ENTRIES)
-
-#: The scenarios whose server uses each of its timings
-#: (L{HostileSettings <tlsreply.scenarios.misbehaving.HostileSettings>}
-#: fields): a timing given for any other would do nothing, so
-#: L{ServerConfig <tlsreply.config.ServerConfig>} and the command line
-#: (C{--scenario-stall-limit}, C{--scenario-byte-delay}) refuse it.
-TIMING_USERS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType({
-    "stallLimit": ("stall-handshake", "stall-after-handshake", "renegotiation-request"),
-    "byteDelay": ("slow-reply",),
-})
-
-
-def timingUsers(timing: str, conjunction: str = "and") -> str:
-    """
-    The scenarios that use C{timing} (a L{TIMING_USERS} key), for a
-    message: C{"slow-reply"}, C{"stall-handshake, ... and
-    renegotiation-request"}.
-    """
-    *others, last = TIMING_USERS[timing]
-    return f"{', '.join(others)} {conjunction} {last}" if others else last
 
 #: What a client needs to see a stall as the failure it is.
 TIMEOUT_REQUIRED = (
