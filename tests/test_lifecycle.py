@@ -530,6 +530,7 @@ class EmbeddedSignalTests(TestCase):
         before = {n: signal.getsignal(n) for n in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
         lifecycle = ServerLifecycle(reactor)
         lifecycle.startService()
+        self.addCleanup(lambda: lifecycle.running and lifecycle.stopService())
         self.assertNotEqual(signal.getsignal(signal.SIGTERM), before[signal.SIGTERM])
         lifecycle.stopService()
         self.assertEqual(
