@@ -35,7 +35,12 @@ from tests.support import (
     temporaryDirectory,
     waitUntilAccepted,
 )
-from tests.test_plugin import SCRIPTS, SIGTERM_BEFORE_THE_REACTOR, Daemon
+from tests.test_plugin import (
+    SCRIPTS,
+    SIGTERM_BEFORE_THE_REACTOR,
+    Daemon,
+    signalBeforeTheReactor,
+)
 from tlsreply import buildServerContexts, loadCredentials
 from tlsreply.connection.limits import AcceptLimit
 from tlsreply.errors import ConfigurationError
@@ -397,6 +402,26 @@ class SignalTests(SynchronousTestCase):
         daemon.waitFor("SIGTERM before the reactor runs")
         daemon.waitFor("received SIGTERM: stopping gracefully")
         self.assertEqual(daemon.process.wait(20), 0)
+
+    def test_sighupBeforeTheReactorRuns(self) -> None:
+        """
+        A SIGHUP in that same moment (a certificate renewal that signals a
+        service as it restarts) is a reload once the reactor runs, not the
+        end of the process.
+        """
+        workdir = temporaryDirectory(self)
+        certificates = makeCertificates(workdir)
+        daemon = Daemon(
+            [sys.executable, "-c", signalBeforeTheReactor("SIGHUP"), "-n", "--pidfile=",
+             "tlsreply", "--port", "tcp:0:interface=127.0.0.1",
+             "--cert", str(certificates.certificatePath), "--key", str(certificates.keyPath)],
+            workdir,
+        )
+        self.addCleanup(lambda: daemon.process.poll() is None and daemon.stop())
+        daemon.waitFor("SIGHUP before the reactor runs")
+        daemon.waitFor("reloaded: serving 1 certificate")
+        self.assertIsNone(daemon.process.poll())
+        self.assertEqual(daemon.stop(), 0)
 
     def test_secondSigtermAbortsAndStillExitsZero(self) -> None:
         """

@@ -37,22 +37,28 @@ from tlsreply.command import tap
 SCRIPTS = Path(sys.executable).parent
 CHECKOUT = Path(__file__).resolve().parent.parent
 
-#: C{python -c} this, then twistd's arguments: the real twistd, which sends
-#: itself SIGTERM (and prints that it does) right after it has started the
-#: application, before its reactor runs.
-SIGTERM_BEFORE_THE_REACTOR = (
-    "import os, signal, sys\n"
-    "from twisted.application import app\n"
-    "from twisted.scripts import twistd\n"
-    "started = app.startApplication\n"
-    "def startThenSignal(application, save):\n"
-    "    started(application, save)\n"
-    "    print('SIGTERM before the reactor runs', flush=True)\n"
-    "    os.kill(os.getpid(), signal.SIGTERM)\n"
-    "app.startApplication = startThenSignal\n"
-    "sys.argv[0] = 'twistd'\n"
-    "twistd.run()\n"
-)
+def signalBeforeTheReactor(name: str) -> str:
+    """
+    A program to run with C{python -c}, then twistd's arguments: the real
+    twistd, which sends itself the signal C{name} (and prints that it does)
+    right after it has started the application, before its reactor runs.
+    """
+    return (
+        "import os, signal, sys\n"
+        "from twisted.application import app\n"
+        "from twisted.scripts import twistd\n"
+        "started = app.startApplication\n"
+        "def startThenSignal(application, save):\n"
+        "    started(application, save)\n"
+        f"    print('{name} before the reactor runs', flush=True)\n"
+        f"    os.kill(os.getpid(), signal.{name})\n"
+        "app.startApplication = startThenSignal\n"
+        "sys.argv[0] = 'twistd'\n"
+        "twistd.run()\n"
+    )
+
+
+SIGTERM_BEFORE_THE_REACTOR = signalBeforeTheReactor("SIGTERM")
 
 
 class Daemon:
