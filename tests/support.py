@@ -369,18 +369,26 @@ def waitUntilAccepted(client: socket.socket, timeout: float = 10.0) -> None:
         time.sleep(0.01)
 
 
+def queuedBytes(raw: socket.socket) -> int:
+    """
+    How many bytes wait unread in C{raw}'s receive queue (C{FIONREAD}).
+    """
+    queued = array.array("i", [0])
+    fcntl.ioctl(raw.fileno(), termios.FIONREAD, queued)
+    return queued[0]
+
+
 def waitForQueued(raw: socket.socket, count: int, timeout: float = 10.0) -> None:
     """
     Wait until at least C{count} bytes wait unread in C{raw}'s receive
-    queue (C{FIONREAD}): what the peer has sent, whatever TLS has read
-    so far. Fail after C{timeout} seconds.
+    queue: what the peer has sent, whatever TLS has read so far. Fail
+    after C{timeout} seconds.
     """
     deadline = time.monotonic() + timeout
-    queued = array.array("i", [0])
     while True:
-        fcntl.ioctl(raw.fileno(), termios.FIONREAD, queued)
-        if queued[0] >= count:
+        queued = queuedBytes(raw)
+        if queued >= count:
             return
         if time.monotonic() > deadline:
-            raise AssertionError(f"{queued[0]} bytes queued after {timeout}s, not {count}")
+            raise AssertionError(f"{queued} bytes queued after {timeout}s, not {count}")
         time.sleep(0.01)

@@ -20,18 +20,16 @@ L{tests.test_renegotiation}.
 
 from __future__ import annotations
 
-import fcntl
 import re
 import socket
 import struct
-import termios
 import time
 from dataclasses import dataclass
 
 from OpenSSL import SSL
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.support import LOOPBACK, makeCertificates, temporaryDirectory
+from tests.support import LOOPBACK, makeCertificates, queuedBytes, temporaryDirectory
 from tests.test_plugin import SCRIPTS, Daemon
 
 #: The reply: far more than the socket buffers of both ends hold, so that
@@ -79,7 +77,7 @@ def waitUntilStalled(raw: socket.socket, timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"the server kept writing for {timeout} s")
         time.sleep(0.1)
-        now = struct.unpack("i", fcntl.ioctl(raw, termios.FIONREAD, b"\0" * 4))[0]
+        now = queuedBytes(raw)
         unchanged = unchanged + 1 if now == waiting else 0
         waiting = now
 
